@@ -1,0 +1,184 @@
+"""Summary tables in the paper's layout (models x datasets), as Markdown, CSV and LaTeX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.metrics import Metric
+from analysis.scores import DATASET_ORDER, MODEL_ORDER, ordered
+from analysis.stats import bootstrap_ci
+
+MANIFOLD = ("precision", "recall", "f1")
+
+
+def summarise(rows: pd.DataFrame, metric: Metric, expected: int | None = None) -> pd.DataFrame:
+    """One row per (dataset, model): best, median, IQR, mean, std, CIs, divergence, counts.
+
+    `expected` is the number of trials planned per cell; by default the largest count seen
+    in any cell (a balanced design), so cells of a partly finished sweep show n/K.
+    """
+    datasets = ordered(rows["dataset"].unique(), DATASET_ORDER)
+    models = ordered(rows["model"].unique(), MODEL_ORDER)
+    counts = rows.groupby(["dataset", "model"]).size()
+    expected = int(expected or counts.max())
+    out = []
+    for dataset in datasets:
+        for model in models:
+            cell = rows[(rows["dataset"] == dataset) & (rows["model"] == model)]
+            out.append({"dataset": dataset, "model": model, **_cell(cell, metric, expected)})
+    return pd.DataFrame(out)
+
+
+def _cell(cell: pd.DataFrame, metric: Metric, expected: int) -> dict:
+    values = cell.loc[cell["finished"], "value"].to_numpy(dtype=float)
+    n = len(cell)
+    row = {
+        "metric": metric.name,
+        "n_trials": n,
+        "n_expected": expected,
+        "n_finished": int(cell["finished"].sum()),
+        "diverged_share": float((cell["status"] == "diverged").mean()) if n else np.nan,
+        "failed_share": float((cell["status"] == "failed").mean()) if n else np.nan,
+        "unfinished_share": float((~cell["finished"]).mean()) if n else np.nan,
+    }
+    if values.size:
+        best = cell.loc[cell["finished"], "score"].idxmin()
+        q1, median, q3 = np.percentile(values, [25, 50, 75])
+        row |= {
+            "best": float(cell.at[best, "value"]),
+            "best_trial": cell.at[best, "trial_id"],
+            "median": median, "q1": q1, "q3": q3, "iqr": q3 - q1,
+            "mean": values.mean(), "std": values.std(ddof=1) if values.size > 1 else np.nan,
+        }  # fmt: skip
+        row["median_ci_low"], row["median_ci_high"] = bootstrap_ci(values, np.median)
+        row["mean_ci_low"], row["mean_ci_high"] = bootstrap_ci(values, np.mean)
+        for name in MANIFOLD:
+            if name in cell.columns and cell[name].notna().any():
+                row[f"{name}_best"] = float(cell.at[best, name])
+                row[f"{name}_median"] = float(cell.loc[cell["finished"], name].median())
+    return row
+
+
+def cell_text(row: pd.Series, metric: Metric, seeds: bool) -> str:
+    """One table cell: search phases 'best / median (Q1–Q3) / unfinished %'; seeds phase
+    'mean ± std [95% CI] / unfinished %'. Missing or partial cells say n/K trials done."""
+    f = metric.fmt
+    done = f"{row['n_trials']}/{row['n_expected']} trials done"
+    if row["n_trials"] == 0:
+        return f"— ({done})"
+    share = f"{100 * row['unfinished_share']:.0f}%"
+    if row["n_finished"] == 0:
+        text = f"— / all {row['n_trials']} diverged or failed"
+    elif seeds:
+        spread = f" ± {f(row['std'])}" if np.isfinite(row["std"]) else ""
+        ci = f" [{f(row['mean_ci_low'])}, {f(row['mean_ci_high'])}]"
+        ci = ci if np.isfinite(row["mean_ci_low"]) else ""
+        text = f"{f(row['mean'])}{spread}{ci} / {share}"
+    else:
+        text = f"{f(row['best'])} / {f(row['median'])} ({f(row['q1'])}–{f(row['q3'])}) / {share}"
+    if row["n_trials"] < row["n_expected"]:
+        text += f" ({done})"
+    return text
+
+
+def grid(summary: pd.DataFrame, metric: Metric, seeds: bool) -> pd.DataFrame:
+    """Models as rows, datasets as columns, one formatted string per cell."""
+    texts = summary.assign(text=[cell_text(r, metric, seeds) for _, r in summary.iterrows()])
+    table = texts.pivot(index="model", columns="dataset", values="text")
+    table = table.loc[summary["model"].unique(), summary["dataset"].unique()]
+    table.index.name, table.columns.name = "model", None
+    return table
+
+
+def manifold_grid(summary: pd.DataFrame) -> pd.DataFrame | None:
+    """Precision / recall / F1 of the best trial and medians, for datasets that record them."""
+    if "f1_best" not in summary.columns:
+        return None
+    parts = {}
+    for dataset, cell in summary.groupby("dataset", sort=False):
+        if cell["f1_best"].isna().all():
+            continue
+        cell = cell.set_index("model")
+        for kind in ("best", "median"):
+            parts[f"{dataset}: P / R / F1 ({kind})"] = [
+                "—" if np.isnan(r[f"f1_{kind}"]) else
+                " / ".join(f"{r[f'{m}_{kind}']:.3f}" for m in MANIFOLD)
+                for _, r in cell.iterrows()
+            ]  # fmt: skip
+        index = cell.index
+    return pd.DataFrame(parts, index=index).rename_axis("model") if parts else None
+
+
+def legend(metric: Metric, seeds: bool, expected: int) -> str:
+    """What a cell of `grid` holds, in one sentence."""
+    if seeds:
+        return (
+            f"Each cell: mean ± std of {metric.label} over the report seeds of the selected "
+            "setting [bootstrap 95% CI of the mean] / share of diverged or failed seeds."
+        )
+    return (
+        f"Each cell: best {metric.label} ({metric.best_word} over trials) / median (IQR, Q1–Q3) "
+        f"over finished trials / share of diverged or failed trials; {expected} trials planned "
+        "per cell (largest count seen)."
+    )
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """A GitHub Markdown table (pandas' to_markdown needs the optional tabulate package)."""
+    header = [table.index.name or ""] + [str(c) for c in table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for index, row in table.iterrows():
+        lines.append("| " + " | ".join([f"`{index}`"] + [str(v) for v in row]) + " |")
+    return "\n".join(lines)
+
+
+def latex(table: pd.DataFrame, caption: str) -> str:
+    """A LaTeX tabular (booktabs) with the cell strings escaped."""
+    escaped = table.map(_tex)
+    escaped.index = [_tex(str(i)) for i in table.index]
+    escaped.columns = [_tex(str(c)) for c in table.columns]
+    escaped.index.name = _tex(table.index.name or "")
+    return escaped.to_latex(
+        escape=False, caption=_tex(caption), column_format="l" + "l" * len(table.columns)
+    )
+
+
+def _tex(text: str) -> str:
+    for plain, tex in (("\\", r"\textbackslash{}"), ("%", r"\%"), ("_", r"\_"), ("&", r"\&"),
+                       ("#", r"\#"), ("—", "---"), ("–", "--"), ("±", r"$\pm$")):  # fmt: skip
+        text = text.replace(plain, tex)
+    return text
+
+
+def write_tables(
+    summaries: dict[str, pd.DataFrame], metric: Metric, out: Path
+) -> tuple[Path, Path, Path, str]:
+    """Write fid_table.{md,csv,tex} for every phase; return the paths and the Markdown text."""
+    md_parts, tex_parts, csv_parts = [], [], []
+    for phase, summary in summaries.items():
+        seeds = phase == "seeds"
+        expected = int(summary["n_expected"].iloc[0])
+        table = grid(summary, metric, seeds)
+        text = legend(metric, seeds, expected)
+        md_parts += [f"### Phase `{phase}`", "", markdown(table), "", text, ""]
+        tex_parts.append(latex(table, f"Phase {phase}. {text}"))
+        manifold = manifold_grid(summary)
+        if manifold is not None:
+            note = (
+                "Polygon manifold metrics: precision / recall / F1 of the best trial "
+                f"(by {metric.label}) and their medians over finished trials."
+            )
+            md_parts += [markdown(manifold), "", note, ""]
+            tex_parts.append(latex(manifold, f"Phase {phase}. Polygon manifold metrics."))
+        csv_parts.append(summary.assign(phase=phase))
+    md_text = "\n".join(md_parts)
+    paths = out / "fid_table.md", out / "fid_table.csv", out / "fid_table.tex"
+    paths[0].write_text(md_text)
+    long = pd.concat(csv_parts, ignore_index=True)
+    long.insert(0, "phase", long.pop("phase"))
+    long.to_csv(paths[1], index=False)
+    paths[2].write_text("\n".join(tex_parts))
+    return (*paths, md_text)

@@ -1,0 +1,98 @@
+"""The command line: `python -m benchmark trial|sweep|fid|report|list ...`.
+
+Trial options are generated from the fields of TrialConfig, so an option has the same
+name on the command line (`--n-disc`), in a sweep spec (`n_disc`) and in the results
+(`n_disc`). Bad input stops with a one-line error and exit code 2, before any work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import types
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any
+
+from benchmark.registry import ConfigError, load_plugins
+
+# Subcommands whose code lives in other modules: name -> (module, help). Each module
+# provides add_arguments(parser) and run(args) -> int.
+COMMANDS = {
+    "trial": ("benchmark.cli_trial", "train and evaluate one trial"),
+    "sweep": ("benchmark.sweep", "run a sweep spec (runs/<name>.toml)"),
+    "fid": ("benchmark.evaluation.cli", "FID (and KID, precision/recall) between two image sets"),
+    "report": ("analysis.__main__", "build the tables and plots of a finished sweep"),
+    "list": ("benchmark.cli_trial", "list registered models, losses, penalties, datasets"),
+}
+
+
+def _preload_plugins(argv: Sequence[str]) -> None:
+    """Import `--plugin` modules before building the parser, so their names are known."""
+    modules = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--plugin"]
+    modules += [arg.split("=", 1)[1] for arg in argv if arg.startswith("--plugin=")]
+    load_plugins(modules)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        adder = getattr(module, "add_list_arguments" if name == "list" else "add_arguments")
+        adder(command)
+        command.set_defaults(_run=getattr(module, "run_list" if name == "list" else "run"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _preload_plugins(argv)
+        args = build_parser().parse_args(argv)
+        return int(args._run(args) or 0)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def option_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, skip: set[str]) -> None:
+    """One --option per dataclass field, typed from its annotation; unset means "default"."""
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        hint = hints[f.name]
+        args = typing.get_args(hint)
+        base = next((a for a in args if a is not type(None)), hint) if args else hint
+        name = option_name(f.name)
+        if base is bool:
+            parser.add_argument(name, action=argparse.BooleanOptionalAction, default=None)
+        elif typing.get_origin(hint) is tuple:
+            parser.add_argument(
+                name, type=_comma_list, default=None, metavar="A,B", help="comma-separated"
+            )
+        elif isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+            parser.add_argument(name, type=base, default=None)
+        else:
+            parser.add_argument(name, type=base, default=None)
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(item for item in (part.strip() for part in text.split(",")) if item)
+
+
+def overrides_from(args: argparse.Namespace, cls: type, skip: set[str]) -> dict[str, Any]:
+    return {f.name: getattr(args, f.name) for f in fields(cls) if f.name not in skip}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

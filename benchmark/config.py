@@ -1,0 +1,160 @@
+"""The trial configuration: one frozen, validated record of everything that defines a run.
+
+A trial's id is a hash of this record, so two runs with the same id are the same
+experiment. Machine-specific settings (data root, device, weights path) are not part
+of it; they are arguments of `run_trial`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from benchmark.losses import LOSSES
+from benchmark.models import MODELS
+from benchmark.networks import DISCRIMINATORS, GENERATORS
+from benchmark.penalties import PENALTIES
+from benchmark.registry import ConfigError, load_plugins
+
+METRIC_NAMES = ("fid", "kid", "ipr", "polygon")
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """One trial, fully resolved. Hyperparameters a model does not use are None."""
+
+    dataset: str
+    model: str
+    loss: str
+    penalty: str = "none"
+    generator: str = "infogan"
+    discriminator: str = "infogan"
+    # Optimisation (Adam with the same lr for D and G; eps 1e-8).
+    lr: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    n_disc: int = 1
+    # Discriminator options and loss-specific hyperparameters.
+    d_bn: bool = True
+    spectral_norm: bool = False
+    clip: float | None = None
+    lam: float | None = None
+    lambda_k: float | None = None
+    gamma: float | None = None
+    bn_momentum: float = 0.001
+    # Schedule: the budget is counted in D steps; one D step = one real batch.
+    batch_size: int = 64
+    z_dim: int = 64
+    steps: int = 15_625
+    checkpoint_every: int = 3_125
+    seed: int = 0
+    # Evaluation at every checkpoint.
+    metrics: tuple[str, ...] = ("fid",)
+    fid_n_real: int = 10_000
+    fid_n_fake: int = 10_000
+    feature_extractor: str = "inception"
+    # Execution options that can change the numbers, hence part of the identity.
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    plugins: tuple[str, ...] = ()
+    # Book-keeping from the sweep that planned this trial.
+    sweep: str = ""
+    phase: str = "default"
+    sample: int = 0
+    seed_role: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    @property
+    def trial_id(self) -> str:
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["metrics"] = list(self.metrics)
+        data["plugins"] = list(self.plugins)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrialConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError("trial field", unknown[0], f"one of {sorted(known)}")
+        data = dict(data)
+        for name in ("metrics", "plugins"):
+            if name in data:
+                data[name] = tuple(data[name])
+        load_plugins(data.get("plugins", ()))
+        return cls(**data)
+
+
+def _check(ok: bool, name: str, value: object, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(name, value, allowed)
+
+
+def validate(trial: TrialConfig) -> None:
+    """Raise ConfigError naming the first bad field, its value and what is allowed."""
+    LOSSES.get(trial.loss, "loss")
+    PENALTIES.get(trial.penalty, "penalty")
+    GENERATORS.get(trial.generator, "generator")
+    DISCRIMINATORS.get(trial.discriminator, "discriminator")
+    _check(trial.lr > 0, "lr", trial.lr, "a number > 0")
+    _check(0 <= trial.beta1 <= 1, "beta1", trial.beta1, "a number in [0, 1]")
+    _check(0 <= trial.beta2 < 1, "beta2", trial.beta2, "a number in [0, 1)")
+    for name in ("n_disc", "batch_size", "z_dim", "steps", "checkpoint_every"):
+        value = getattr(trial, name)
+        _check(isinstance(value, int) and value >= 1, name, value, "an integer >= 1")
+    _check(trial.clip is None or trial.clip > 0, "clip", trial.clip, "a number > 0 (or unset)")
+    _check(trial.lam is None or trial.lam >= 0, "lam", trial.lam, "a number >= 0")
+    _check(
+        trial.lambda_k is None or trial.lambda_k >= 0, "lambda_k", trial.lambda_k, "a number >= 0"
+    )
+    _check(
+        trial.gamma is None or 0 <= trial.gamma <= 1, "gamma", trial.gamma, "a number in [0, 1]"
+    )
+    _check(0 < trial.bn_momentum <= 1, "bn_momentum", trial.bn_momentum, "a number in (0, 1]")
+    _check(
+        trial.penalty == "none" or trial.lam is not None,
+        "lam",
+        trial.lam,
+        f"a number >= 0 (penalty {trial.penalty!r} needs it)",
+    )
+    for name in LOSSES.get(trial.loss).needs:
+        value = getattr(trial, name)
+        _check(value is not None, name, value, f"a number (loss {trial.loss!r} needs it)")
+    for metric in trial.metrics:
+        _check(metric in METRIC_NAMES, "metrics", metric, f"a subset of {list(METRIC_NAMES)}")
+    for name in ("fid_n_real", "fid_n_fake"):
+        value = getattr(trial, name)
+        _check(isinstance(value, int) and value >= 2, name, value, "an integer >= 2")
+    _check(trial.precision in PRECISIONS, "precision", trial.precision, f"one of {PRECISIONS}")
+    _check(trial.seed >= 0, "seed", trial.seed, "an integer >= 0")
+
+
+HYPERPARAMETERS = ("lr", "beta1", "n_disc", "d_bn", "clip", "lam", "lambda_k", "gamma")
+
+
+def resolve_trial(model: str, dataset: str, **overrides: Any) -> TrialConfig:
+    """The model's preset, with `overrides` applied; None in overrides means "keep the preset"."""
+    load_plugins(overrides.get("plugins") or ())
+    preset = MODELS.get(model, "model")
+    values = dataclasses.asdict(preset)
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    known = {f.name for f in fields(TrialConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError("parameter", unknown[0], f"one of {sorted(known)}")
+    for name in ("metrics", "plugins"):
+        if name in values:
+            values[name] = tuple(values[name])
+    return TrialConfig(dataset=dataset, model=model, **values)

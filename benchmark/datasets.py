@@ -1,0 +1,423 @@
+"""Datasets as uint8 tensors with train and test splits, loaded from a data root.
+
+A dataset is one uint8 tensor (N, C, H, W) per split, so the trainer can keep it on the device
+and sample batches by index. Files are read from a data root (the argument, else the
+`GANBENCH_DATA` environment variable) holding the standard files, and are downloaded only when
+asked, so nothing needs a network at run time.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import pickle
+import tarfile
+import tempfile
+import urllib.request
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmark import polygons
+from benchmark.io import atomic_write, cache_dir
+from benchmark.registry import ConfigError, Registry
+
+ENV_DATA = "GANBENCH_DATA"
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """A dataset's train and test images: contiguous uint8 CPU tensors (N, C, H, W)."""
+
+    name: str
+    train: torch.Tensor
+    test: torch.Tensor
+
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            images = getattr(self, split)
+            if images.dtype != torch.uint8 or images.ndim != 4:
+                raise ValueError(
+                    f"{self.name} {split}: expected uint8 (N, C, H, W), "
+                    f"got {images.dtype} {tuple(images.shape)}"
+                )
+            object.__setattr__(self, split, images.cpu().contiguous())
+        if self.train.shape[1:] != self.test.shape[1:]:
+            raise ValueError(
+                f"{self.name}: train images {tuple(self.train.shape[1:])} "
+                f"differ from test images {tuple(self.test.shape[1:])}"
+            )
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        c, h, w = self.train.shape[1:]
+        return (c, h, w)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How to load one dataset: its image shape, the files it needs and a loader.
+
+    `load(root, download)` gets the resolved data root, or None when `needs_root` is false
+    (a generated dataset).
+    """
+
+    name: str
+    shape: tuple[int, int, int]
+    files: str
+    load: Callable[[Path | None, bool], ImageData]
+    needs_root: bool = True
+
+
+class DatasetMissing(FileNotFoundError):
+    """A dataset's files are not under the data root; the message names them and their source."""
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+
+
+def data_root(root: str | Path | None = None) -> Path:
+    """The data root: `root` if given, else `$GANBENCH_DATA`."""
+    if root:
+        return Path(root).expanduser()
+    env = os.environ.get(ENV_DATA)
+    if env:
+        return Path(env).expanduser()
+    raise ConfigError(
+        "data_root", root, f"a directory of datasets, given as data_root or in ${ENV_DATA}"
+    )
+
+
+def load_dataset(name: str, root: str | Path | None = None, download: bool = False) -> ImageData:
+    """Load a registered dataset's train and test images.
+
+    Raises ConfigError for an unknown name or a missing data root, and DatasetMissing when
+    the files are not there (and `download` is false).
+    """
+    spec = DATASETS.get(name, field="dataset")
+    data = spec.load(data_root(root) if spec.needs_root else None, download)
+    if data.shape != spec.shape:
+        raise ValueError(f"{name}: loaded images of shape {data.shape}, expected {spec.shape}")
+    return data
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images to float32 in [0, 1] (x / 255), on the same device."""
+    if images.dtype != torch.uint8:
+        raise TypeError(f"expected uint8 images, got {images.dtype}")
+    return images.to(torch.float32).div_(255.0)
+
+
+def _missing(name: str, directory: Path, expected: Sequence[str], source: str) -> DatasetMissing:
+    return DatasetMissing(
+        f"dataset {name!r} not found: expected {', '.join(expected)} under {directory}; {source}"
+    )
+
+
+def _download(url: str, path: Path, md5: str) -> None:
+    """Fetch `url` to `path` atomically; refuse a file whose MD5 is not the published one."""
+
+    def write(tmp: Path) -> None:
+        digest = hashlib.md5()
+        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as handle:
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                handle.write(chunk)
+        if digest.hexdigest() != md5:
+            raise OSError(f"{url}: MD5 {digest.hexdigest()} differs from the published {md5}")
+
+    atomic_write(path, write)
+
+
+# ---- MNIST and Fashion-MNIST: idx files ------------------------------------------------
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an idx file of unsigned bytes (gzipped if its name ends in .gz), e.g. MNIST images.
+
+    The header is two zero bytes, the type code 0x08 (uint8), the number of dimensions and one
+    big-endian int32 per dimension; the values follow.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        raw = handle.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ValueError(f"{path}: not an idx file of unsigned bytes (header {raw[:4].hex()})")
+    ndim = raw[3]
+    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">i4", count=ndim, offset=4))
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise ValueError(f"{path}: header says {dims}, found {data.size} values")
+    return data.reshape(dims)
+
+
+def _idx_loader(name: str, folder: str, urls: Sequence[str], md5: dict[str, str]) -> DatasetSpec:
+    """A spec for an MNIST-like dataset: `train-` and `t10k-images-idx3-ubyte[.gz]` in `folder`."""
+    files = ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz")
+    source = f"download with --download, or fetch them from {urls[0]}"
+
+    def find(directory: Path, file: str) -> Path | None:
+        for candidate in (directory / file, directory / file.removesuffix(".gz")):
+            if candidate.exists():
+                return candidate
+        return None
+
+    def load(root: Path | None, download: bool) -> ImageData:
+        directory = Path(root) / folder
+        if download:
+            for file in files:
+                if find(directory, file) is None:
+                    _download_first(urls, file, directory / file, md5[file])
+        paths = [find(directory, file) for file in files]
+        if None in paths:
+            raise _missing(name, directory, [f"{f} (or un-gzipped)" for f in files], source)
+        train, test = (torch.from_numpy(read_idx(p)[:, None].copy()) for p in paths)
+        return ImageData(name, train, test)
+
+    return DatasetSpec(
+        name, (1, 28, 28), f"{', '.join(files)} under <root>/{folder}/; {source}", load
+    )
+
+
+def _download_first(urls: Sequence[str], file: str, path: Path, md5: str) -> None:
+    """Try each mirror in turn; the first that serves the right file wins."""
+    errors = []
+    for base in urls:
+        try:
+            _download(base + file, path, md5)
+            return
+        except OSError as error:
+            errors.append(f"{base}: {error}")
+    raise OSError(f"could not download {file}: " + "; ".join(errors))
+
+
+# The original MNIST site often refuses scripts; torchvision's mirror serves the same files.
+MNIST_URLS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
+FASHION_MNIST_URLS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
+
+DATASETS.register(
+    "mnist",
+    _idx_loader(
+        "mnist",
+        "mnist",
+        MNIST_URLS,
+        {
+            "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+        },
+    ),
+)
+DATASETS.register(
+    "fashion_mnist",
+    _idx_loader(
+        "fashion_mnist",
+        "fashion-mnist",
+        FASHION_MNIST_URLS,
+        {
+            "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+        },
+    ),
+)
+
+
+# ---- CIFAR-10: python batches or .npz ----------------------------------------------------
+
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+CIFAR10_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
+CIFAR10_FILES = (
+    "cifar-10-batches-py/{data_batch_1..5, test_batch} (the python version), or .npz files "
+    "with x uint8 (N, 32, 32, 3), the test set in a file whose name contains 'test'"
+)
+
+
+def held_out_size(n: int) -> int:
+    """Images split off the end of a train-only CIFAR-10 .npz as test: 10%, at most 10,000."""
+    return min(n // 10, 10_000)
+
+
+def _read_cifar_batches(directory: Path) -> tuple[np.ndarray, np.ndarray]:
+    def read(file: str) -> np.ndarray:
+        # The python version is pickled; only open data files you trust.
+        with open(directory / file, "rb") as handle:
+            batch = pickle.load(handle, encoding="bytes")
+        return np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+
+    return np.concatenate([read(f) for f in CIFAR10_BATCHES]), read("test_batch")
+
+
+def _read_cifar_npz(paths: Sequence[Path]) -> np.ndarray:
+    arrays = []
+    for path in paths:
+        with np.load(path) as stored:
+            x = stored["x"]
+        if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (32, 32, 3):
+            raise ValueError(f"{path}: x must be uint8 (N, 32, 32, 3), got {x.dtype} {x.shape}")
+        arrays.append(x.transpose(0, 3, 1, 2))
+    return np.concatenate(arrays)
+
+
+def _load_cifar10(root: Path | None, download: bool) -> ImageData:
+    """CIFAR-10 from the python batches, else from .npz files.
+
+    With .npz files and no test file (such as a staged `cifar10_train_first4000_exact.npz`),
+    the last `held_out_size(n)` train images (10%, at most 10,000) become the test split, so a
+    subset still gives disjoint train and test images, always the same ones.
+    """
+    directory = Path(root) / "cifar10"
+    batches = directory / "cifar-10-batches-py"
+    npz = sorted(directory.glob("*.npz"))
+    if download and not batches.exists() and not npz:
+        archive = directory / "cifar-10-python.tar.gz"
+        if not archive.exists():
+            _download(CIFAR10_URL, archive, CIFAR10_MD5)
+        _extract(archive, directory)
+    if all((batches / f).exists() for f in [*CIFAR10_BATCHES, "test_batch"]):
+        train, test = _read_cifar_batches(batches)
+    elif npz:
+        test_files = [p for p in npz if "test" in p.name]
+        train = _read_cifar_npz([p for p in npz if "test" not in p.name])
+        if test_files:
+            test = _read_cifar_npz(test_files)
+        else:
+            cut = len(train) - held_out_size(len(train))
+            train, test = train[:cut], train[cut:]
+    else:
+        source = f"download with --download, or fetch and unpack {CIFAR10_URL}"
+        raise _missing("cifar10", directory, [CIFAR10_FILES], source)
+    return ImageData("cifar10", torch.from_numpy(train.copy()), torch.from_numpy(test.copy()))
+
+
+def _extract(archive: Path, directory: Path) -> None:
+    """Unpack into a temporary folder first, so a killed extraction leaves no partial batches."""
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        with tarfile.open(archive, "r:gz") as tar:
+            # The "data" filter refuses absolute paths and links out of the folder.
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(tmp, filter="data")
+            else:  # Python < 3.10.12 has no filters
+                tar.extractall(tmp)
+        os.replace(Path(tmp) / "cifar-10-batches-py", directory / "cifar-10-batches-py")
+
+
+DATASETS.register(
+    "cifar10",
+    DatasetSpec(
+        "cifar10",
+        (3, 32, 32),
+        f"{CIFAR10_FILES} under <root>/cifar10/; from {CIFAR10_URL}",
+        _load_cifar10,
+    ),
+)
+
+
+# ---- CelebA: an image folder, decoded once and cached -----------------------------------
+
+CELEBA_URL = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
+CELEBA_TRAIN_SIZE = 162_770  # the standard split: the first 162,770 files (sorted) are train
+CELEBA_CROP = 160
+CELEBA_SIZE = 64
+_CELEBA_VERSION = 1  # bump when the decoded pixels change
+
+
+def _celeba_image(path: Path) -> np.ndarray:
+    """Centre-crop 160x160 and resize to 64x64 with PIL's bicubic filter (antialiased)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        width, height = image.size
+        left, top = (width - CELEBA_CROP) // 2, (height - CELEBA_CROP) // 2
+        image = image.crop((left, top, left + CELEBA_CROP, top + CELEBA_CROP))
+        image = image.resize((CELEBA_SIZE, CELEBA_SIZE), Image.Resampling.BICUBIC)
+        return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def _celeba_key(files: Sequence[Path]) -> str:
+    """Hash of the file names and sizes and of the preprocessing, naming the cache file."""
+    listing = [[f.name, f.stat().st_size] for f in files]
+    params = {"version": _CELEBA_VERSION, "crop": CELEBA_CROP, "size": CELEBA_SIZE}
+    text = json.dumps({"params": params, "files": listing})
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _load_celeba(root: Path | None, download: bool) -> ImageData:
+    """CelebA aligned faces as 3x64x64, split by the standard rule (first 162,770 sorted: train).
+
+    Decoding 200k JPEGs takes minutes, so the decoded tensor is cached in `cache_dir()`
+    under a hash of the file list; PIL releases the GIL while decoding, so threads help.
+    """
+    directory = Path(root) / "celeba" / "img_align_celeba"
+    files = sorted(p for p in directory.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    source = f"CelebA has no --download; fetch img_align_celeba.zip from {CELEBA_URL}"
+    if not files:
+        raise _missing("celeba", directory, ["*.jpg or *.png (img_align_celeba)"], source)
+    if len(files) <= CELEBA_TRAIN_SIZE:
+        raise DatasetMissing(
+            f"dataset 'celeba' incomplete: {len(files)} images under {directory}, but the "
+            f"standard split needs more than {CELEBA_TRAIN_SIZE:,} (202,599 in all); {source}"
+        )
+    path = cache_dir() / f"celeba-{_celeba_key(files)}.npy"
+    if path.exists():
+        images = np.load(path)
+    else:
+        images = np.empty((len(files), 3, CELEBA_SIZE, CELEBA_SIZE), dtype=np.uint8)
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            for i, image in enumerate(pool.map(_celeba_image, files, chunksize=256)):
+                images[i] = image
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:  # a handle: np.save would append ".npy"
+                np.save(handle, images)
+
+        atomic_write(path, write)
+    train = torch.from_numpy(images[:CELEBA_TRAIN_SIZE])
+    test = torch.from_numpy(images[CELEBA_TRAIN_SIZE:])
+    return ImageData("celeba", train, test)
+
+
+DATASETS.register(
+    "celeba",
+    DatasetSpec(
+        "celeba",
+        (3, CELEBA_SIZE, CELEBA_SIZE),
+        f"img_align_celeba/*.jpg under <root>/celeba/; from {CELEBA_URL}",
+        _load_celeba,
+    ),
+)
+
+
+# ---- Convex polygons: generated, no files ------------------------------------------------
+
+
+def _load_polygons(root: Path | None, download: bool) -> ImageData:
+    """The 60k train and 10k test triangles of the default generation (seed 0, colab rotation)."""
+    splits = polygons.generate_polygons()
+    train, test = (torch.from_numpy(splits[s]) for s in ("train", "test"))
+    return ImageData("polygons", train, test)
+
+
+def polygons_holdout() -> torch.Tensor:
+    """The 10k hold-out triangles (uint8 (N, 1, 28, 28)) of the default generation."""
+    return torch.from_numpy(polygons.generate_polygons()["holdout"])
+
+
+DATASETS.register(
+    "polygons",
+    DatasetSpec(
+        "polygons",
+        (1, polygons.SIZE, polygons.SIZE),
+        "none: generated from a seed and cached in the cache directory",
+        _load_polygons,
+        needs_root=False,
+    ),
+)

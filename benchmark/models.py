@@ -1,0 +1,64 @@
+"""The paper's seven models as named presets: a loss, a penalty, the networks and defaults.
+
+A preset is data, not code: wgan_gp is the wgan loss plus the gp penalty, dragan is
+the ns loss plus the dragan penalty. The defaults are the reference study's
+(DESIGN.md, "Defaults"); they are sample #0 of every hyperparameter search.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from benchmark.registry import Registry
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    loss: str
+    penalty: str = "none"
+    generator: str = "infogan"
+    discriminator: str = "infogan"
+    lr: float = 1e-4
+    beta1: float = 0.5
+    n_disc: int = 1
+    d_bn: bool = True
+    clip: float | None = None
+    lam: float | None = None
+    lambda_k: float | None = None
+    gamma: float | None = None
+
+
+MODELS: Registry[ModelPreset] = Registry("model")
+
+MODELS.register("mm", ModelPreset(loss="mm", lr=5e-5, beta1=0.0, n_disc=1, d_bn=True))
+MODELS.register("ns", ModelPreset(loss="ns", lr=5e-5, beta1=0.0, n_disc=1, d_bn=True))
+MODELS.register("ls", ModelPreset(loss="ls", lr=2e-4, beta1=0.5, n_disc=1, d_bn=True))
+MODELS.register(
+    "wgan", ModelPreset(loss="wgan", lr=5e-5, beta1=0.5, n_disc=5, d_bn=True, clip=0.01)
+)
+MODELS.register(
+    "wgan_gp",
+    ModelPreset(loss="wgan", penalty="gp", lr=1e-4, beta1=0.5, n_disc=5, d_bn=False, lam=10.0),
+)
+MODELS.register(
+    "dragan",
+    ModelPreset(loss="ns", penalty="dragan", lr=1e-4, beta1=0.5, n_disc=1, d_bn=True, lam=10.0),
+)
+MODELS.register(
+    "began",
+    ModelPreset(
+        loss="began",
+        discriminator="began",
+        lr=1e-4,
+        beta1=0.5,
+        n_disc=5,
+        d_bn=False,
+        lambda_k=1e-3,
+        gamma=0.75,
+    ),
+)
+# The first step beyond the paper (Kurach et al. 2019): hinge loss, with spectral norm
+# available to any model through the `spectral_norm` option.
+MODELS.register("hinge", ModelPreset(loss="hinge", lr=2e-4, beta1=0.5, n_disc=1, d_bn=True))
+
+PAPER_MODELS = ("mm", "ns", "ls", "wgan", "wgan_gp", "dragan", "began")

@@ -1,0 +1,179 @@
+"""The study's networks (InfoGAN-style G and D, BEGAN's autoencoder D) and their registries.
+
+One architecture for every model and dataset, as in the reference study, so that a
+difference in FID is a difference of the loss. Shapes are (C, H, W) with H, W
+divisible by 4 (28x28x1, 32x32x3, 64x64x3). Weights ~ N(0, 0.02), biases 0;
+batch norm with momentum 0.001 and eps 1e-3 as in the reference code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+from benchmark.registry import Registry
+
+BN_EPS = 1e-3
+
+
+@dataclass(frozen=True)
+class NetworkOptions:
+    """What a network constructor needs: image shape, latent size and the D options."""
+
+    shape: tuple[int, int, int]
+    z_dim: int = 64
+    d_bn: bool = True
+    spectral_norm: bool = False
+    bn_momentum: float = 0.001
+
+
+NetworkFactory = Callable[[NetworkOptions], nn.Module]
+GENERATORS: Registry[NetworkFactory] = Registry("generator")
+DISCRIMINATORS: Registry[NetworkFactory] = Registry("discriminator")
+
+
+def _bn1d(n: int, opts: NetworkOptions, on: bool = True) -> nn.Module:
+    return nn.BatchNorm1d(n, eps=BN_EPS, momentum=opts.bn_momentum) if on else nn.Identity()
+
+
+def _bn2d(n: int, opts: NetworkOptions, on: bool = True) -> nn.Module:
+    return nn.BatchNorm2d(n, eps=BN_EPS, momentum=opts.bn_momentum) if on else nn.Identity()
+
+
+def _lrelu() -> nn.Module:
+    return nn.LeakyReLU(0.2)
+
+
+def _conv(c_in: int, c_out: int) -> nn.Conv2d:
+    # 4x4 stride 2 with padding 1 halves H and W like TensorFlow's "SAME".
+    return nn.Conv2d(c_in, c_out, 4, stride=2, padding=1)
+
+
+def _deconv(c_in: int, c_out: int) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1)
+
+
+def init_weights(module: nn.Module) -> None:
+    """N(0, 0.02) weights and zero biases for conv and linear layers; BN scale 1, shift 0."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            nn.init.normal_(layer.weight, 0.0, 0.02)
+            nn.init.zeros_(layer.bias)
+
+
+def _maybe_sn(module: nn.Module, opts: NetworkOptions) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) on every weight layer of D, if asked."""
+    if not opts.spectral_norm:
+        return module
+    for layer in list(module.modules()):
+        if isinstance(layer, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            _spectral_norm(layer)
+    return module
+
+
+class Generator(nn.Module):
+    """FC1024-BN-LReLU, FC(128 h/4 w/4)-BN-LReLU, deconv64-BN-LReLU, deconv c, sigmoid."""
+
+    def __init__(self, opts: NetworkOptions) -> None:
+        super().__init__()
+        c, h, w = opts.shape
+        self.base = (128, h // 4, w // 4)
+        self.fc = nn.Sequential(
+            nn.Linear(opts.z_dim, 1024),
+            _bn1d(1024, opts),
+            _lrelu(),
+            nn.Linear(1024, 128 * (h // 4) * (w // 4)),
+            _bn1d(128 * (h // 4) * (w // 4), opts),
+            _lrelu(),
+        )
+        self.deconv = nn.Sequential(
+            _deconv(128, 64), _bn2d(64, opts), _lrelu(), _deconv(64, c), nn.Sigmoid()
+        )
+        init_weights(self)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.deconv(self.fc(z).view(-1, *self.base))
+
+
+class Discriminator(nn.Module):
+    """conv64-LReLU, conv128-[BN]-LReLU, FC1024-[BN]-LReLU, FC1; returns logits (N,)."""
+
+    def __init__(self, opts: NetworkOptions) -> None:
+        super().__init__()
+        c, h, w = opts.shape
+        self.net = nn.Sequential(
+            _conv(c, 64),
+            _lrelu(),
+            _conv(64, 128),
+            _bn2d(128, opts, opts.d_bn),
+            _lrelu(),
+            nn.Flatten(),
+            nn.Linear(128 * (h // 4) * (w // 4), 1024),
+            _bn1d(1024, opts, opts.d_bn),
+            _lrelu(),
+            nn.Linear(1024, 1),
+        )
+        init_weights(self)
+        _maybe_sn(self, opts)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x).squeeze(1)
+
+
+class AutoencoderDiscriminator(nn.Module):
+    """BEGAN's D: an autoencoder; returns each sample's mean |AE(x) - x| (N,).
+
+    conv64-LReLU, conv128, FC64-[BN]-LReLU | FC(128 h/4 w/4)-[BN]-LReLU, deconv64-[BN]-LReLU,
+    deconv c, sigmoid (the reference's layout, 1.07M parameters at 28x28x1).
+    """
+
+    def __init__(self, opts: NetworkOptions) -> None:
+        super().__init__()
+        c, h, w = opts.shape
+        self.base = (128, h // 4, w // 4)
+        flat = 128 * (h // 4) * (w // 4)
+        self.encode = nn.Sequential(
+            _conv(c, 64),
+            _lrelu(),
+            _conv(64, 128),
+            nn.Flatten(),
+            nn.Linear(flat, 64),
+            _bn1d(64, opts, opts.d_bn),
+            _lrelu(),
+        )
+        self.decode_fc = nn.Sequential(nn.Linear(64, flat), _bn1d(flat, opts, opts.d_bn), _lrelu())
+        self.decode = nn.Sequential(
+            _deconv(128, 64),
+            _bn2d(64, opts, opts.d_bn),
+            _lrelu(),
+            _deconv(64, c),
+            nn.Sigmoid(),
+        )
+        init_weights(self)
+        _maybe_sn(self, opts)
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        return self.decode(self.decode_fc(self.encode(x)).view(-1, *self.base))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (self.reconstruct(x) - x).abs().flatten(1).mean(dim=1)
+
+
+GENERATORS.register("infogan", Generator)
+DISCRIMINATORS.register("infogan", Discriminator)
+DISCRIMINATORS.register("began", AutoencoderDiscriminator)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def clip_parameters(module: nn.Module, clip: float) -> None:
+    """WGAN's weight clipping: every parameter of D, batch-norm scale and shift included."""
+    with torch.no_grad():
+        for param in module.parameters():
+            param.clamp_(-clip, clip)

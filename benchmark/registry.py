@@ -1,0 +1,68 @@
+"""Named registries for the pluggable parts: losses, penalties, networks, datasets, models.
+
+One registry per kind of thing. The CLI choices, the spec validation and the error
+messages all read from the registry, so they cannot drift apart. A researcher's own
+module registers with the same decorator and is imported by `load_plugins`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """Bad user input: names the field, the value and what is allowed."""
+
+    def __init__(self, field: str, value: object, allowed: str, where: str = "") -> None:
+        self.field, self.value, self.allowed, self.where = field, value, allowed, where
+        prefix = f"{where}: " if where else ""
+        super().__init__(f"{prefix}{field}={value!r} is not allowed; expected {allowed}")
+
+
+class Registry(Generic[T]):
+    """A name -> object mapping that refuses duplicates and explains unknown names."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str, item: T | None = None) -> Callable[[T], T] | T:
+        """Register `item` under `name`; usable as `@REGISTRY.register("name")`."""
+        if not name or not name.replace("_", "").isalnum() or name != name.lower():
+            raise ValueError(f"{self.kind} name {name!r} must be lower-case letters, digits, _")
+
+        def add(obj: T) -> T:
+            if name in self._items and self._items[name] is not obj:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._items[name] = obj
+            return obj
+
+        return add(item) if item is not None else add
+
+    def get(self, name: str, field: str | None = None) -> T:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise ConfigError(field or self.kind, name, f"one of {self.names()}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
+def load_plugins(modules: Iterable[str]) -> None:
+    """Import user modules so their `@register` decorators run."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ConfigError("plugins", module, f"an importable module ({error})") from error

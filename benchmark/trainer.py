@@ -1,0 +1,368 @@
+"""`run_trial`: train one GAN under a D-step budget, checkpoint, evaluate, record the result.
+
+The one idempotent entry point for all work on a trial (executors only decide where it
+runs): a trial whose result.json exists is returned as it is; one with a checkpoint
+resumes from it and ends with the same weights as an uninterrupted run; one whose
+stored trial.json differs from the planned config is refused.
+
+The step follows the reference code: every step draws one real batch and updates D;
+G is updated on the first step and then every n_disc steps, with a fresh z.
+The dataset lives on the device as one uint8 tensor and batches are drawn by index.
+Losses are read back to the host only every LOG_EVERY steps, so the step itself
+never waits for the device.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+import traceback
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+import benchmark
+from benchmark.config import TrialConfig
+from benchmark.io import atomic_write, read_json, write_json
+from benchmark.losses import LOSSES
+from benchmark.networks import DISCRIMINATORS, GENERATORS, NetworkOptions, clip_parameters
+from benchmark.penalties import PENALTIES
+from benchmark.registry import ConfigError
+
+LOG_EVERY = 50
+SAMPLE_GRID = 64
+
+
+class TrialMismatch(ConfigError):
+    """The directory holds a different trial than the one planned."""
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def uniform_z(n: int, z_dim: int, rng: torch.Generator, device: torch.device) -> Tensor:
+    """z ~ U[-1, 1]^z_dim, as in the reference study."""
+    return torch.rand(n, z_dim, generator=rng, device=device) * 2 - 1
+
+
+class GANTraining:
+    """The networks, optimisers, random state and counters of one trial, and its step."""
+
+    def __init__(self, trial: TrialConfig, train_images: Tensor, device: torch.device) -> None:
+        self.trial, self.device = trial, device
+        self.images = train_images.to(device)  # uint8 (N, C, H, W), resident on the device
+        torch.manual_seed(trial.seed)
+        opts = NetworkOptions(
+            shape=tuple(train_images.shape[1:]),
+            z_dim=trial.z_dim,
+            d_bn=trial.d_bn,
+            spectral_norm=trial.spectral_norm,
+            bn_momentum=trial.bn_momentum,
+        )
+        self.g = GENERATORS.get(trial.generator)(opts).to(device)
+        self.d = DISCRIMINATORS.get(trial.discriminator)(opts).to(device)
+        memory_format = torch.channels_last if trial.channels_last else torch.preserve_format
+        self.g.to(memory_format=memory_format)
+        self.d.to(memory_format=memory_format)
+        fused = device.type == "cuda"
+        adam = dict(lr=trial.lr, betas=(trial.beta1, trial.beta2), eps=1e-8, fused=fused)
+        self.g_opt = torch.optim.Adam(self.g.parameters(), **adam)
+        self.d_opt = torch.optim.Adam(self.d.parameters(), **adam)
+        self.loss = LOSSES.get(trial.loss)
+        self.penalty = PENALTIES.get(trial.penalty)
+        self.loss_state = self.loss.initial_state(device)
+        self.rng = torch.Generator(device=device)
+        self.rng.manual_seed(trial.seed)
+        self.step = 0
+        self.g_steps = 0
+        self.finite = torch.ones((), dtype=torch.bool, device=device)
+        self.last = {"d_loss": torch.zeros((), device=device), "g_loss": torch.zeros((), device=device)}
+        self.autocast = (
+            torch.autocast(device.type, dtype=torch.bfloat16)
+            if trial.precision == "bf16"
+            else nullcontext()
+        )
+        self.d_step_fn = self._d_step
+        self.g_step_fn = self._g_step
+        if trial.compile:
+            self.d_step_fn = torch.compile(self._d_step)
+            self.g_step_fn = torch.compile(self._g_step)
+
+    def real_batch(self) -> Tensor:
+        index = torch.randint(
+            len(self.images), (self.trial.batch_size,), generator=self.rng, device=self.device
+        )
+        return self.images[index].float().div_(255)
+
+    def _d_step(self, real: Tensor, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        with self.autocast:
+            with torch.no_grad():
+                fake = self.g(z)
+            real_out, fake_out = self.d(real).float(), self.d(fake).float()
+            d_loss = self.loss.d(real_out, fake_out, self.loss_state)
+            if self.trial.lam is not None:
+                d_loss = d_loss + self.trial.lam * self.penalty(self.d, real, fake, self.rng)
+        return d_loss, real_out.detach(), fake_out.detach()
+
+    def _g_step(self, z: Tensor) -> Tensor:
+        with self.autocast:
+            return self.loss.g(self.d(self.g(z)).float(), self.loss_state)
+
+    def train_step(self) -> None:
+        """One D update on one real batch; a G update on the first step and every n_disc."""
+        trial = self.trial
+        real = self.real_batch()
+        z = uniform_z(trial.batch_size, trial.z_dim, self.rng, self.device)
+        d_loss, real_out, fake_out = self.d_step_fn(real, z)
+        self.d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.d_opt.step()
+        if trial.clip is not None:
+            clip_parameters(self.d, trial.clip)
+        if self.loss.after_d_step is not None:
+            self.loss_state = self.loss.after_d_step(self.loss_state, real_out, fake_out, trial)
+        self.finite &= torch.isfinite(d_loss.detach())
+        self.last["d_loss"] = d_loss.detach()
+        if self.step % trial.n_disc == 0:
+            # D's parameters need no gradient in the G step; this saves its weight gradients.
+            self.d.requires_grad_(False)
+            g_loss = self.g_step_fn(uniform_z(trial.batch_size, trial.z_dim, self.rng, self.device))
+            self.g_opt.zero_grad(set_to_none=True)
+            g_loss.backward()
+            self.g_opt.step()
+            self.d.requires_grad_(True)
+            self.finite &= torch.isfinite(g_loss.detach())
+            self.last["g_loss"] = g_loss.detach()
+            self.g_steps += 1
+        self.step += 1
+
+    def losses(self) -> dict[str, float]:
+        """Host copies of the latest losses and loss state (one device sync)."""
+        values = {name: float(value) for name, value in self.last.items()}
+        values.update({name: float(value) for name, value in self.loss_state.items()})
+        return values
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "g_steps": self.g_steps,
+            "g": self.g.state_dict(),
+            "d": self.d.state_dict(),
+            "g_opt": self.g_opt.state_dict(),
+            "d_opt": self.d_opt.state_dict(),
+            "loss_state": dict(self.loss_state),
+            "rng": self.rng.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step, self.g_steps = state["step"], state["g_steps"]
+        self.g.load_state_dict(state["g"])
+        self.d.load_state_dict(state["d"])
+        self.g_opt.load_state_dict(state["g_opt"])
+        self.d_opt.load_state_dict(state["d_opt"])
+        self.loss_state = {k: v.to(self.device) for k, v in state["loss_state"].items()}
+        self.rng.set_state(state["rng"])
+
+
+def check_trial_dir(trial: TrialConfig, directory: Path) -> None:
+    """Write trial.json, or refuse if the directory already holds a different trial."""
+    path = directory / "trial.json"
+    if path.exists():
+        stored = read_json(path)
+        if stored != trial.to_dict():
+            changed = sorted(
+                key
+                for key in set(stored) | set(trial.to_dict())
+                if stored.get(key) != trial.to_dict().get(key)
+            )
+            raise TrialMismatch(
+                "trial.json",
+                str(path),
+                f"the same config as planned (differs in {', '.join(changed)}); "
+                "use another directory or delete it",
+            )
+    else:
+        write_json(path, trial.to_dict())
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def _save_samples(generator: nn.Module, trial: TrialConfig, device: torch.device, path: Path):
+    from torchvision.utils import save_image
+
+    rng = torch.Generator(device=device)
+    rng.manual_seed(0)
+    was_training = generator.training
+    generator.eval()
+    with torch.inference_mode():
+        images = generator(uniform_z(SAMPLE_GRID, trial.z_dim, rng, device)).float().cpu()
+    generator.train(was_training)
+    atomic_write(path, lambda tmp: save_image(images, tmp, nrow=8, padding=2, format="png"))
+
+
+def _environment(device: torch.device) -> dict[str, Any]:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    return {
+        "device": f"{device.type}:{name or platform.machine()}",
+        "torch_version": torch.__version__,
+        "ganbench_version": benchmark.__version__,
+        "host": platform.node(),
+        "cpu_threads": torch.get_num_threads(),
+    }
+
+
+def _make_evaluator(trial: TrialConfig, test_images: Tensor, device: torch.device, weights):
+    if not trial.metrics:
+        return None
+    from benchmark.evaluation import Evaluator
+
+    return Evaluator(
+        dataset=trial.dataset,
+        test_images=test_images,
+        metrics=trial.metrics,
+        n_real=trial.fid_n_real,
+        n_fake=trial.fid_n_fake,
+        extractor=trial.feature_extractor,
+        weights=weights,
+        device=device,
+        z_dim=trial.z_dim,
+    )
+
+
+def _summarise(evaluations: list[dict[str, Any]]) -> dict[str, Any]:
+    """fid_min and fid_final over checkpoints; every other metric at the final checkpoint."""
+    summary: dict[str, Any] = {"fid_min": math.nan, "fid_final": math.nan}
+    if not evaluations:
+        return summary
+    fids = [e["fid"] for e in evaluations if e.get("fid") is not None and math.isfinite(e["fid"])]
+    if fids:
+        summary["fid_min"] = min(fids)
+    final = evaluations[-1]
+    summary["fid_final"] = final.get("fid", math.nan)
+    summary.update({k: v for k, v in final.items() if k not in ("d_steps", "fid")})
+    return summary
+
+
+def run_trial(
+    trial: TrialConfig,
+    directory: str | Path,
+    *,
+    data_root: str | Path | None = None,
+    device: str | torch.device | None = None,
+    weights: str | None = None,
+    download: bool = False,
+    progress: bool = True,
+    progress_position: int = 0,
+) -> dict[str, Any]:
+    """Run (or resume, or return) one trial in `directory`; returns the result record.
+
+    Configuration and data errors are raised before any training. An error during
+    training is recorded as status "failed" with its message; a non-finite loss ends
+    the trial as "diverged". Both are results, not crashes.
+    """
+    from benchmark.datasets import load_dataset
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    check_trial_dir(trial, directory)
+    result_path = directory / "result.json"
+    if result_path.exists():
+        return read_json(result_path)
+
+    data = load_dataset(trial.dataset, data_root, download=download)
+    device = torch.device(device) if device is not None else default_device()
+    evaluator = _make_evaluator(trial, data.test, device, weights)
+    training = GANTraining(trial, data.train, device)
+    checkpoint_path = directory / "checkpoint.pt"
+    history: list[dict[str, Any]] = []
+    evaluations: list[dict[str, Any]] = []
+    seconds = 0.0
+    if checkpoint_path.exists():
+        saved = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        training.load_state_dict(saved["training"])
+        history, evaluations, seconds = saved["history"], saved["evaluations"], saved["seconds"]
+
+    status, error = "ok", ""
+    started = time.perf_counter() - seconds
+    bar = _progress_bar(trial, training.step, progress, progress_position)
+    try:
+        while training.step < trial.steps:
+            training.train_step()
+            step = training.step
+            at_checkpoint = step % trial.checkpoint_every == 0 or step == trial.steps
+            if step % LOG_EVERY == 0 or at_checkpoint:
+                bar.update(step - bar.n)
+                if not bool(training.finite):
+                    status, error = "diverged", f"non-finite loss by D step {step}"
+                    break
+                losses = training.losses()
+                history.append({"d_steps": step, "g_steps": training.g_steps, **losses})
+                bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
+            if at_checkpoint:
+                if evaluator is not None:
+                    evaluations.append({"d_steps": step, **evaluator.evaluate(training.g)})
+                state = {
+                    "training": training.state_dict(),
+                    "history": history,
+                    "evaluations": evaluations,
+                    "seconds": time.perf_counter() - started,
+                }
+                _save_checkpoint(checkpoint_path, state)
+                _write_metrics(directory / "metrics.jsonl", history, evaluations)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # recorded, so one broken trial does not stop a sweep
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        (directory / "error.log").write_text(traceback.format_exc())
+    finally:
+        bar.close()
+
+    if status == "ok":
+        _save_samples(training.g, trial, device, directory / "samples.png")
+    summary = _summarise(evaluations) if status == "ok" else {"fid_min": math.nan}
+    result = {
+        **trial.to_dict(),
+        "trial_id": trial.trial_id,
+        "status": status,
+        "error": error,
+        "d_steps": training.step,
+        "g_steps": training.g_steps,
+        "images_seen": training.step * trial.batch_size,
+        "seconds": time.perf_counter() - started,
+        **_environment(device),
+        **(evaluator.record() if evaluator is not None else {}),
+        **summary,
+        "checkpoints": evaluations,
+    }
+    write_json(result_path, result)
+    return result
+
+
+def _write_metrics(path: Path, history: list[dict], evaluations: list[dict]) -> None:
+    import json
+
+    lines = [json.dumps({"kind": "train", **h}) for h in history]
+    lines += [json.dumps({"kind": "eval", **e}) for e in evaluations]
+    atomic_write(path, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
+
+
+def _progress_bar(trial: TrialConfig, initial: int, enabled: bool, position: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=trial.steps,
+        initial=initial,
+        desc=f"{trial.model}/{trial.dataset} seed {trial.seed}",
+        unit="step",
+        disable=not enabled,
+        position=position,
+        leave=position == 0,
+        dynamic_ncols=True,
+    )

@@ -1,0 +1,24 @@
+"""Shared fixtures: small threads for a 2-core machine, a cache folder per test session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Keep every test's cached data out of the user's cache directory."""
+    if "GANBENCH_CACHE" not in os.environ or os.environ.get("GANBENCH_TEST_SHARED_CACHE") != "1":
+        monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def data_root_or_skip():
+    root = os.environ.get("GANBENCH_DATA")
+    if not root:
+        pytest.skip("GANBENCH_DATA is not set: real-data tests need the staged datasets")
+    return root

@@ -1,0 +1,88 @@
+"""The reference networks: parameter counts, shapes, init, BN settings, clipping, SN."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from benchmark.networks import (
+    AutoencoderDiscriminator,
+    Discriminator,
+    Generator,
+    NetworkOptions,
+    clip_parameters,
+    count_parameters,
+)
+
+
+@pytest.mark.parametrize(
+    ("shape", "g_params", "d_params"),
+    [
+        # Worked out layer by layer from the reference layout (weights + biases + BN).
+        ((1, 28, 28), 6_642_241, 6_559_169),  # MNIST: about 6.64M / 6.56M
+        ((3, 32, 32), 8_616_131, 8_527_297),  # CIFAR-10: about 8.62M / 8.53M
+    ],
+)
+def test_parameter_counts_match_the_reference(shape, g_params, d_params):
+    opts = NetworkOptions(shape)
+    assert count_parameters(Generator(opts)) == g_params
+    assert count_parameters(Discriminator(opts)) == d_params
+
+
+def test_began_discriminator_parameter_count():
+    assert count_parameters(AutoencoderDiscriminator(NetworkOptions((1, 28, 28), d_bn=False))) == 1_073_601
+
+
+def test_d_without_batch_norm_drops_exactly_the_bn_parameters():
+    with_bn = count_parameters(Discriminator(NetworkOptions((1, 28, 28), d_bn=True)))
+    without = count_parameters(Discriminator(NetworkOptions((1, 28, 28), d_bn=False)))
+    assert with_bn - without == 2 * (128 + 1024)
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (3, 64, 64)])
+def test_shapes_and_ranges(shape):
+    opts = NetworkOptions(shape)
+    g, d, ae = Generator(opts), Discriminator(opts), AutoencoderDiscriminator(opts)
+    images = g(torch.rand(5, 64) * 2 - 1)
+    assert images.shape == (5, *shape)
+    assert 0 <= float(images.min()) and float(images.max()) <= 1
+    assert d(images).shape == (5,)
+    errors = ae(images)
+    assert errors.shape == (5,)
+    torch.testing.assert_close(errors, (ae.reconstruct(images) - images).abs().mean(dim=(1, 2, 3)))
+
+
+def test_init_and_batch_norm_settings():
+    torch.manual_seed(0)
+    d = Discriminator(NetworkOptions((1, 28, 28)))
+    big = d.net[6]  # FC 6272 -> 1024
+    assert isinstance(big, nn.Linear)
+    assert float(big.weight.std()) == pytest.approx(0.02, rel=0.01)
+    assert float(big.weight.mean()) == pytest.approx(0.0, abs=1e-3)
+    assert float(big.bias.abs().max()) == 0.0
+    bns = [m for m in d.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert len(bns) == 2
+    assert all(m.momentum == 0.001 and m.eps == 1e-3 for m in bns)
+
+
+def test_clipping_reaches_batch_norm_parameters():
+    d = Discriminator(NetworkOptions((1, 28, 28)))
+    bn = d.net[3]
+    with torch.no_grad():
+        bn.weight.fill_(5.0)
+        bn.bias.fill_(-5.0)
+    clip_parameters(d, 0.01)
+    assert float(bn.weight.max()) == pytest.approx(0.01) and float(bn.bias.min()) == pytest.approx(-0.01)
+    assert max(float(p.abs().max()) for p in d.parameters()) == pytest.approx(0.01)
+
+
+def test_spectral_norm_bounds_each_layer():
+    torch.manual_seed(0)
+    d = Discriminator(NetworkOptions((1, 28, 28), spectral_norm=True, d_bn=False))
+    d(torch.rand(8, 1, 28, 28))  # power iterations run in train mode
+    for _ in range(20):
+        d(torch.rand(8, 1, 28, 28))
+    linear = d.net[6]
+    sigma = torch.linalg.matrix_norm(linear.weight.detach(), ord=2)
+    assert float(sigma) == pytest.approx(1.0, rel=0.05)

@@ -1,0 +1,90 @@
+"""The GP and DRAGAN penalties on discriminators whose gradient is known."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from benchmark.penalties import PENALTIES, dragan_points
+
+
+class LinearD(nn.Module):
+    """l(x) = w . x + b, so the gradient of the logit is w everywhere."""
+
+    def __init__(self, w: list[float], b: float = 0.0) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(w))
+        self.b = nn.Parameter(torch.tensor(b))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1) @ self.w + self.b
+
+
+def rng(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_gradient_penalty_on_linear_discriminator():
+    d = LinearD([3.0, 4.0])  # |w| = 5
+    real, fake = torch.randn(8, 2), torch.randn(8, 2)
+    value = PENALTIES.get("gp")(d, real, fake, rng())
+    assert float(value.detach()) == pytest.approx((math.sqrt(1e-4 + 25.0) - 1) ** 2, rel=1e-6)
+    d_unit = LinearD([1.0, 0.0]).double()  # |w| = 1: only the 1e-4 smoothing remains
+    unit = PENALTIES.get("gp")(d_unit, real.double(), fake.double(), rng())
+    assert float(unit) == pytest.approx((math.sqrt(1.0001) - 1) ** 2, rel=1e-6)
+
+
+def test_gradient_penalty_interpolates_between_real_and_fake():
+    seen = []
+
+    class Spy(LinearD):
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return super().forward(x)
+
+    real, fake = torch.zeros(1000, 2), torch.ones(1000, 2)
+    PENALTIES.get("gp")(Spy([1.0, 1.0]), real, fake, rng())
+    points = seen[0]
+    assert torch.equal(points[:, 0], points[:, 1])  # one alpha per sample
+    assert 0 <= float(points.min()) and float(points.max()) <= 1
+    assert float(points.mean()) == pytest.approx(0.5, abs=0.03)  # alpha ~ U[0, 1]
+
+
+def test_gradient_penalty_is_differentiable_for_d():
+    d = LinearD([3.0, 4.0])
+    value = PENALTIES.get("gp")(d, torch.randn(4, 2), torch.randn(4, 2), rng())
+    value.backward()
+    # d/dw (|w| - 1)^2 = 2 (|w| - 1) w / |w|, ignoring the 1e-4 smoothing.
+    s = math.sqrt(25.0001)
+    expected = torch.tensor([3.0, 4.0]) * 2 * (s - 1) / s
+    torch.testing.assert_close(d.w.grad, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_dragan_perturbation_range():
+    real = torch.rand(256, 1, 4, 4)
+    points = dragan_points(real, rng(1))
+    scale = 0.5 * float(real.std())
+    offset = (points - real) / scale
+    assert float(offset.min()) >= 0.0
+    assert float(offset.max()) < 1.0  # alpha * U[0, 1) < 1
+    assert float(offset.max()) > 0.9  # and it uses most of the range
+
+
+def test_dragan_penalty_on_linear_discriminator():
+    """Gradient of sigmoid(w.x) is sigmoid'(l) w: check against that formula at the same points."""
+    d = LinearD([0.5, -1.0, 2.0], b=0.3)
+    real = torch.rand(16, 3)
+    value = PENALTIES.get("dragan")(d, real, real, rng(7))
+    points = dragan_points(real, rng(7))
+    with torch.no_grad():
+        logit = d(points)
+        slope = torch.sigmoid(logit) * (1 - torch.sigmoid(logit)) * d.w.norm()
+        expected = ((torch.sqrt(1e-4 + slope**2) - 1) ** 2).mean()
+    assert float(value) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_no_penalty_is_zero():
+    assert float(PENALTIES.get("none")(LinearD([1.0]), torch.ones(2, 1), torch.ones(2, 1), rng())) == 0
