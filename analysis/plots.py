@@ -13,6 +13,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from matplotlib.transforms import blended_transform_factory
 
 from analysis.load import STEP_PREFIX, step_columns
@@ -42,11 +43,20 @@ def _legend(fig: Figure, colours: dict[str, tuple], models: list[str], title: st
     fig.legend(handles=handles, title=title, loc="outside right center", frameon=False)
 
 
+def _log_axis(ax, which: str) -> None:
+    """Log scale with plain tick labels at 1, 2, 5 x 10^n (no 6 x 10^1 notation)."""
+    getattr(ax, f"set_{which}scale")("log")
+    axis = getattr(ax, f"{which}axis")
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def _log_if_wide(ax, values: np.ndarray) -> None:
     """Log y axis when positive values span more than a factor of 8 (FID often does)."""
     values = values[np.isfinite(values)]
     if values.size and values.min() > 0 and values.max() / values.min() > 8:
-        ax.set_yscale("log")
+        _log_axis(ax, "y")
 
 
 def budget_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure:
@@ -67,7 +77,7 @@ def budget_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure:
             ax.fill_between(k, low, high, color=colours[model], alpha=0.15, lw=0)
             ax.plot(k, curve, color=colours[model], lw=2)
             drawn.append(curve)
-        ax.set_xscale("log")
+        _log_axis(ax, "x")
         ax.set_xlabel("hyperparameter samples tried, k (log scale)")
         ax.set_ylabel(f"expected best {metric.label}")
         ax.set_title(dataset)
@@ -99,7 +109,9 @@ def device_kind(rows: pd.DataFrame) -> str:
 
 def compute_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure | None:
     """Expected best score against compute spent (sum of `seconds` of the trials run, in a
-    random order), so that a costlier loss or penalty pays for its extra time."""
+    random order), so that a costlier loss or penalty pays for its extra time. A curve
+    starts at the model's costliest single trial, the least budget at which every order
+    has finished a trial, and ends (dot) when all its trials are spent."""
     if "seconds" not in rows.columns or rows["seconds"].isna().all():
         return None
     fig, axes, datasets = _panels(rows)
@@ -111,16 +123,15 @@ def compute_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure | N
             ax.set_visible(False)
             continue
         worst = part["score"].max()
-        start = part["seconds"].min()
         drawn = []
         for model in ordered(part["model"].unique(), MODEL_ORDER):
             cell = part[part["model"] == model]
-            budgets = np.geomspace(start, cell["seconds"].sum(), 80)
+            budgets = np.geomspace(cell["seconds"].max(), cell["seconds"].sum(), 80)
             curve = expected_min_by_cost(cell["score"], cell["seconds"], budgets, empty=worst)
             ax.plot(budgets / scale, metric.sign * curve, color=colours[model], lw=2)
             ax.plot(budgets[-1] / scale, metric.sign * curve[-1], "o", color=colours[model])
             drawn.append(metric.sign * curve)
-        ax.set_xscale("log")
+        _log_axis(ax, "x")
         ax.set_xlabel(f"compute spent ({device_kind(part)} {unit}, log scale)")
         ax.set_ylabel(f"expected best {metric.label}")
         ax.set_title(dataset)
@@ -189,13 +200,16 @@ def sensitivity(rows: pd.DataFrame, metric: Metric, phase: str, param: str) -> F
             ax.scatter(lost[param], np.full(len(lost), 0.96), marker="x", s=20, color="0.35",
                        transform=top)  # fmt: skip
             if log_x:
-                ax.set_xscale("log")
-            if metric.name.startswith("fid") and done["value"].gt(0).all() and len(done):
-                ax.set_yscale("log")
+                ax.set_xscale("log")  # default 10^n labels: lr spans decades
+            _log_if_wide(ax, rows.loc[rows["dataset"] == dataset, "value"].to_numpy())
             ax.set_title(f"{dataset} · {model}", fontsize=10)
             ax.set_xlabel(f"{param} (log scale)" if log_x else param, fontsize=9)
             ax.set_ylabel(metric.label if c == 0 else "", fontsize=9)
             ax.tick_params(labelsize=8, labelbottom=True)
+    for row in axes:  # headroom for the crosses of diverged trials along the top edge
+        low, high = row[0].get_ylim()
+        log = row[0].get_yscale() == "log"
+        row[0].set_ylim(low, high * (high / low) ** 0.15 if log else high + 0.15 * (high - low))
     handles = [Line2D([], [], ls="", marker="o", color=colours[lv], label=f"n_disc = {lv:g}")
                for lv in levels]  # fmt: skip
     handles.append(Line2D([], [], ls="", marker="x", color="0.35", label="diverged / failed"))

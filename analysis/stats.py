@@ -110,8 +110,9 @@ def holm(pvalues: ArrayLike) -> np.ndarray:
 def cliffs_delta(a: ArrayLike, b: ArrayLike) -> float:
     """Cliff's delta P(A > B) - P(A < B), from all pairs; in [-1, 1], 0 means no shift."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    diff = a[:, None] - b[None, :]
-    return float((np.sum(diff > 0) - np.sum(diff < 0)) / diff.size)
+    greater = np.sum(a[:, None] > b[None, :])
+    less = np.sum(a[:, None] < b[None, :])
+    return float((greater - less) / (a.size * b.size))
 
 
 def bootstrap_ci(

@@ -48,9 +48,8 @@ def make_sweep(
                 penalty = (np.log10(hp["lr"]) - best_lr) ** 2 * 0.35 + 0.25 * hp["beta1"]
                 log_fid = np.log(BASE_FID.get(dataset, 30.0)) + quality + penalty
                 p_div = unstable / (1 + np.exp(-3.0 * (np.log10(hp["lr"]) + 2.7)))
-                for s in [0]:
-                    rows.append(_row(rng, dataset, model, "wide", sample, s, hp, log_fid,
-                                     p_div, cost, fid))  # fmt: skip
+                rows.append(_row(rng, dataset, model, "wide", sample, 0, hp, log_fid,
+                                 p_div, cost, fid))  # fmt: skip
     frame = pd.DataFrame(rows)
     if seeds:
         frame = pd.concat([frame, _seeds_phase(rng, frame, fid)], ignore_index=True)

@@ -116,13 +116,13 @@ def legend(metric: Metric, seeds: bool, expected: int) -> str:
     """What a cell of `grid` holds, in one sentence."""
     if seeds:
         return (
-            f"Each cell: mean ± std of {metric.label} over the report seeds of the selected "
-            "setting [bootstrap 95% CI of the mean] / share of diverged or failed seeds."
+            f"Each cell, for {metric.label}: mean ± std over the finished report seeds of the "
+            "selected setting [bootstrap 95% CI of the mean] / share of diverged or failed seeds."
         )
     return (
-        f"Each cell: best {metric.label} ({metric.best_word} over trials) / median (IQR, Q1–Q3) "
-        f"over finished trials / share of diverged or failed trials; {expected} trials planned "
-        "per cell (largest count seen)."
+        f"Each cell, for {metric.label}: best ({metric.best_word} over trials) / median "
+        "(IQR, Q1–Q3) over finished trials / share of diverged or failed trials; "
+        f"{expected} trials planned per cell."
     )
 
 

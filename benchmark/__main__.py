@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
+from benchmark.datasets import DatasetMissing
 from benchmark.registry import ConfigError, load_plugins
 
 # Subcommands whose code lives in other modules: name -> (module, help). Each module
@@ -35,15 +36,18 @@ def _preload_plugins(argv: Sequence[str]) -> None:
     load_plugins(modules)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only the chosen command's module is imported (keeps start-up fast)."""
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
+        parser_of_command = sub.add_parser(name, help=help_text, description=help_text)
+        if name != command:
+            continue
         module = importlib.import_module(module_name)
-        command = sub.add_parser(name, help=help_text, description=help_text)
-        adder = getattr(module, "add_list_arguments" if name == "list" else "add_arguments")
-        adder(command)
-        command.set_defaults(_run=getattr(module, "run_list" if name == "list" else "run"))
+        prefix = "list_" if name == "list" else ""
+        getattr(module, f"add_{prefix}arguments")(parser_of_command)
+        parser_of_command.set_defaults(_run=getattr(module, "run_list" if prefix else "run"))
     return parser
 
 
@@ -51,9 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         _preload_plugins(argv)
-        args = build_parser().parse_args(argv)
+        command = next((arg for arg in argv if not arg.startswith("-")), None)
+        args = build_parser(command).parse_args(argv)
         return int(args._run(args) or 0)
-    except ConfigError as error:
+    except (ConfigError, DatasetMissing) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

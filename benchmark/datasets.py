@@ -125,7 +125,7 @@ def _download(url: str, path: Path, md5: str) -> None:
     """Fetch `url` to `path` atomically; refuse a file whose MD5 is not the published one."""
 
     def write(tmp: Path) -> None:
-        digest = hashlib.md5()
+        digest = hashlib.md5(usedforsecurity=False)
         with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as handle:
             while chunk := response.read(1 << 20):
                 digest.update(chunk)

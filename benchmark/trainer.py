@@ -326,7 +326,7 @@ def run_trial(
 
     if status == "ok":
         _save_samples(training.g, trial, device, directory / "samples.png")
-    summary = _summarise(evaluations) if status == "ok" else {"fid_min": math.nan}
+    summary = _summarise(evaluations) if status == "ok" else {"fid_min": math.nan, "fid_final": math.nan}
     result = {
         **trial.to_dict(),
         "trial_id": trial.trial_id,
@@ -342,7 +342,7 @@ def run_trial(
         "checkpoints": evaluations,
     }
     write_json(result_path, result)
-    return result
+    return read_json(result_path)  # the stored form (NaN as null), same as a rerun returns
 
 
 def _write_metrics(path: Path, history: list[dict], evaluations: list[dict]) -> None:

@@ -38,7 +38,7 @@ class WeightsUnavailable(RuntimeError):
 
 
 class FeatureExtractor(nn.Module):
-    """Base: `forward(images) -> float32 (N, dim)`, plus `name`, `sha256`, `dim`, `preprocessing`."""
+    """Base: `forward(images) -> float32 (N, dim)`; names itself and hashes its weights."""
 
     name: str
     sha256: str

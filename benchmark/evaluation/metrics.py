@@ -40,9 +40,7 @@ METRICS: Registry[MetricSpec] = Registry("metric")
 for _spec in (
     MetricSpec("fid", ("fid",), True, "Frechet distance of Inception pool3 statistics"),
     MetricSpec("kid", ("kid",), True, "kernel (cubic polynomial) MMD^2, unbiased, over subsets"),
-    MetricSpec(
-        "ipr", ("ipr_precision", "ipr_recall"), True, "improved precision/recall, k = 3"
-    ),
+    MetricSpec("ipr", ("ipr_precision", "ipr_recall"), True, "improved precision/recall, k = 3"),
     MetricSpec(
         "polygon", ("precision", "recall", "f1"), False, "triangle-manifold precision/recall"
     ),

@@ -1,0 +1,292 @@
+"""Build a sweep's report directory: report.md, fid_table.{md,csv,tex}, stats.csv, figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from analysis import plots
+from analysis.load import load_results
+from analysis.metrics import Metric
+from analysis.scores import (
+    DATASET_ORDER,
+    MODEL_ORDER,
+    PHASE_ORDER,
+    add_scores,
+    choose_metric,
+    ordered,
+    phases,
+    rank_groups,
+)
+from analysis.stats import compare_groups, expected_min, kruskal
+from analysis.tables import markdown, summarise, write_tables
+
+SEARCH_PHASES = ("wide", "narrow")
+ALPHA = 0.05
+THEME = {**sns.axes_style("whitegrid"), **sns.plotting_context("notebook")}
+
+
+def build_report(
+    sweep_dir: str | Path,
+    metric: str = "fid_min",
+    out: str | Path | None = None,
+    expected_trials: int | None = None,
+) -> Path:
+    """Write the report of the sweep in `sweep_dir` to `out` (default `<sweep_dir>/report`).
+
+    `metric` is the result column to rank by (its direction comes from the metric registry);
+    `expected_trials` is the number of trials planned per model and dataset in a search
+    phase (default: the largest count seen). Returns the path of report.md. Raises
+    ResultsError naming the file when the results are missing or malformed.
+    """
+    sweep_dir = Path(sweep_dir)
+    frame = load_results(sweep_dir)
+    chosen, metric_note = choose_metric(frame, metric)
+    frame = add_scores(frame, chosen)
+    by_phase, phase_notes = phases(frame)
+    out = Path(out) if out is not None else sweep_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+
+    summaries = {
+        phase: summarise(rows, chosen, None if phase == "seeds" else expected_trials)
+        for phase, rows in by_phase.items()
+    }
+    *_, table_md = write_tables(summaries, chosen, out)
+    tests = statistics(by_phase)
+    tests.to_csv(out / "stats.csv", index=False)
+    figures = make_figures(by_phase, chosen, out)
+
+    text = "\n".join(
+        [
+            f"# Report: sweep `{sweep_dir.name}`",
+            "",
+            *_protocol(frame, chosen, metric_note),
+            "## Results",
+            "",
+            *[f"- {note}" for note in phase_notes],
+            "",
+            table_md,
+            *_budget_section(by_phase, chosen),
+            *_stats_section(tests, chosen),
+            *_figure_section(figures),
+            *_caveats(),
+        ]
+    )
+    path = out / "report.md"
+    path.write_text(text.rstrip() + "\n")
+    return path
+
+
+def statistics(by_phase: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Kruskal-Wallis and pairwise Mann-Whitney U (Holm within phase and dataset), all rows."""
+    parts = []
+    for phase, rows in by_phase.items():
+        for dataset in ordered(rows["dataset"].unique(), DATASET_ORDER):
+            groups = rank_groups(rows[rows["dataset"] == dataset])
+            h, p = kruskal(groups)
+            pairs = compare_groups(groups, ALPHA)
+            pairs.insert(0, "dataset", dataset)
+            pairs.insert(0, "phase", phase)
+            pairs["kruskal_H"], pairs["kruskal_p"] = h, p
+            parts.append(pairs)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def make_figures(by_phase: dict[str, pd.DataFrame], metric: Metric, out: Path) -> list[dict]:
+    """Draw and save every figure the data supports; return name, caption and paths."""
+    made = []
+    with matplotlib.rc_context(THEME):
+        for phase, rows in by_phase.items():
+            search = phase in SEARCH_PHASES
+            builders = [
+                ("budget", plots.budget_curves, search, "Expected best score after trying k "
+                 "random hyperparameter samples (exact, without replacement), with a 95% "
+                 "bootstrap band over trials; diverged trials count as the worst finished "
+                 "value, so they make a budget worse."),
+                ("compute", plots.compute_curves, search, "The same against compute actually "
+                 "spent (summed `seconds` of the trials run in a random order, 2000 orders): "
+                 "a costlier loss or penalty buys fewer trials for the same budget."),
+                ("distribution", plots.distribution, True, "Score of every finished trial per "
+                 "model; tick labels count diverged or failed trials, which have no score."),
+                ("sensitivity_lr", lambda r, m, p: plots.sensitivity(r, m, p, "lr"), search,
+                 "Score against learning rate (log axis), coloured by n_disc; crosses on the "
+                 "top edge are diverged or failed trials."),
+                ("sensitivity_beta1", lambda r, m, p: plots.sensitivity(r, m, p, "beta1"),
+                 search, "Score against Adam β1, coloured by n_disc."),
+                ("training", plots.training_curves, search, "FID at each checkpoint of the "
+                 "best trial of each model (the minimum over checkpoints is `fid_min`)."),
+            ]  # fmt: skip
+            for name, build, wanted, caption in builders:
+                fig = build(rows, metric, phase) if wanted else None
+                if fig is not None:
+                    paths = plots.save(fig, out, f"{name}_{phase}")
+                    made.append({"name": f"{name}_{phase}", "caption": caption, "paths": paths})
+    return made
+
+
+def _values(frame: pd.DataFrame, column: str) -> str:
+    """Distinct values of a column with their trial counts, or 'not recorded'."""
+    if column not in frame.columns or frame[column].isna().all():
+        return "not recorded"
+    values = frame[column].dropna()
+    if pd.api.types.is_float_dtype(values) and (values == values.round()).all():
+        values = values.astype(int)
+    counts = values.astype(str).value_counts()
+    if len(counts) == 1:
+        return f"`{counts.index[0]}`"
+    return ", ".join(f"`{value}` ({n} trials)" for value, n in counts.items())
+
+
+def _protocol(frame: pd.DataFrame, metric: Metric, metric_note: str) -> list[str]:
+    counts = frame.groupby(["phase", "status"]).size().unstack(fill_value=0)
+    per_phase = "; ".join(
+        f"{phase}: {int(row.sum())} trials ("
+        + ", ".join(f"{int(n)} {status}" for status, n in row.items() if n)
+        + ")"
+        for phase, row in counts.loc[ordered(counts.index, PHASE_ORDER)].iterrows()
+    )
+    sha = frame["inception_sha256"].dropna().astype(str).str[:12].unique() if (
+        "inception_sha256" in frame.columns) else []  # fmt: skip
+    seconds = frame["seconds"] if "seconds" in frame.columns else pd.Series(dtype=float)
+    kinds = frame["device"].astype(str).str.lower().str.startswith("cpu").map(
+        {True: "CPU", False: "GPU"}) if "device" in frame.columns else None  # fmt: skip
+    hours = (
+        ", ".join(f"{h:.2f} {k}-hours" for k, h in (seconds.groupby(kinds).sum() / 3600).items())
+        if kinds is not None and seconds.notna().any()
+        else "not recorded"
+    )
+    steps = (
+        "; ".join(f"{d}: {_values(g, 'd_steps')}" for d, g in frame.groupby("dataset"))
+        if "d_steps" in frame.columns
+        else "not recorded"
+    )
+    lines = [
+        "## Protocol",
+        "",
+        f"- Sweep: {_values(frame, 'sweep')}; {len(frame)} trials. {per_phase}.",
+        f"- Datasets: {', '.join(ordered(frame['dataset'].unique(), DATASET_ORDER))}; models: "
+        f"{', '.join(ordered(frame['model'].unique(), MODEL_ORDER))}.",
+        f"- Training length (D steps): {steps}.",
+        f"- Primary score: `{metric.name}` ({metric.label}; "
+        f"{'higher' if metric.higher_is_better else 'lower'} is better).",
+        f"- FID: {_values(frame, 'fid_n_real')} real vs {_values(frame, 'fid_n_fake')} generated "
+        f"images; resize: {_values(frame, 'fid_resize')}; samples quantised to uint8 before "
+        f"the feature network; Inception weights sha256: "
+        f"{', '.join(f'`{s}…`' for s in sha) if len(sha) else 'not recorded'}.",
+        f"- Versions: torch {_values(frame, 'torch_version')}, ganbench "
+        f"{_values(frame, 'ganbench_version')}.",
+        f"- Hardware: {_values(frame, 'device')}. Compute spent: {hours}.",
+    ]
+    if metric_note:
+        lines.append(f"- **Note:** {metric_note}")
+    return [*lines, ""]
+
+
+def _budget_section(by_phase: dict[str, pd.DataFrame], metric: Metric) -> list[str]:
+    """Expected best score at a few budgets k, as a table per search phase."""
+    lines = []
+    for phase, rows in by_phase.items():
+        if phase not in SEARCH_PHASES:
+            continue
+        n_max = int(rows.groupby(["dataset", "model"]).size().max())
+        ks = sorted({k for k in (1, 5, 10, 20, 50, n_max) if k <= n_max})
+        cells = {}
+        for dataset in ordered(rows["dataset"].unique(), DATASET_ORDER):
+            for k in ks:
+                column = []
+                for model in ordered(rows["model"].unique(), MODEL_ORDER):
+                    scores = rows.loc[(rows["dataset"] == dataset) & (rows["model"] == model)]
+                    scores = scores["score"].dropna().to_numpy()
+                    ok = 0 < k <= scores.size
+                    column.append(metric.fmt(metric.sign * expected_min(scores)[k - 1])
+                                  if ok else "—")  # fmt: skip
+                cells[f"{dataset} k={k}"] = column
+        table = pd.DataFrame(cells, index=ordered(rows["model"].unique(), MODEL_ORDER))
+        table.index.name = "model"
+        lines += [
+            f"### Expected best {metric.label} after k samples (phase `{phase}`)",
+            "",
+            markdown(table),
+            "",
+            f"Exact expected {metric.best_word} over k settings drawn without replacement from "
+            "the trials run; k = 1 is the mean, k = K the best observed. Diverged or failed "
+            "trials count as the worst finished value on the dataset. — : fewer than k trials.",
+            "",
+        ]
+    return lines
+
+
+def _stats_section(tests: pd.DataFrame, metric: Metric) -> list[str]:
+    lines = [
+        "## Statistical tests",
+        "",
+        f"Two-sided Mann–Whitney U between every pair of models on {metric.label}, Holm "
+        f"correction within each phase and dataset, significance at {ALPHA} after correction. "
+        "Diverged or failed trials rank below every finished trial. δ is Cliff's delta: "
+        "P(A better than B) − P(B better than A).",
+        "",
+    ]
+    if tests.empty:
+        return [*lines, "No test could be run (fewer than two models with two trials).", ""]
+    for (phase, dataset), part in tests.groupby(["phase", "dataset"], sort=False):
+        h, p = part["kruskal_H"].iloc[0], part["kruskal_p"].iloc[0]
+        lines.append(f"**Phase `{phase}`, {dataset}.** Kruskal–Wallis across models: "
+                     f"H = {h:.2f}, p = {_p(p)}.")  # fmt: skip
+        sig = part[part["significant"]]
+        if len(sig):
+            table = pd.DataFrame(
+                {
+                    "better": np.where(sig["delta"] > 0, sig["a"], sig["b"]),
+                    "worse": [f"`{m}`" for m in np.where(sig["delta"] > 0, sig["b"], sig["a"])],
+                    "|δ|": sig["delta"].abs().map("{:.2f}".format),
+                    "p (Holm)": sig["p_holm"].map(_p),
+                    "n": sig["n_a"].astype(str) + " / " + sig["n_b"].astype(str),
+                }
+            ).set_index("better")
+            lines += ["", f"Significant at {ALPHA} after correction:", "", markdown(table), ""]
+        else:
+            lines += ["", f"No pair differs significantly at {ALPHA} after correction.", ""]
+        rest = part[~part["significant"]]
+        if len(rest):
+            pairs = ", ".join(f"{a}–{b}" for a, b in zip(rest["a"], rest["b"], strict=True))
+            lines += [f"Not significant: {pairs}.", ""]
+    return [*lines, "All pairs with U, raw and Holm p-values and δ: [stats.csv](stats.csv).", ""]
+
+
+def _p(p: float) -> str:
+    return "n/a" if not np.isfinite(p) else f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
+
+
+def _figure_section(figures: list[dict]) -> list[str]:
+    lines = ["## Figures", ""]
+    for figure in figures:
+        png, other = figure["paths"]
+        lines += [
+            f"### {figure['name']}",
+            "",
+            f"![{figure['name']}]({png.name})",
+            "",
+            f"{figure['caption']} ([{other.suffix[1:].upper()}]({other.name}))",
+            "",
+        ]
+    return lines
+
+
+def _caveats() -> list[str]:
+    return [
+        "## Caveats",
+        "",
+        "- Best-of-K is optimistic: the minimum over many trials rewards luck as well as the "
+        "loss, and more so for models with a wide spread. Compare the budget curves and the "
+        "medians, not only the best values.",
+        "- The seeds phase guards against this: the setting is chosen on `select` seeds and "
+        "every number for that phase is computed on fresh `report` seeds only.",
+        "- Tests are over hyperparameter samples (search phases) or seeds (seeds phase); "
+        "a significant difference says the distributions differ under this search space and "
+        "budget, not that one loss is better under every setting.",
+        "",
+    ]

@@ -1,0 +1,165 @@
+"""`Evaluator`: the trainer's view of evaluation; scores a generator at every checkpoint.
+
+It draws z ~ U[-1, 1]^z_dim once from a fixed seed (the same z at every call), samples G in
+eval mode (restoring its mode afterwards), and computes the requested metrics. The real
+statistics are computed once, lazily, through the on-disk reference-statistics cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from benchmark.evaluation.extractors import (
+    FEATURE_EXTRACTORS,
+    FeatureExtractor,
+    build_extractor,
+    extract_features,
+)
+from benchmark.evaluation.metrics import (
+    METRICS,
+    frechet_distance,
+    improved_precision_recall,
+    kid,
+    mean_cov,
+)
+from benchmark.evaluation.polygon_metrics import PolygonSettings, polygon_metrics
+from benchmark.evaluation.preprocess import FID_RESIZE, to_uint8
+from benchmark.evaluation.refstats import RefStats, images_sha256, key_fields, load_or_compute
+from benchmark.registry import ConfigError
+
+
+def fixed_z(n: int, z_dim: int, seed: int) -> Tensor:
+    """z ~ U[-1, 1]^(n, z_dim) from a CPU generator seeded with `seed` (device independent)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(n, z_dim, generator=generator) * 2.0 - 1.0
+
+
+class Evaluator:
+    """Scores generators against the first `n_real` test images with the requested metrics."""
+
+    def __init__(
+        self,
+        *,
+        dataset: str,
+        test_images: Tensor,
+        metrics: Sequence[str],
+        n_real: int = 10_000,
+        n_fake: int = 10_000,
+        extractor: str = "inception",
+        weights: str | None = None,
+        device: torch.device | str = "cpu",
+        z_dim: int = 64,
+        z_seed: int = 0,
+        batch_size: int = 500,
+        polygon: PolygonSettings | None = None,
+    ) -> None:
+        for name in metrics:
+            METRICS.get(name, "metrics")
+        if test_images.dtype != torch.uint8 or test_images.ndim != 4:
+            raise ValueError(
+                f"test_images must be uint8 (N, C, H, W), got {test_images.dtype} "
+                f"{tuple(test_images.shape)}"
+            )
+        if n_real < 2 or n_fake < 2:
+            raise ConfigError("fid_n_real/fid_n_fake", (n_real, n_fake), "at least 2 each")
+        self.dataset = dataset
+        self.metrics = tuple(dict.fromkeys(metrics))
+        self.test_images = test_images
+        self.n_real = min(int(n_real), len(test_images))
+        self.n_fake = int(n_fake)
+        self.extractor_name = extractor
+        self.weights = weights
+        self.device = torch.device(device)
+        self.z_dim = z_dim
+        self.batch_size = batch_size
+        self.polygon = polygon or PolygonSettings()
+        self.needs_features = any(METRICS.get(m).needs_features for m in self.metrics)
+        n_z = max(self.n_fake if self.needs_features else 0, self._polygon_n())
+        self.z = fixed_z(n_z, z_dim, z_seed)
+        self._extractor: FeatureExtractor | None = None
+        self._real: RefStats | None = None
+        self.cache_hit: bool | None = None
+        if self.needs_features:  # the name is checked now; the weights load on first use
+            FEATURE_EXTRACTORS.get(extractor, "feature_extractor")
+
+    def _polygon_n(self) -> int:
+        return self.polygon.n_precision if "polygon" in self.metrics else 0
+
+    @property
+    def extractor(self) -> FeatureExtractor:
+        if self._extractor is None:
+            self._extractor = build_extractor(self.extractor_name, self.weights, self.device)
+        return self._extractor
+
+    def real_stats(self) -> RefStats:
+        """The real statistics (first `n_real` test images), from the cache or computed once."""
+        if self._real is None:
+            images = self.test_images[: self.n_real]
+            fields = key_fields(
+                dataset=self.dataset,
+                split="test",
+                count=self.n_real,
+                extractor=self.extractor.name,
+                weights_sha256=self.extractor.sha256,
+                preprocessing=self.extractor.preprocessing,
+                data_sha256=images_sha256(images),
+            )
+            self._real, self.cache_hit = load_or_compute(
+                fields, lambda: extract_features(self.extractor, images, self.batch_size)
+            )
+        return self._real
+
+    def fake_features(self, generator: nn.Module) -> Tensor:
+        """Features of G(z) for the first `n_fake` fixed z, quantised on the device."""
+        feats = torch.empty(self.n_fake, self.extractor.dim, dtype=torch.float32)
+        with torch.inference_mode():
+            for start in range(0, self.n_fake, self.batch_size):
+                z = self.z[start : start + self.batch_size].to(self.device)
+                images = to_uint8(generator(z))
+                feats[start : start + len(z)] = self.extractor(images).float().cpu()
+        return feats
+
+    def evaluate(self, generator: nn.Module) -> dict[str, float]:
+        """Scores of G: keys among fid, kid, ipr_precision, ipr_recall, precision, recall, f1."""
+        was_training = generator.training
+        generator.eval()
+        try:
+            out: dict[str, float] = {}
+            if self.needs_features:
+                real = self.real_stats()
+                fake = self.fake_features(generator)
+                if "fid" in self.metrics:
+                    out["fid"] = frechet_distance(real.mu, real.sigma, *mean_cov(fake))
+                real_feats = torch.from_numpy(np.asarray(real.features))
+                if "kid" in self.metrics:
+                    out["kid"] = kid(real_feats, fake)[0]
+                if "ipr" in self.metrics:
+                    p, r = improved_precision_recall(real_feats, fake, batch_size=self.batch_size)
+                    out["ipr_precision"], out["ipr_recall"] = p, r
+            if "polygon" in self.metrics:
+                out.update(
+                    polygon_metrics(
+                        generator, self.z, self.test_images, self.polygon, self.batch_size
+                    )
+                )
+            return out
+        finally:
+            generator.train(was_training)
+
+    def record(self) -> dict[str, object]:
+        """fid_n_real, fid_n_fake, fid_resize, inception_sha256, feature_extractor (+ polygon)."""
+        has_fid = "fid" in self.metrics
+        record: dict[str, object] = {
+            "fid_n_real": self.n_real if has_fid else None,
+            "fid_n_fake": self.n_fake if has_fid else None,
+            "fid_resize": FID_RESIZE if has_fid else None,
+            "inception_sha256": self.extractor.sha256 if self.needs_features else None,
+            "feature_extractor": self.extractor_name if self.needs_features else None,
+        }
+        if "polygon" in self.metrics:
+            record.update(self.polygon.record())
+        return record

@@ -1,0 +1,144 @@
+"""Hyperparameter search spaces as data (wide, narrow, default) and their deterministic sampling.
+
+The ranges are the reference study's (DESIGN.md, "Search spaces"). A parameter a model's
+preset leaves unset (None) does not apply to that model and is never searched: clip only
+for wgan, lam only for the gradient penalties, lambda_k and gamma only for began. Sample
+#0 of every search is the model's preset default; sample i > 0 is drawn from a generator
+seeded by (sweep seed, dataset, model, i), so growing a search from 50 to 100 samples keeps
+the first 50, and nothing depends on the order in which trials are planned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from benchmark.models import MODELS, ModelPreset
+from benchmark.registry import Registry
+
+
+@dataclass(frozen=True)
+class LogUniform:
+    """10^U[low, high]."""
+
+    low: float
+    high: float
+
+    def sample(self, rng: np.random.Generator) -> float:
+        return float(10 ** rng.uniform(self.low, self.high))
+
+    def contains(self, value: Any) -> bool:
+        return 10**self.low <= value <= 10**self.high
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """U[low, high]."""
+
+    low: float
+    high: float
+
+    def sample(self, rng: np.random.Generator) -> float:
+        return float(rng.uniform(self.low, self.high))
+
+    def contains(self, value: Any) -> bool:
+        return self.low <= value <= self.high
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a few values, equally likely."""
+
+    values: tuple[Any, ...]
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        value = self.values[int(rng.integers(len(self.values)))]
+        return value.item() if isinstance(value, np.generic) else value
+
+    def contains(self, value: Any) -> bool:
+        return value in self.values
+
+
+def Fixed(value: Any) -> Choice:  # noqa: N802 - reads as a range kind, like the others
+    return Choice((value,))
+
+
+Range = LogUniform | Uniform | Choice
+
+
+@dataclass(frozen=True)
+class Space:
+    """Ranges by TrialConfig field; `with_penalty` replaces some for gradient-penalty models."""
+
+    ranges: Mapping[str, Range] = field(default_factory=dict)
+    with_penalty: Mapping[str, Range] = field(default_factory=dict)
+
+    def ranges_for(self, preset: ModelPreset) -> dict[str, Range]:
+        """The ranges that apply to a model: those of parameters its preset sets."""
+        ranges = dict(self.ranges)
+        if preset.penalty != "none":
+            ranges.update(self.with_penalty)
+        return {
+            name: r
+            for name, r in sorted(ranges.items())
+            if getattr(preset, name, None) is not None
+        }
+
+
+SPACES: Registry[Space] = Registry("space")
+
+SPACES.register("default", Space())
+SPACES.register(
+    "wide",
+    Space(
+        {
+            "lr": LogUniform(-5, -2),
+            "beta1": Uniform(0, 1),
+            "n_disc": Choice((1, 5)),
+            "d_bn": Choice((True, False)),
+            "clip": LogUniform(-3, 0),
+            "lam": LogUniform(-1, 2),
+            "lambda_k": LogUniform(-4, -2),
+            "gamma": Uniform(0, 1),
+        }
+    ),
+)
+SPACES.register(
+    "narrow",
+    Space(
+        {
+            "lr": LogUniform(-4, -3),
+            "beta1": Fixed(0.5),
+            "n_disc": Fixed(1),
+            "d_bn": Choice((True, False)),
+            "clip": LogUniform(-2, 0),
+            "lam": LogUniform(-1, 1),
+            "lambda_k": Fixed(1e-3),
+            "gamma": Uniform(0.6, 0.9),
+        },
+        # Batch norm in D mixes the samples whose per-sample gradient norm a penalty constrains.
+        with_penalty={"d_bn": Fixed(False)},
+    ),
+)
+
+
+def _entropy(*parts: object) -> list[int]:
+    """A stable seed from strings and ints (Python's hash() changes between processes)."""
+    digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
+    return [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)]
+
+
+def sample_hyperparameters(
+    space: str, model: str, dataset: str, index: int, seed: int = 0
+) -> dict[str, Any]:
+    """Hyperparameters of sample `index` of a search; sample 0 is the model's preset."""
+    preset = MODELS.get(model, "model")
+    ranges = SPACES.get(space, "space").ranges_for(preset)
+    if index == 0:
+        return {name: getattr(preset, name) for name in ranges}
+    rng = np.random.default_rng(_entropy(seed, dataset, model, index))
+    return {name: r.sample(rng) for name, r in ranges.items()}

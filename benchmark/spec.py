@@ -1,0 +1,289 @@
+"""Sweep specs: a TOML file under runs/ read into a validated, frozen `SweepSpec`.
+
+A spec names what to run (datasets, models, a search space or a finished sweep to take the
+best settings from, seeds), how each trial is configured (any TrialConfig field, under its
+own name) and where it runs (device, executor and its options). Every key is checked before
+anything runs; an error names the file, the key, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from benchmark.config import METRIC_NAMES, TrialConfig
+from benchmark.registry import ConfigError, load_plugins
+
+PHASES = ("default", "wide", "narrow", "seeds")
+
+# Whether a smaller or a larger value of a result column is better.
+DIRECTIONS = {
+    "fid_min": "min",
+    "fid_final": "min",
+    "kid": "min",
+    "precision": "max",
+    "recall": "max",
+    "f1": "max",
+    "ipr_precision": "max",
+    "ipr_recall": "max",
+}
+
+# TrialConfig fields a spec may not set: the sweep sets them per trial.
+PLANNED_FIELDS = ("dataset", "model", "seed", "sweep", "phase", "sample", "seed_role", "extra")
+TRIAL_FIELDS = tuple(f.name for f in fields(TrialConfig) if f.name not in PLANNED_FIELDS)
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """One sweep: what to run, how each trial is configured, and where it runs."""
+
+    path: Path
+    name: str
+    datasets: tuple[str, ...]
+    models: tuple[str, ...]
+    phase: str = "default"
+    space: str = "default"
+    samples: int = 1
+    seeds: tuple[int, ...] = (0,)
+    search_seed: int = 0
+    metric: str = "fid_min"
+    direction: str = "min"
+    # The seeds phase: re-run the best setting of `source` with these many seeds.
+    source: Path | None = None
+    select_seeds: int = 0
+    report_seeds: int = 0
+    # Where trials run; machine-specific, so not part of a trial's identity.
+    executor: str = "local"
+    executor_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    device: str | None = None
+    data_root: str | None = None
+    # TrialConfig fields fixed for every trial (they win over the search space).
+    trial: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def directory(self) -> Path:
+        """runs/<name>/: the trials, results.csv, the report and the slurm logs."""
+        return self.path.parent / self.name
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return tuple(self.trial.get("metrics", TrialConfig.__dataclass_fields__["metrics"].default))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _type_check(hint: Any) -> tuple[Callable[[Any], bool], str]:
+    """A check for a TOML value against a TrialConfig annotation, and its description."""
+    optional = type(None) in typing.get_args(hint)
+    base = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
+    if typing.get_origin(hint) is tuple:
+        return _is_str_list, "a list of strings"
+    check, text = {
+        bool: (lambda v: isinstance(v, bool), "true or false"),
+        int: (_is_int, "an integer"),
+        float: (_is_number, "a number"),
+        str: (lambda v: isinstance(v, str), "a string"),
+    }[base]
+    if optional:
+        return check, f"{text} (or leave it out)"
+    return check, text
+
+
+class _Reader:
+    """Pops keys from a TOML table, checking each; `finish` refuses what is left over."""
+
+    def __init__(self, table: dict[str, Any], where: str, prefix: str = "") -> None:
+        self.table, self.where, self.prefix = dict(table), where, prefix
+
+    def error(self, key: str, value: Any, allowed: str) -> ConfigError:
+        return ConfigError(self.prefix + key, value, allowed, where=self.where)
+
+    def get(
+        self, key: str, default: Any, check: Callable[[Any], bool], allowed: str
+    ) -> Any:
+        if key not in self.table:
+            return default
+        value = self.table.pop(key)
+        if not check(value):
+            raise self.error(key, value, allowed)
+        return value
+
+    def finish(self, known: typing.Iterable[str]) -> None:
+        if self.table:
+            key = sorted(self.table)[0]
+            raise self.error(key, self.table[key], f"a known key: one of {sorted(known)}")
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError("spec", str(path), "an existing .toml file")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError("toml", str(error), "valid TOML", where=str(path)) from None
+
+
+SPEC_KEYS = (
+    "name",
+    "phase",
+    "datasets",
+    "models",
+    "space",
+    "samples",
+    "seeds",
+    "search_seed",
+    "metric",
+    "direction",
+    "from",
+    "select_seeds",
+    "report_seeds",
+    "executor",
+    "device",
+    "data_root",
+)
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and validate a sweep spec; raises ConfigError naming the file, key and value."""
+    from benchmark.datasets import DATASETS
+    from benchmark.executors import EXECUTORS
+    from benchmark.models import MODELS
+    from benchmark.search import SPACES
+
+    path = Path(path)
+    where = str(path)
+    r = _Reader(read_toml(path), where)
+
+    plugins = r.get("plugins", [], _is_str_list, "a list of module names")
+    try:
+        load_plugins(plugins)
+    except ConfigError as error:
+        raise r.error("plugins", error.value, error.allowed) from None
+
+    name = r.get(
+        "name",
+        path.stem,
+        lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v),
+        "a folder name: letters, digits, '.', '_', '-'",
+    )
+    phase = r.get("phase", "default", lambda v: v in PHASES, f"one of {list(PHASES)}")
+
+    def names_in(registry) -> tuple[Callable[[Any], bool], str]:
+        return (
+            lambda v: _is_str_list(v) and len(v) > 0 and set(v) <= set(registry.names()),
+            f"a non-empty list of {registry.names()}",
+        )
+
+    datasets = r.get("datasets", None, *names_in(DATASETS))
+    models = r.get("models", None, *names_in(MODELS))
+    for key, value in (("datasets", datasets), ("models", models)):
+        if value is None:
+            raise r.error(key, None, "a non-empty list (the key is required)")
+
+    trial: dict[str, Any] = {"plugins": plugins} if plugins else {}
+    hints = typing.get_type_hints(TrialConfig)
+    for key in TRIAL_FIELDS:
+        if key != "plugins" and key in r.table:
+            value = r.get(key, None, *_type_check(hints[key]))
+            trial[key] = tuple(value) if isinstance(value, list) else value
+    for metric in trial.get("metrics", ()):
+        if metric not in METRIC_NAMES:
+            raise r.error("metrics", metric, f"a subset of {list(METRIC_NAMES)}")
+
+    metrics = trial.get("metrics", TrialConfig.__dataclass_fields__["metrics"].default)
+    default_metric = "f1" if "polygon" in metrics and "fid" not in metrics else "fid_min"
+    metric = r.get("metric", default_metric, lambda v: isinstance(v, str) and v, "a result column")
+    direction = r.get(
+        "direction",
+        DIRECTIONS.get(metric),
+        lambda v: v in ("min", "max"),
+        '"min" or "max"',
+    )
+    if direction is None:
+        raise r.error("direction", None, f'"min" or "max" (metric {metric!r} has no default)')
+
+    search_seed = r.get("search_seed", 0, lambda v: _is_int(v) and v >= 0, "an integer >= 0")
+    options: dict[str, Any] = {"search_seed": search_seed}
+    if phase == "seeds":
+        source = r.get("from", None, lambda v: isinstance(v, str) and v, "a sweep directory")
+        if source is None:
+            raise r.error("from", None, "a finished sweep directory (required in phase seeds)")
+        if not (Path(source) / "trials").is_dir():
+            raise r.error("from", source, "a sweep directory holding trials/<id>/result.json")
+        options["source"] = Path(source)
+        options["select_seeds"] = r.get(
+            "select_seeds", 0, lambda v: _is_int(v) and v >= 0, "an integer >= 0"
+        )
+        options["report_seeds"] = r.get(
+            "report_seeds", None, lambda v: _is_int(v) and v >= 1, "an integer >= 1"
+        )
+        if options["report_seeds"] is None:
+            raise r.error("report_seeds", None, "an integer >= 1 (required in phase seeds)")
+        for key in ("space", "samples", "seeds", "search_seed"):
+            if key in r.table:
+                raise r.error(key, r.table[key], "nothing: phase seeds takes its settings from")
+    else:
+        for key in ("from", "select_seeds", "report_seeds"):
+            if key in r.table:
+                raise r.error(key, r.table[key], 'nothing outside phase = "seeds"')
+        default_space = phase if phase in SPACES else "default"
+        space = r.get(
+            "space", default_space, lambda v: v in SPACES, f"one of {SPACES.names()}"
+        )
+        samples = r.get("samples", 1, lambda v: _is_int(v) and v >= 1, "an integer >= 1")
+        if space == "default" and samples != 1:
+            raise r.error("samples", samples, '1 (space "default" has one setting per model)')
+        seeds = r.get(
+            "seeds",
+            1,
+            lambda v: (_is_int(v) and v >= 1)
+            or (
+                isinstance(v, list)
+                and v
+                and all(_is_int(s) and s >= 0 for s in v)
+                and len(set(v)) == len(v)
+            ),
+            "a count >= 1, or a list of distinct integers >= 0",
+        )
+        seeds = tuple(range(seeds)) if _is_int(seeds) else tuple(seeds)
+        options.update(space=space, samples=samples, seeds=seeds)
+
+    executor = r.get("executor", "local", lambda v: v in EXECUTORS, f"one of {EXECUTORS.names()}")
+    executor_options = {}
+    for kind in EXECUTORS:
+        table = r.get(kind, {}, lambda v: isinstance(v, dict), f"a table [{kind}]")
+        executor_options[kind] = EXECUTORS.get(kind).read_options(table, where)
+    device = r.get("device", None, lambda v: isinstance(v, str) and v, "a torch device, e.g. cuda")
+    data_root = r.get("data_root", None, lambda v: isinstance(v, str) and v, "a directory")
+    r.finish((*SPEC_KEYS, "plugins", *EXECUTORS.names(), *TRIAL_FIELDS))
+
+    return SweepSpec(
+        path=path,
+        name=name,
+        datasets=tuple(datasets),
+        models=tuple(models),
+        phase=phase,
+        metric=metric,
+        direction=direction,
+        executor=executor,
+        executor_options=executor_options,
+        device=device,
+        data_root=data_root,
+        trial=trial,
+        **options,
+    )

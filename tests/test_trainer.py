@@ -1,0 +1,170 @@
+"""The trial runner: step counts, clipping in training, resume equivalence, divergence, records."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from benchmark import trainer
+from benchmark.config import resolve_trial
+from benchmark.datasets import DATASETS, DatasetSpec, ImageData
+from benchmark.losses import LOSSES, Loss
+from benchmark.registry import ConfigError
+from benchmark.trainer import GANTraining, TrialMismatch, run_trial
+
+
+def _tiny_images(n: int, seed: int) -> torch.Tensor:
+    """8x8 gray squares at random places: cheap, but with structure to learn."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.zeros(n, 1, 8, 8, dtype=torch.uint8)
+    corners = torch.randint(0, 5, (n, 2), generator=g)
+    for i, (r, c) in enumerate(corners.tolist()):
+        images[i, 0, r : r + 4, c : c + 4] = 255
+    return images
+
+
+if "test_squares" not in DATASETS:
+    DATASETS.register(
+        "test_squares",
+        DatasetSpec(
+            name="test_squares",
+            shape=(1, 8, 8),
+            files="generated in the test",
+            load=lambda root, download: ImageData(
+                "test_squares", _tiny_images(256, 0), _tiny_images(64, 1)
+            ),
+            needs_root=False,
+        ),
+    )
+if "test_nan" not in LOSSES:
+    LOSSES.register(
+        "test_nan", Loss(d=lambda r, f, s: r.mean() * math.nan, g=lambda f, s: f.mean())
+    )
+
+
+def tiny(model: str = "ns", **overrides):
+    values = dict(steps=12, checkpoint_every=6, batch_size=8, metrics=())
+    values.update(overrides)
+    return resolve_trial(model, "test_squares", **values)
+
+
+@pytest.mark.parametrize(("n_disc", "steps", "g_steps"), [(1, 10, 10), (5, 10, 2), (5, 11, 3)])
+def test_d_and_g_step_counts(n_disc, steps, g_steps):
+    training = GANTraining(tiny(n_disc=n_disc), _tiny_images(32, 0), torch.device("cpu"))
+    for _ in range(steps):
+        training.train_step()
+    assert (training.step, training.g_steps) == (steps, g_steps)
+
+
+def test_g_updates_on_the_first_step_and_every_n_disc():
+    training = GANTraining(tiny(n_disc=3), _tiny_images(32, 0), torch.device("cpu"))
+    updated = []
+    for _ in range(7):
+        before = training.g_steps
+        training.train_step()
+        updated.append(training.g_steps > before)
+    assert updated == [True, False, False, True, False, False, True]
+
+
+def test_wgan_training_keeps_every_d_parameter_clipped():
+    training = GANTraining(tiny("wgan", lr=0.1), _tiny_images(32, 0), torch.device("cpu"))
+    for _ in range(3):
+        training.train_step()
+    bn_weights = [m.weight for m in training.d.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bn_weights and float(bn_weights[0].detach().abs().max()) <= 0.01 + 1e-9
+    assert max(float(p.detach().abs().max()) for p in training.d.parameters()) <= 0.01 + 1e-9
+
+
+def test_began_k_moves_after_d_steps():
+    training = GANTraining(tiny("began"), _tiny_images(32, 0), torch.device("cpu"))
+    training.train_step()
+    k = float(training.loss_state["k"])
+    assert k != 0.0 and abs(k) < 1e-3  # one step of size lambda_k * (gamma L(x) - L(G(z)))
+
+
+def test_result_record(tmp_path):
+    result = run_trial(tiny("wgan_gp"), tmp_path / "t", progress=False)
+    assert result["status"] == "ok"
+    assert (result["d_steps"], result["g_steps"]) == (12, 3)
+    assert result["images_seen"] == 12 * 8
+    assert result["loss"] == "wgan" and result["penalty"] == "gp" and result["lam"] == 10.0
+    assert result["torch_version"] == torch.__version__
+    for name in ("trial.json", "result.json", "metrics.jsonl", "samples.png", "checkpoint.pt"):
+        assert (tmp_path / "t" / name).exists(), name
+    stored = json.loads((tmp_path / "t" / "result.json").read_text())
+    assert stored["trial_id"] == tiny("wgan_gp").trial_id
+    lines = (tmp_path / "t" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["d_steps"] for line in lines] == [6, 12]
+
+
+def _kill_after_first_checkpoint(monkeypatch):
+    real_save = trainer._save_checkpoint
+    calls = []
+
+    def save_then_die(path, state):
+        real_save(path, state)
+        calls.append(state["training"]["step"])
+        raise KeyboardInterrupt  # as if the process were killed right after the write
+
+    monkeypatch.setattr(trainer, "_save_checkpoint", save_then_die)
+    return calls
+
+
+@pytest.mark.parametrize("model", ["ns", "wgan_gp", "began"])
+def test_resume_after_kill_ends_with_the_same_weights(tmp_path, monkeypatch, model):
+    trial = tiny(model)
+    run_trial(trial, tmp_path / "straight", progress=False)
+
+    calls = _kill_after_first_checkpoint(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(trial, tmp_path / "killed", progress=False)
+    assert calls == [6] and not (tmp_path / "killed" / "result.json").exists()
+    monkeypatch.undo()
+    resumed = run_trial(trial, tmp_path / "killed", progress=False)
+    assert resumed["d_steps"] == 12 and resumed["g_steps"] == run_trial(trial, tmp_path / "straight")["g_steps"]
+
+    a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)["training"]
+    b = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["training"]
+    for part in ("g", "d"):
+        for name, tensor in a[part].items():
+            torch.testing.assert_close(b[part][name], tensor, rtol=0, atol=0, msg=f"{part}.{name}")
+
+
+def test_finished_trial_is_returned_not_rerun(tmp_path, monkeypatch):
+    first = run_trial(tiny(), tmp_path, progress=False)
+    monkeypatch.setattr(trainer, "GANTraining", None)  # any training attempt would fail
+    assert run_trial(tiny(), tmp_path, progress=False) == first
+
+
+def test_a_different_trial_in_the_same_directory_is_refused(tmp_path):
+    run_trial(tiny(), tmp_path, progress=False)
+    with pytest.raises(TrialMismatch, match="differs in lr"):
+        run_trial(tiny(lr=1e-3), tmp_path, progress=False)
+
+
+def test_non_finite_loss_is_recorded_as_diverged(tmp_path):
+    result = run_trial(tiny(loss="test_nan"), tmp_path, progress=False)
+    assert result["status"] == "diverged"
+    assert "non-finite" in result["error"]
+    assert result["d_steps"] == 6  # caught at the first loss read-back, not at the end
+    assert result["fid_min"] is None  # NaN is stored as null
+
+
+def test_failure_during_training_is_recorded(tmp_path, monkeypatch):
+    def broken(self):
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(GANTraining, "train_step", broken)
+    result = run_trial(tiny(), tmp_path, progress=False)
+    assert result["status"] == "failed" and "out of memory" in result["error"]
+    assert "RuntimeError" in (tmp_path / "error.log").read_text()
+
+
+def test_bad_values_are_refused_before_training():
+    with pytest.raises(ConfigError, match=r"lr=-1\.0 is not allowed; expected a number > 0"):
+        tiny(lr=-1.0)
+    with pytest.raises(ConfigError, match="gamma"):
+        tiny("began", gamma=1.5)
