@@ -6,8 +6,9 @@ metric by -1 first, see `Metric.sign`).
 
 from __future__ import annotations
 
+import math
 import warnings
-from itertools import combinations
+from itertools import combinations, permutations
 
 import numpy as np
 import pandas as pd
@@ -82,13 +83,18 @@ def expected_min_by_cost(
 
     Trials run one after another in a random order; a budget B buys the trials whose
     cumulative cost is <= B. `empty` is the score while no trial has finished (use the
-    same worst value given to diverged trials). Simulated with `n_orders` permutations.
+    same worst value given to diverged trials). Simulated with `n_orders` random orders,
+    or exact over all orders when there are no more than `n_orders` of them.
     """
     x = np.asarray(scores, dtype=float)
     c = np.asarray(costs, dtype=float)
     b = np.asarray(budgets, dtype=float)
-    rng = np.random.default_rng(seed)
-    order = np.argsort(rng.random((n_orders, x.size)), axis=1)
+    if math.factorial(x.size) <= n_orders:
+        order = np.array(list(permutations(range(x.size))), dtype=int).reshape(-1, x.size)
+    else:
+        rng = np.random.default_rng(seed)
+        order = np.argsort(rng.random((n_orders, x.size)), axis=1)
+    n_orders = len(order)
     spent = np.cumsum(c[order], axis=1)
     best = np.minimum.accumulate(x[order], axis=1)
     best = np.concatenate([np.full((n_orders, 1), empty), best], axis=1)

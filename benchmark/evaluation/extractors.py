@@ -128,7 +128,9 @@ class InceptionExtractor(FeatureExtractor):
                 )
         self.weights_path = str(path)
         self.sha256 = file_sha256(path)
-        self.net.eval().requires_grad_(False)
+        self.net.eval()
+        for parameter in self.net.parameters():  # ScriptModules lack requires_grad_()
+            parameter.requires_grad_(False)
         self.to(device)
 
     def forward(self, images: Tensor) -> Tensor:

@@ -1,0 +1,364 @@
+"""Executors decide where trials run: `local` (this machine) and `slurm` (submitit job arrays).
+
+Every executor calls the same `run_claimed` for each trial, which takes the trial's claim
+(an exclusive flock on trials/<id>/.lock) and then calls `run_trial`. The kernel drops the
+lock when its process ends, however it ends, so two sweeps on one directory never run the
+same trial at once and a killed sweep leaves no stale claim. A trial's result.json, not
+a job state, says whether it is done.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import submitit
+
+from benchmark.config import TrialConfig
+from benchmark.io import read_json
+from benchmark.registry import ConfigError, Registry, load_plugins
+
+Task = tuple[TrialConfig, Path]
+# Called once per task with its result record, None (another process holds the trial),
+# or the exception that stopped it before a result was recorded.
+Report = Callable[[TrialConfig, "dict[str, Any] | BaseException | None"], None]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Machine-specific arguments of run_trial: not part of a trial's identity."""
+
+    data_root: str | None = None
+    device: str | None = None
+    weights: str | None = None
+    download: bool = False
+    progress: bool = True
+
+
+@contextmanager
+def claim(directory: Path, wait: bool) -> Iterator[bool]:
+    """Hold the trial's lock for the body; yields False if another process holds it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handle = open(directory / ".lock", "a")  # noqa: SIM115 - the lock lives as long as the body
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+        else:
+            yield True
+    finally:
+        handle.close()  # releases the lock
+
+
+def run_claimed(
+    trial: TrialConfig, directory: Path, context: RunContext, *, wait: bool, position: int = 1
+) -> dict[str, Any] | None:
+    """Run (or resume, or read back) one trial under its claim; None if another holds it."""
+    from benchmark import trainer
+
+    load_plugins(trial.plugins)  # a fresh worker or job process has not imported them yet
+    with claim(directory, wait) as claimed:
+        if not claimed:
+            return None
+        return trainer.run_trial(
+            trial,
+            directory,
+            data_root=context.data_root,
+            device=context.device,
+            weights=context.weights,
+            download=context.download,
+            progress=context.progress,
+            progress_position=position,
+        )
+
+
+def _attempt(
+    trial: TrialConfig, directory: Path, context: RunContext, wait: bool, position: int = 1
+) -> dict[str, Any] | BaseException | None:
+    try:
+        return run_claimed(trial, directory, context, wait=wait, position=position)
+    except Exception as error:  # the sweep decides whether one trial's error stops it
+        return error
+
+
+@dataclass(frozen=True)
+class Option:
+    check: Callable[[Any], bool]
+    allowed: str
+    default: Any = None
+
+
+@dataclass(frozen=True)
+class Executor:
+    """`run(tasks, context, options, sweep_dir, report)` runs tasks and reports each one."""
+
+    run: Callable[[Sequence[Task], RunContext, dict[str, Any], Path, Report], None]
+    options: Mapping[str, Option] = field(default_factory=dict)
+
+    def read_options(self, table: Mapping[str, Any], where: str) -> dict[str, Any]:
+        """The spec's [<executor>] table, checked, with defaults filled in."""
+        values = {}
+        for name, option in self.options.items():
+            value = table.get(name, option.default)
+            if name in table and not option.check(value):
+                raise ConfigError(name, value, option.allowed, where=where)
+            values[name] = value
+        unknown = sorted(set(table) - set(self.options))
+        if unknown:
+            raise ConfigError(
+                unknown[0], table[unknown[0]], f"one of {sorted(self.options)}", where=where
+            )
+        return values
+
+
+EXECUTORS: Registry[Executor] = Registry("executor")
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+# ---- local -------------------------------------------------------------------------------
+
+
+def _gpu_slots(device: str | None, workers_per_gpu: int) -> list[tuple[str, int]]:
+    """(GPU, slot) per worker process; empty when trials should run in this process."""
+    if device not in (None, "cuda"):
+        return []  # an explicit device (cpu, cuda:1) runs sequentially on it
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    gpus = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
+    slots = [(gpu, k * len(gpus) + i) for k in range(workers_per_gpu) for i, gpu in enumerate(gpus)]
+    return slots if len(slots) > 1 else []
+
+
+_worker_position = 1
+
+
+def _init_gpu_worker(slots) -> None:
+    """Give a fresh worker process one GPU (set before CUDA starts in it) and a bar row."""
+    global _worker_position
+    gpu, slot = slots.get()
+    os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    _worker_position = 1 + slot
+
+
+def _pool_attempt(trial: TrialConfig, directory: Path, context: RunContext, wait: bool):
+    return _attempt(trial, directory, context, wait, position=_worker_position)
+
+
+def run_local(
+    tasks: Sequence[Task],
+    context: RunContext,
+    options: dict[str, Any],
+    sweep_dir: Path,
+    report: Report,
+) -> None:
+    """In this process (CPU, or one GPU), or one worker process per GPU slot.
+
+    A trial another process holds is skipped at first and waited for at the end, so this
+    sweep ends only when every trial is finished (or its holder died and this one ran it).
+    """
+    slots = _gpu_slots(context.device, options["workers_per_gpu"])
+    if not slots:
+        busy = []
+        for trial, directory in tasks:
+            outcome = _attempt(trial, directory, context, wait=False)
+            if outcome is None:
+                busy.append((trial, directory))
+            else:
+                report(trial, outcome)
+        for trial, directory in busy:
+            report(trial, _attempt(trial, directory, context, wait=True))
+        return
+
+    import multiprocessing
+
+    # spawn, not fork: a forked child of a process that touched CUDA cannot use it.
+    mp = multiprocessing.get_context("spawn")
+    queue = mp.Queue()
+    for slot in slots:
+        queue.put(slot)
+    context = replace(context, device="cuda")
+    pool = ProcessPoolExecutor(len(slots), mp, initializer=_init_gpu_worker, initargs=(queue,))
+    try:
+        for wait in (False, True):
+            futures = {
+                pool.submit(_pool_attempt, trial, directory, context, wait): (trial, directory)
+                for trial, directory in tasks
+            }
+            busy = []
+            for future in as_completed(futures):
+                outcome = future.result()
+                if outcome is None:
+                    busy.append(futures[future])
+                else:
+                    report(futures[future][0], outcome)
+            tasks = busy
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+EXECUTORS.register(
+    "local",
+    Executor(
+        run_local,
+        {"workers_per_gpu": Option(_positive_int, "an integer >= 1 (trials sharing a GPU)", 1)},
+    ),
+)
+
+
+# ---- slurm -------------------------------------------------------------------------------
+
+
+class TrialJob(submitit.helpers.Checkpointable):
+    """One array task: run one trial. On preemption or time-out submitit calls the inherited
+    `checkpoint`, which requeues this same call; run_trial then resumes from checkpoint.pt."""
+
+    def __init__(self, context: RunContext) -> None:
+        self.context = context
+
+    def __call__(self, trial: TrialConfig, directory: str) -> dict[str, Any] | None:
+        return run_claimed(trial, Path(directory), self.context, wait=False, position=0)
+
+
+def _queued(job_ids: set[str]) -> bool:
+    """Whether squeue still lists any of these jobs (pending, running, completing)."""
+    for job_id in job_ids:
+        result = subprocess.run(
+            ["squeue", "-h", "-o", "%i", "-j", job_id], capture_output=True, text=True
+        )
+        if result.returncode == 0 and result.stdout.strip():
+            return True
+    return False
+
+
+def _slurm_parameters(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    root = Path(__file__).resolve().parent.parent
+    parameters = {
+        "name": f"ganbench-{name}",
+        "timeout_min": options["timeout_min"],
+        "cpus_per_task": options["cpus_per_task"],
+        "gpus_per_node": options["gpus_per_node"],
+        "mem_gb": options["mem_gb"],
+        "slurm_partition": options["partition"],
+        "slurm_array_parallelism": options["array_parallelism"],
+        # The job imports this very checkout, whatever its working directory.
+        "slurm_setup": [f"export PYTHONPATH={root}${{PYTHONPATH:+:$PYTHONPATH}}"]
+        + list(options["setup"]),
+        "slurm_additional_parameters": dict(options["additional"]),
+    }
+    return {key: value for key, value in parameters.items() if value is not None}
+
+
+def run_slurm(
+    tasks: Sequence[Task],
+    context: RunContext,
+    options: dict[str, Any],
+    sweep_dir: Path,
+    report: Report,
+) -> None:
+    """One array task per trial, through submitit; waits, reading each trial's result.json.
+
+    Without slurmdbd, sacct is disabled and submitit sees every state as UNKNOWN, so this
+    polls the trial directories for results and squeue for jobs still queued.
+    """
+    if not tasks:
+        return
+    executor = submitit.AutoExecutor(folder=sweep_dir / "slurm", cluster="slurm")
+    executor.update_parameters(**_slurm_parameters(sweep_dir.name, options))
+    context = replace(context, progress=False)
+    size = options["max_array_size"]
+    jobs = []
+    for start in range(0, len(tasks), size):
+        chunk = tasks[start : start + size]
+        jobs += executor.map_array(
+            TrialJob(context), [t for t, _ in chunk], [str(d) for _, d in chunk]
+        )
+    print(
+        f"submitted {len(jobs)} slurm tasks (job {jobs[0].job_id.split('_')[0]}); "
+        f"logs in {sweep_dir / 'slurm'}",
+        file=sys.stderr,
+    )
+    array_ids = {job.job_id.split("_")[0] for job in jobs}
+    pending = {trial.trial_id: (trial, directory, job) for (trial, directory), job in zip(tasks, jobs)}
+    empty_polls = 0
+    while pending and empty_polls < 2:  # twice, so one failed squeue call does not end the wait
+        time.sleep(options["poll_seconds"])
+        for trial_id, (trial, directory, _) in list(pending.items()):
+            if (directory / "result.json").exists():
+                report(trial, read_json(directory / "result.json"))
+                del pending[trial_id]
+        empty_polls = 0 if _queued(array_ids) else empty_polls + 1
+    for trial, directory, job in pending.values():
+        if (directory / "result.json").exists():
+            report(trial, read_json(directory / "result.json"))
+            continue
+        error = None
+        if job.paths.result_pickle.exists():
+            error = job.exception()
+            if error is None and job.result() is None:
+                # Another process held the trial; it is still running or was killed.
+                report(trial, None)
+                continue
+        report(
+            trial,
+            error
+            or RuntimeError(
+                f"slurm task {job.job_id} ended without a result; see {job.paths.stderr}"
+            ),
+        )
+
+
+EXECUTORS.register(
+    "slurm",
+    Executor(
+        run_slurm,
+        {
+            "partition": Option(lambda v: isinstance(v, str) and v, "a partition name"),
+            "timeout_min": Option(_positive_int, "minutes per job, an integer >= 1", 24 * 60),
+            "cpus_per_task": Option(_positive_int, "an integer >= 1", 4),
+            "gpus_per_node": Option(
+                lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                "an integer >= 0",
+                1,
+            ),
+            "mem_gb": Option(
+                lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v > 0,
+                "a number of GB > 0 (or leave it out: the partition's default)",
+            ),
+            "array_parallelism": Option(_positive_int, "an integer >= 1 (tasks at once)", 64),
+            "max_array_size": Option(
+                _positive_int, "an integer >= 1 (the cluster's MaxArraySize)", 1000
+            ),
+            "setup": Option(
+                lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                "a list of shell lines run before each job (module load ...)",
+                [],
+            ),
+            "additional": Option(
+                lambda v: isinstance(v, dict),
+                "a table of further sbatch options (account, qos, constraint, ...)",
+                {},
+            ),
+            "poll_seconds": Option(
+                lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v > 0,
+                "seconds between checks for finished trials, a number > 0",
+                10,
+            ),
+        },
+    ),
+)

@@ -1,0 +1,359 @@
+"""The `sweep` command: plan a spec's trials, run them on an executor, collect results.csv.
+
+Planning is pure: the same spec gives the same trials (and trial ids) on any machine, so a
+sweep can be stopped and restarted, or run from two processes, and every trial still runs
+once. Finished trials are read back, not re-run; results.csv is rebuilt from the trials'
+own result.json files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from benchmark.config import TrialConfig, resolve_trial
+from benchmark.executors import EXECUTORS, RunContext, claim
+from benchmark.io import atomic_write, read_json
+from benchmark.registry import ConfigError, load_plugins
+from benchmark.search import sample_hyperparameters
+from benchmark.spec import SweepSpec, load_spec
+
+# Leading columns of results.csv; the rest follow in result.json's (sorted) order.
+LEADING = ("trial_id", "sweep", "phase", "dataset", "model", "loss", "penalty", "sample", "seed")
+LEADING += ("seed_role", "status", "error")
+
+
+def trial_dir(spec: SweepSpec, trial: TrialConfig) -> Path:
+    return spec.directory / "trials" / trial.trial_id
+
+
+# ---- planning ----------------------------------------------------------------------------
+
+
+def plan(spec: SweepSpec) -> list[TrialConfig]:
+    """Every trial of the spec, in run order, without duplicates; ConfigError names the spec."""
+    try:
+        unique: dict[str, TrialConfig] = {}
+        for trial in _plan_seeds(spec) if spec.phase == "seeds" else _plan_search(spec):
+            unique.setdefault(trial.trial_id, trial)
+    except ConfigError as error:
+        if error.where:
+            raise
+        raise ConfigError(error.field, error.value, error.allowed, where=str(spec.path)) from None
+    return list(unique.values())
+
+
+def _plan_search(spec: SweepSpec) -> Iterable[TrialConfig]:
+    # Sample-major order: a sweep stopped half-way has compared every model on equal terms.
+    for sample in range(spec.samples):
+        for dataset in spec.datasets:
+            for model in spec.models:
+                sampled = sample_hyperparameters(
+                    spec.space, model, dataset, sample, spec.search_seed
+                )
+                for seed in spec.seeds:
+                    yield resolve_trial(
+                        model,
+                        dataset,
+                        **{**sampled, **spec.trial},
+                        sweep=spec.name,
+                        phase=spec.phase,
+                        sample=sample,
+                        seed=seed,
+                    )
+
+
+def load_results(directory: Path, trial_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """The result records under directory/trials (only `trial_ids`, if given)."""
+    if trial_ids is None:
+        paths = sorted((directory / "trials").glob("*/result.json"))
+    else:
+        paths = [directory / "trials" / i / "result.json" for i in trial_ids]
+    return [read_json(path) for path in paths if path.exists()]
+
+
+def best_settings(
+    source: Path, metric: str, direction: str, where: str = ""
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per (dataset, model), the record of the best setting in a finished sweep.
+
+    A setting is one sample of the search; its score is the mean of `metric` over its ok
+    trials (one per seed). Ties go to the lower sample number, so sample #0 (the default).
+    """
+    records = load_results(source)
+    frame = results_frame(records)
+    if frame.empty or metric not in frame:
+        raise ConfigError("metric", metric, f"a result column of the sweep in {source}", where)
+    ok = frame[(frame["status"] == "ok") & frame[metric].notna()]
+    scores = ok.groupby(["dataset", "model", "sample"], as_index=False)[metric].mean()
+    scores = scores.sort_values(
+        [metric, "sample"], ascending=[direction == "min", True], kind="stable"
+    )
+    best = scores.groupby(["dataset", "model"]).head(1)
+    by_id = {record["trial_id"]: record for record in records}
+    chosen = {}
+    for row in best.itertuples(index=False):
+        candidates = ok[
+            (ok["dataset"] == row.dataset) & (ok["model"] == row.model) & (ok["sample"] == row.sample)
+        ].sort_values(["seed", "trial_id"])
+        chosen[(row.dataset, row.model)] = by_id[candidates["trial_id"].iloc[0]]
+    return chosen
+
+
+def seed_sets(used: Iterable[int], select: int, report: int) -> tuple[list[int], list[int]]:
+    """Seeds to re-run the chosen setting with: `select` ones from 0, and `report` fresh ones
+    that neither the source sweep nor the select set used, so the reported numbers are not
+    the ones the setting was chosen on."""
+    select_seeds = list(range(select))
+    start = max([*used, *select_seeds], default=-1) + 1
+    return select_seeds, list(range(start, start + report))
+
+
+def _plan_seeds(spec: SweepSpec) -> list[TrialConfig]:
+    where = str(spec.path)
+    assert spec.source is not None
+    best = best_settings(spec.source, spec.metric, spec.direction, where)
+    used = {
+        (r["dataset"], r["model"], r["seed"]) for r in load_results(spec.source) if "seed" in r
+    }
+    names = {f.name for f in fields(TrialConfig)}
+    per_model = []
+    for dataset in spec.datasets:
+        for model in spec.models:
+            record = best.get((dataset, model))
+            if record is None:
+                raise ConfigError(
+                    "from",
+                    str(spec.source),
+                    f"a sweep with an ok trial with {spec.metric} for {dataset}/{model}",
+                    where,
+                )
+            seeds = [s for d, m, s in used if (d, m) == (dataset, model)]
+            select, report = seed_sets(seeds, spec.select_seeds, spec.report_seeds)
+            base = {key: value for key, value in record.items() if key in names}
+            base.update({key: tuple(base[key]) for key in ("metrics", "plugins")})
+            base.update(spec.trial)
+            base["extra"] = {**(base.get("extra") or {}), "from_trial": record["trial_id"]}
+            base.update(sweep=spec.name, phase="seeds")
+            load_plugins(base["plugins"])
+            per_model.append(
+                [TrialConfig(**{**base, "seed": s, "seed_role": "select"}) for s in select]
+                + [TrialConfig(**{**base, "seed": s, "seed_role": "report"}) for s in report]
+            )
+    # Seed-major order, for the same reason as sample-major order in a search.
+    return [trials[i] for i in range(len(per_model[0])) for trials in per_model]
+
+
+# ---- results -----------------------------------------------------------------------------
+
+
+def result_row(record: dict[str, Any]) -> dict[str, Any]:
+    """One flat results.csv row: the checkpoint list becomes <metric>_step_<d_steps> columns."""
+    row = {key: value for key, value in record.items() if key not in ("checkpoints", "extra")}
+    for key in ("metrics", "plugins"):
+        if isinstance(row.get(key), list):
+            row[key] = ",".join(row[key])
+    for key, value in (record.get("extra") or {}).items():
+        row[f"extra_{key}"] = value
+    for checkpoint in record.get("checkpoints") or []:
+        for key, value in checkpoint.items():
+            if key != "d_steps" and isinstance(value, int | float) and not isinstance(value, bool):
+                row[f"{key}_step_{checkpoint['d_steps']}"] = value
+    return row
+
+
+def results_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame([result_row(record) for record in records])
+    leading = [column for column in LEADING if column in frame]
+    return frame[leading + [column for column in frame if column not in leading]]
+
+
+def write_results(spec: SweepSpec, trials: Sequence[TrialConfig]) -> pd.DataFrame:
+    """runs/<name>/results.csv: one row per finished trial of the plan, written atomically."""
+    frame = results_frame(load_results(spec.directory, [t.trial_id for t in trials]))
+    atomic_write(spec.directory / "results.csv", lambda tmp: frame.to_csv(tmp, index=False))
+    return frame
+
+
+def summary(frame: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
+    """Per dataset and model: trials, ok/diverged/failed, best and median of `metric`.
+
+    In a seeds sweep only the report seeds count: the select seeds chose the setting.
+    """
+    if frame.empty:
+        return pd.DataFrame()
+    if "seed_role" in frame and (frame["seed_role"] == "report").any():
+        frame = frame[frame["seed_role"] == "report"]
+    values = frame[metric] if metric in frame else pd.Series(math.nan, index=frame.index)
+    frame = frame.assign(_metric=pd.to_numeric(values, errors="coerce"))
+    groups = frame.groupby(["dataset", "model"])
+    table = groups.size().to_frame("trials")
+    for status in ("ok", "diverged", "failed"):
+        table[status] = groups["status"].apply(lambda s, status=status: int((s == status).sum()))
+    table[f"best {metric}"] = groups["_metric"].min() if direction == "min" else groups[
+        "_metric"
+    ].max()
+    table[f"median {metric}"] = groups["_metric"].median()
+    return table
+
+
+# ---- running -----------------------------------------------------------------------------
+
+
+def preflight(spec: SweepSpec, trials: Sequence[TrialConfig], data_root: str | None) -> None:
+    """Refuse before any work: a dataset without its data root, a directory of another trial."""
+    from benchmark.datasets import DATASETS, data_root as resolve_root
+    from benchmark.trainer import TrialMismatch, check_trial_dir
+
+    for dataset in spec.datasets:
+        if DATASETS.get(dataset).needs_root:
+            try:
+                resolve_root(data_root)
+            except ConfigError as error:
+                raise ConfigError(
+                    "data_root", error.value, error.allowed, where=str(spec.path)
+                ) from None
+    for trial in trials:
+        if (trial_dir(spec, trial) / "trial.json").exists():
+            try:
+                check_trial_dir(trial, trial_dir(spec, trial))
+            except TrialMismatch as error:
+                raise TrialMismatch(error.field, error.value, error.allowed, str(spec.path)) from None
+
+
+def forget_failed(spec: SweepSpec, trials: Sequence[TrialConfig]) -> int:
+    """Delete the result of every failed trial no process holds, so it runs again."""
+    count = 0
+    for trial in trials:
+        directory = trial_dir(spec, trial)
+        path = directory / "result.json"
+        if path.exists() and read_json(path).get("status") == "failed":
+            with claim(directory, wait=False) as claimed:
+                if claimed:
+                    path.unlink()
+                    (directory / "error.log").unlink(missing_ok=True)
+                    count += 1
+    return count
+
+
+def run_sweep(
+    spec: SweepSpec,
+    trials: Sequence[TrialConfig],
+    context: RunContext,
+    executor: str | None = None,
+) -> tuple[int, int]:
+    """Run every unfinished trial; returns (failed, unfinished) counts among the planned."""
+    from tqdm.auto import tqdm
+
+    name = executor or spec.executor
+    tasks = [(t, trial_dir(spec, t)) for t in trials]
+    pending = [(t, d) for t, d in tasks if not (d / "result.json").exists()]
+    bar = tqdm(
+        total=len(tasks),
+        initial=len(tasks) - len(pending),
+        desc=f"sweep {spec.name}",
+        unit="trial",
+        position=0,
+        dynamic_ncols=True,
+        disable=not context.progress,
+    )
+    failed = 0
+
+    def report(trial: TrialConfig, outcome: Any) -> None:
+        nonlocal failed
+        label = f"{trial.trial_id} {trial.model}/{trial.dataset} seed {trial.seed}"
+        if isinstance(outcome, ConfigError | FileNotFoundError):
+            raise outcome  # the same for every trial: stop
+        if isinstance(outcome, BaseException):
+            bar.write(f"{label}: not finished: {type(outcome).__name__}: {outcome}")
+        elif outcome is None:
+            bar.write(f"{label}: held by another process; left to it")
+        else:
+            if outcome["status"] == "failed":
+                failed += 1
+                bar.write(f"{label}: failed: {outcome['error']}")
+            bar.update(1)
+            bar.set_postfix(failed=failed, refresh=False)
+
+    try:
+        EXECUTORS.get(name, "executor").run(
+            pending, context, spec.executor_options[name], spec.directory, report
+        )
+    finally:
+        bar.close()
+    records = load_results(spec.directory, [t.trial_id for t in trials])
+    failed = sum(record["status"] == "failed" for record in records)
+    return failed, len(trials) - len(records)
+
+
+def print_plan(spec: SweepSpec, trials: Sequence[TrialConfig], out=sys.stdout) -> None:
+    rows = []
+    for trial in trials:
+        path = trial_dir(spec, trial) / "result.json"
+        status = read_json(path)["status"] if path.exists() else "to run"
+        rows.append({"dataset": trial.dataset, "model": trial.model, "status": status})
+    frame = pd.DataFrame(rows)
+    table = pd.crosstab([frame["dataset"], frame["model"]], frame["status"], margins=True)
+    steps = sum(t.steps for t, row in zip(trials, rows, strict=True) if row["status"] == "to run")
+    print(f"sweep {spec.name} ({spec.phase}) from {spec.path}: {len(trials)} trials", file=out)
+    print(f"results in {spec.directory}; executor {spec.executor}", file=out)
+    print(table.to_string(), file=out)
+    print(f"to run: {steps:,} D steps in all", file=out)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="a sweep spec, e.g. runs/quick.toml")
+    parser.add_argument("--executor", choices=EXECUTORS.names(), help="default: the spec's")
+    parser.add_argument("--device", default=None, help="default: the spec's, else cuda if any")
+    parser.add_argument("--data-root", default=None, help="default: the spec's, else $GANBENCH_DATA")
+    parser.add_argument("--weights", default=None, help="Inception weights ($GANBENCH_INCEPTION)")
+    parser.add_argument("--download", action="store_true", help="fetch missing datasets first")
+    parser.add_argument("--retry-failed", action="store_true", help="re-run failed trials")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    parser.add_argument("--no-report", action="store_true", help="skip the analysis report")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec)
+    trials = plan(spec)
+    data_root = args.data_root or spec.data_root
+    preflight(spec, trials, data_root)
+    if args.dry_run:
+        print_plan(spec, trials)
+        return 0
+    if args.retry_failed:
+        print(f"{forget_failed(spec, trials)} failed trials will run again", file=sys.stderr)
+    context = RunContext(
+        data_root=data_root,
+        device=args.device or spec.device,
+        weights=args.weights,
+        download=args.download,
+        progress=not args.no_progress,
+    )
+    failed, unfinished = run_sweep(spec, trials, context, args.executor)
+    frame = write_results(spec, trials)
+    table = summary(frame, spec.metric, spec.direction)
+    print(f"\nsweep {spec.name}: {len(frame)} of {len(trials)} trials finished, {failed} failed")
+    if not table.empty:
+        print(table.to_string(float_format=lambda x: f"{x:.4g}"))
+    print(f"results: {spec.directory / 'results.csv'}")
+    if not args.no_report and len(frame):
+        _report(spec)
+    return 0 if failed == 0 and unfinished == 0 else 1
+
+
+def _report(spec: SweepSpec) -> None:
+    try:
+        from analysis import build_report
+    except ImportError:
+        print("(the report needs the analysis package; skipped)")
+        return
+    print(f"report: {build_report(spec.directory, metric=spec.metric)}")

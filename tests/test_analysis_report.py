@@ -1,0 +1,217 @@
+"""Tests of loading, tables, figures and the report on hand-made and synthetic sweeps."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import ResultsError, build_report, load_results
+from analysis.__main__ import main
+from analysis.metrics import get_metric
+from analysis.plots import (
+    budget_curves,
+    compute_curves,
+    distribution,
+    sensitivity,
+    training_curves,
+)
+from analysis.scores import add_scores, choose_metric, phases, select_seeds
+from analysis.synthetic import make_sweep, write_sweep
+from analysis.tables import cell_text, grid, summarise
+
+FID = get_metric("fid_min")
+
+
+def trials(dataset, model, values, phase="wide", **extra):
+    """Rows for one cell; NaN in `values` means a diverged trial."""
+    return [
+        {"trial_id": f"{phase}-{dataset}-{model}-{i}-{extra}", "phase": phase,
+         "dataset": dataset, "model": model, "sample": i, "seed": 0, "seconds": 10.0,
+         "status": "diverged" if np.isnan(v) else "ok", "fid_min": v, **extra}
+        for i, v in enumerate(values)
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def hand_table():
+    rows = (
+        trials("d1", "a", [10.0, 20.0, 30.0, 40.0, np.nan])
+        + trials("d1", "b", [5.0, np.nan])
+        + trials("d2", "a", [7.0, 8.0, 9.0, 10.0, 11.0])
+    )
+    return add_scores(pd.DataFrame(rows), FID)
+
+
+def test_table_values_on_hand_made_table(hand_table):
+    summary = summarise(hand_table, FID).set_index(["dataset", "model"])
+    a = summary.loc[("d1", "a")]
+    assert (a["best"], a["median"], a["q1"], a["q3"]) == (10.0, 25.0, 17.5, 32.5)
+    assert a["diverged_share"] == pytest.approx(0.2)
+    assert (a["n_trials"], a["n_expected"], a["n_finished"]) == (5, 5, 4)
+    assert summary.loc[("d1", "b"), "best"] == 5.0
+    assert summary.loc[("d1", "b"), "diverged_share"] == pytest.approx(0.5)
+    assert cell_text(a, FID, seeds=False) == "10.0 / 25.0 (17.5–32.5) / 20%"
+
+
+def test_partial_sweep_marks_missing_cells(hand_table):
+    table = grid(summarise(hand_table, FID), FID, seeds=False)
+    assert table.loc["b", "d2"] == "— (0/5 trials done)"
+    assert table.loc["b", "d1"] == "5.0 / 5.0 (5.0–5.0) / 50% (2/5 trials done)"
+
+
+def test_higher_is_better_metric_takes_the_maximum():
+    rows = pd.DataFrame(trials("polygons", "a", [np.nan] * 3))
+    rows["f1"] = [0.2, 0.9, 0.5]
+    rows["status"] = "ok"
+    metric, note = choose_metric(rows, "fid_min")
+    assert metric.name == "f1" and "no Inception weights" in note
+    scored = add_scores(rows, metric)
+    assert summarise(scored, metric).loc[0, "best"] == 0.9
+
+
+def test_diverged_trials_take_the_worst_finished_score(hand_table):
+    d1a = hand_table[(hand_table["dataset"] == "d1") & (hand_table["model"] == "a")]
+    assert list(d1a["score"]) == [10.0, 20.0, 30.0, 40.0, 40.0]
+
+
+def test_seeds_phase_selects_on_select_and_reports_on_report_seeds():
+    rows = []
+    for sample, select, report in ((0, [5.0, 5.0], [10.0, 12.0]), (1, [3.0, 3.0], [20.0, 22.0])):
+        for role, values in (("select", select), ("report", report)):
+            for seed, v in enumerate(values):
+                rows += trials("d", "a", [v], phase="seeds", seed_role=role, s=seed)
+                rows[-1]["sample"] = sample
+    frame = add_scores(pd.DataFrame(rows), FID)
+    chosen, note = select_seeds(frame)
+    assert set(chosen["seed_role"]) == {"report"} and set(chosen["sample"]) == {1}
+    assert "only" in note
+    by_phase, _ = phases(frame)
+    summary = summarise(by_phase["seeds"], FID)
+    assert summary.loc[0, "mean"] == pytest.approx(21.0)
+    assert summary.loc[0, "n_trials"] == 2
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    frame = make_sweep(datasets=("mnist", "polygons"), models=("ns", "wgan", "wgan_gp"),
+                       n_samples=6, seed=1)  # fmt: skip
+    return write_sweep(frame, tmp_path_factory.mktemp("sweep") / "demo")
+
+
+@pytest.fixture(scope="module")
+def report(sweep):
+    return build_report(sweep)
+
+
+def test_report_writes_every_file(report):
+    out = report.parent
+    for name in ("report.md", "fid_table.md", "fid_table.csv", "fid_table.tex", "stats.csv"):
+        assert (out / name).stat().st_size > 0
+    figures = ["budget_wide", "compute_wide", "distribution_wide", "sensitivity_lr_wide",
+               "sensitivity_beta1_wide", "training_wide", "distribution_seeds"]  # fmt: skip
+    for name in figures:
+        for suffix in (".png", ".svg"):
+            assert (out / f"{name}{suffix}").stat().st_size > 1000
+    text = report.read_text()
+    for name in figures:
+        assert f"]({name}.png)" in text
+    for heading in ("## Protocol", "## Results", "## Statistical tests", "## Caveats"):
+        assert heading in text
+    assert "`report` rows" in text and "Significant" in text or "No pair differs" in text
+
+
+def test_report_tables_agree_with_results(report, sweep):
+    table = pd.read_csv(report.parent / "fid_table.csv")
+    frame = pd.read_csv(sweep / "results.csv")
+    wide = frame[(frame["phase"] == "wide") & (frame["status"] == "ok")]
+    best = wide.groupby(["dataset", "model"])["fid_min"].min()
+    got = table[table["phase"] == "wide"].set_index(["dataset", "model"])["best"]
+    pd.testing.assert_series_equal(got.sort_index(), best.sort_index(), check_names=False)
+    seeds = table[table["phase"] == "seeds"]
+    assert (seeds["n_trials"] == 10).all()  # the report seeds of one setting only
+
+
+def test_every_figure_has_title_and_labelled_axes(sweep):
+    frame = add_scores(load_results(sweep), FID)
+    rows = phases(frame)[0]["wide"]
+    figures = [budget_curves(rows, FID, "wide"), compute_curves(rows, FID, "wide"),
+               distribution(rows, FID, "wide"), sensitivity(rows, FID, "wide", "lr"),
+               sensitivity(rows, FID, "wide", "beta1"), training_curves(rows, FID, "wide")]  # fmt: skip
+    for fig in figures:
+        assert fig is not None and fig.get_suptitle()
+        axes = [ax for ax in fig.axes if ax.get_visible()]
+        assert axes
+        for ax in axes:
+            assert ax.get_xlabel() and ax.get_title()
+            assert ax.has_data()
+        assert axes[0].get_ylabel()
+
+
+def test_results_csv_built_from_result_json(sweep, tmp_path):
+    frame = pd.read_csv(sweep / "results.csv")
+    write_sweep(frame, tmp_path, csv=False)
+    loaded = load_results(tmp_path)
+    assert (tmp_path / "results.csv").exists()
+    assert len(loaded) == len(frame)
+    one = loaded.set_index("trial_id").loc[frame["trial_id"].iloc[0]]
+    assert one["fid_step_15625"] == pytest.approx(frame["fid_step_15625"].iloc[0], nan_ok=True)
+
+
+def test_partial_sweep_gives_partial_report(sweep, tmp_path):
+    frame = pd.read_csv(sweep / "results.csv")
+    drop = (frame["model"] == "wgan") & (frame["dataset"] == "polygons")
+    partial = frame[~drop | (frame["sample"] < 2)]
+    write_sweep(partial, tmp_path)
+    text = build_report(tmp_path).read_text()
+    assert "(2/6 trials done)" in text
+
+
+def test_fid_missing_falls_back_to_f1(tmp_path):
+    frame = make_sweep(datasets=("polygons",), models=("ns", "wgan"), n_samples=5, fid=False)
+    write_sweep(frame, tmp_path)
+    text = build_report(tmp_path).read_text()
+    assert "primary score is `f1`" in text
+    assert not (tmp_path / "report" / "training_wide.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "file is empty"),
+        ("trial_id,phase,dataset,model\n1,wide,mnist,ns\n", "missing required column"),
+        ("trial_id,phase,dataset,model,status\n", "no rows"),
+        ("trial_id,phase,dataset,model,status\n1,wide,mnist,ns,exploded\n", "'status' has"),
+        ("trial_id,phase,dataset,model,status,fid_min\n1,wide,mnist,ns,ok,abc\n", "not numeric"),
+        ('a,b\n1,"2\n', "cannot be parsed"),
+    ],
+)
+def test_malformed_results_name_the_file(tmp_path, capsys, content, message):
+    (tmp_path / "results.csv").write_text(content)
+    with pytest.raises(ResultsError, match=message) as error:
+        load_results(tmp_path)
+    assert str(tmp_path / "results.csv") in str(error.value)
+    assert main([str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_malformed_result_json_and_missing_sweep(tmp_path):
+    bad = tmp_path / "trials" / "t1" / "result.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("{not json")
+    with pytest.raises(ResultsError, match="cannot be read as JSON") as error:
+        load_results(tmp_path)
+    assert str(bad) in str(error.value)
+    bad.write_text(json.dumps([1, 2]))
+    with pytest.raises(ResultsError, match="expected a JSON object"):
+        load_results(tmp_path)
+    with pytest.raises(ResultsError, match="no such sweep directory"):
+        load_results(tmp_path / "absent")
+    with pytest.raises(ResultsError, match="missing, and no"):
+        load_results(tmp_path / "trials" / "t1")
+
+
+def test_cli_writes_report(sweep, tmp_path, capsys):
+    assert main([str(sweep), "--metric", "kid", "--out", str(tmp_path / "r")]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "r" / "report.md")
+    assert "`kid`" in (tmp_path / "r" / "report.md").read_text()

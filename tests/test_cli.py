@@ -1,0 +1,94 @@
+"""The trial command as a user sees it: one-line errors with exit code 2, before any training."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def run_cli(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmark", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
+
+
+BASE = ("trial", "--dataset", "polygons", "--model", "ns", "--steps", "4")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--lr", "0"), "error: lr=0.0 is not allowed; expected a number > 0"),
+        (("--beta1", "1.5"), "error: beta1=1.5 is not allowed; expected a number in [0, 1]"),
+        (("--n-disc", "0"), "error: n_disc=0 is not allowed; expected an integer >= 1"),
+        (("--clip", "-0.01"), "error: clip=-0.01 is not allowed; expected a number > 0 (or unset)"),
+        (("--lam", "-1"), "error: lam=-1.0 is not allowed; expected a number >= 0"),
+        (("--gamma", "2"), "error: gamma=2.0 is not allowed; expected a number in [0, 1]"),
+        (("--loss", "nope"), "error: loss='nope' is not allowed; expected one of ['began', "),
+    ],
+)
+def test_out_of_range_values(tmp_path, extra, message):
+    done = run_cli(*BASE, "--out", str(tmp_path / "t"), *extra)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith(message), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "t").exists()  # stopped before any work
+
+
+def test_unknown_model_and_dataset(tmp_path):
+    done = run_cli("trial", "--dataset", "polygons", "--model", "gan9", "--out", str(tmp_path))
+    assert done.returncode == 2
+    assert "model='gan9' is not allowed; expected one of ['began', 'dragan'" in done.stderr
+    done = run_cli("trial", "--dataset", "imagenet", "--model", "ns", "--out", str(tmp_path))
+    assert done.returncode == 2
+    assert "dataset='imagenet' is not allowed; expected one of ['celeba', 'cifar10'" in done.stderr
+
+
+def test_unknown_parameter_name(tmp_path):
+    done = run_cli(*BASE, "--out", str(tmp_path), "--learning-rate", "1e-3")
+    assert done.returncode == 2
+    assert "unrecognized arguments: --learning-rate 1e-3" in done.stderr
+
+
+def test_missing_data_file_names_the_files(tmp_path):
+    done = run_cli(
+        "trial", "--dataset", "mnist", "--model", "ns", "--out", str(tmp_path / "t"),
+        "--data-root", str(tmp_path / "empty"),
+    )  # fmt: skip
+    assert done.returncode == 2
+    line = done.stderr.strip()
+    assert len(line.splitlines()) == 1
+    assert "train-images-idx3-ubyte.gz" in line and str(tmp_path / "empty" / "mnist") in line
+    assert not (tmp_path / "t").exists()
+
+
+PLUGIN = '''
+from benchmark.losses import LOSSES, Loss
+
+LOSSES.register("test_plugin_loss", Loss(d=lambda r, f, s: (f - r).mean(), g=lambda f, s: -f.mean()))
+'''
+
+
+def test_a_loss_from_a_user_module_is_picked_up_by_name(tmp_path):
+    (tmp_path / "my_losses.py").write_text(PLUGIN)
+    out = tmp_path / "trial"
+    done = run_cli(
+        *BASE, "--out", str(out), "--plugin", "my_losses", "--loss", "test_plugin_loss",
+        "--no-progress", "--batch-size", "8", "--checkpoint-every", "2",
+        env={"PYTHONPATH": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads((out / "result.json").read_text())
+    assert (result["loss"], result["plugins"], result["status"]) == ("test_plugin_loss", ["my_losses"], "ok")
+    # Without the plugin, the name is unknown and the error says so.
+    done = run_cli(*BASE, "--out", str(tmp_path / "t2"), "--loss", "test_plugin_loss")
+    assert done.returncode == 2 and "loss='test_plugin_loss' is not allowed" in done.stderr
