@@ -6,11 +6,13 @@ without pyplot, so no global state or display backend is involved; `save` writes
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import MatplotlibDeprecationWarning
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -155,8 +157,10 @@ def distribution(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure:
         done = part[part["finished"]]
         if not done.empty:
             kwargs = dict(data=done, x="model", y="value", order=models, ax=ax)
-            sns.boxplot(**kwargs, hue="model", palette=colours, showfliers=False,
-                        boxprops={"alpha": 0.55}, legend=False)  # fmt: skip
+            with warnings.catch_warnings():  # seaborn 0.13 passes `vert` to matplotlib 3.11
+                warnings.simplefilter("ignore", MatplotlibDeprecationWarning)
+                sns.boxplot(**kwargs, hue="model", palette=colours, showfliers=False,
+                            boxprops={"alpha": 0.55}, legend=False)  # fmt: skip
             sns.stripplot(**kwargs, color="0.15", size=3.5, alpha=0.7, jitter=0.2)
             _log_if_wide(ax, done["value"].to_numpy())
         labels = []

@@ -240,9 +240,11 @@ def _stats_section(tests: pd.DataFrame, metric: Metric) -> list[str]:
         if len(sig):
             table = pd.DataFrame(
                 {
-                    "better": np.where(sig["delta"] > 0, sig["a"], sig["b"]),
-                    "worse": [f"`{m}`" for m in np.where(sig["delta"] > 0, sig["b"], sig["a"])],
-                    "|δ|": sig["delta"].abs().map("{:.2f}".format),
+                    "better": np.where(sig["delta_a_better"] > 0, sig["a"], sig["b"]),
+                    "worse": [
+                        f"`{m}`" for m in np.where(sig["delta_a_better"] > 0, sig["b"], sig["a"])
+                    ],
+                    "|δ|": sig["delta_a_better"].abs().map("{:.2f}".format),
                     "p (Holm)": sig["p_holm"].map(_p),
                     "n": sig["n_a"].astype(str) + " / " + sig["n_b"].astype(str),
                 }

@@ -142,7 +142,7 @@ def bootstrap_ci(
 def compare_groups(groups: dict[str, ArrayLike], alpha: float = 0.05) -> pd.DataFrame:
     """Pairwise two-sided Mann-Whitney U tests with Holm correction over all pairs.
 
-    `delta` is Cliff's delta oriented so that positive means `a` scores lower (better)
+    `delta_a_better` is Cliff's delta oriented so that positive means `a` scores lower (better)
     than `b`. Groups with fewer than 2 values are left out.
     """
     names = [name for name, values in groups.items() if len(values) >= 2]
@@ -152,9 +152,9 @@ def compare_groups(groups: dict[str, ArrayLike], alpha: float = 0.05) -> pd.Data
         result = stats.mannwhitneyu(x, y, alternative="two-sided")
         rows.append(
             {"a": a, "b": b, "n_a": x.size, "n_b": y.size, "U": float(result.statistic),
-             "p": float(result.pvalue), "delta": cliffs_delta(y, x)}
+             "p": float(result.pvalue), "delta_a_better": cliffs_delta(y, x)}
         )  # fmt: skip
-    table = pd.DataFrame(rows, columns=["a", "b", "n_a", "n_b", "U", "p", "delta"])
+    table = pd.DataFrame(rows, columns=["a", "b", "n_a", "n_b", "U", "p", "delta_a_better"])
     table["p_holm"] = holm(table["p"].to_numpy()) if len(table) else []
     table["significant"] = table["p_holm"] < alpha
     return table

@@ -82,7 +82,9 @@ def test_tests_match_scipy_on_same_groups():
         expected = sps.mannwhitneyu(groups[row["a"]], groups[row["b"]], alternative="two-sided")
         assert row["p"] == pytest.approx(expected.pvalue)
         assert row["U"] == pytest.approx(expected.statistic)
-        assert row["delta"] == pytest.approx(cliffs_delta(groups[row["b"]], groups[row["a"]]))
+        assert row["delta_a_better"] == pytest.approx(
+            cliffs_delta(groups[row["b"]], groups[row["a"]])
+        )
     np.testing.assert_allclose(table["p_holm"], holm(table["p"]))
     assert list(table["significant"]) == list(table["p_holm"] < 0.05)
     h, p = kruskal(groups)

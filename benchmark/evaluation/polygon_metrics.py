@@ -124,7 +124,9 @@ def invert(
             best_z[better] = z.detach()[better]
             if step == steps:
                 break
-            (grad,) = torch.autograd.grad(error.sum(), z, allow_unused=True)
+            grad = None
+            if error.requires_grad:  # a G that ignores z has no gradient to follow
+                (grad,) = torch.autograd.grad(error.sum(), z, allow_unused=True)
             z.grad = grad if grad is not None else torch.zeros_like(z)
             optimiser.step()
             with torch.no_grad():
