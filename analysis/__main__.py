@@ -1,4 +1,7 @@
-"""Command line: `python -m analysis runs/<name> [--metric fid_min] [--out DIR]`."""
+"""Command line: `python -m analysis runs/<name> [--metric fid_min] [--out DIR]`.
+
+Also `python -m benchmark report ...`, through `add_arguments` and `run`.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +13,17 @@ from analysis.metrics import METRICS
 from analysis.report import build_report
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Build the report; exit 2 with a one-line message when the results are unusable."""
-    parser = argparse.ArgumentParser(
-        prog="python -m analysis",
-        description="Build tables, figures and report.md from a sweep's stored results.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The report's options, shared by both command lines."""
     parser.add_argument("sweep_dir", help="sweep directory holding results.csv or trials/")
     parser.add_argument(
         "--metric",
         default="fid_min",
-        choices=sorted(METRICS),
-        help="result column to rank by (default fid_min; falls back to f1 if FID is all NaN)",
+        help=f"result column to rank by: {', '.join(sorted(METRICS))}, or another column with "
+        "--direction (default fid_min; falls back to f1 when FID is all NaN)",
+    )
+    parser.add_argument(
+        "--direction", choices=("min", "max"), default=None, help="which way is better"
     )
     parser.add_argument("--out", default=None, help="report directory (default SWEEP/report)")
     parser.add_argument(
@@ -30,14 +32,28 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="trials planned per model and dataset (default: the largest count seen)",
     )
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the report; exit 2 with a one-line message when the results are unusable."""
     try:
-        path = build_report(args.sweep_dir, args.metric, args.out, args.expected_trials)
+        path = build_report(
+            args.sweep_dir, args.metric, args.out, args.expected_trials, args.direction
+        )
     except (ResultsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(path)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis",
+        description="Build tables, figures and report.md from a sweep's stored results.",
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

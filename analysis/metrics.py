@@ -54,9 +54,17 @@ for _metric in (
 FALLBACK_METRIC = "f1"
 
 
-def get_metric(name: str) -> Metric:
-    """Look a metric up by column name; the error lists the allowed names."""
-    try:
-        return METRICS[name]
-    except KeyError:
-        raise ValueError(f"unknown metric {name!r}; choose one of {sorted(METRICS)}") from None
+def get_metric(name: str, direction: str | None = None) -> Metric:
+    """Look a metric up by column name; `direction` ("min" or "max") admits any other column
+    or overrides the registered direction. The error lists the allowed values."""
+    if direction not in (None, "min", "max"):
+        raise ValueError(f"direction must be 'min' or 'max', not {direction!r}")
+    known = METRICS.get(name)
+    if direction is None:
+        if known is None:
+            raise ValueError(
+                f"unknown metric {name!r}; choose one of {sorted(METRICS)} or give a direction"
+            )
+        return known
+    label, digits = (known.label, known.digits) if known else (name, 3)
+    return Metric(name, label, direction == "max", digits)

@@ -35,7 +35,8 @@ def palette(models) -> dict[str, tuple]:
 
 def _panels(rows: pd.DataFrame, width: float = PANEL[0]) -> tuple[Figure, list, list[str]]:
     datasets = ordered(rows["dataset"].unique(), DATASET_ORDER)
-    fig = Figure(figsize=(width * len(datasets) + 1.8, PANEL[1] + 0.6), layout="constrained")
+    size = (max(width * len(datasets) + 1.8, 8.0), PANEL[1] + 0.9)
+    fig = Figure(figsize=size, layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(datasets))).tolist()
     return fig, axes, datasets
 
@@ -86,7 +87,7 @@ def budget_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure:
         if drawn:
             _log_if_wide(ax, np.concatenate(drawn))
     fig.suptitle(
-        f"Phase {phase}: expected {metric.best_word} of {metric.name} over k samples "
+        f"Phase {phase}: expected {metric.best_word} of {metric.name} over k samples\n"
         "(band: bootstrap 95%; diverged = worst finished)"
     )
     _legend(fig, colours, ordered(rows["model"].unique(), MODEL_ORDER), "model")
@@ -139,7 +140,7 @@ def compute_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure | N
         ax.set_title(dataset)
         _log_if_wide(ax, np.concatenate(drawn))
     fig.suptitle(
-        f"Phase {phase}: expected {metric.best_word} of {metric.name} vs compute "
+        f"Phase {phase}: expected {metric.best_word} of {metric.name} vs compute\n"
         "(random run order; dot = all trials run)"
     )
     _legend(fig, colours, ordered(rows["model"].unique(), MODEL_ORDER), "model")
@@ -246,7 +247,8 @@ def training_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure | 
         if drawn:
             _log_if_wide(ax, np.concatenate(drawn))
     fig.suptitle(
-        f"Phase {phase}: FID during training of each model's best trial (by {metric.name})"
+        f"Phase {phase}: FID during training of each model's best trial\n"
+        f"(selected by {metric.name})"
     )
     _legend(fig, colours, ordered(rows["model"].unique(), MODEL_ORDER), "model")
     return fig

@@ -35,17 +35,19 @@ def build_report(
     metric: str = "fid_min",
     out: str | Path | None = None,
     expected_trials: int | None = None,
+    direction: str | None = None,
 ) -> Path:
     """Write the report of the sweep in `sweep_dir` to `out` (default `<sweep_dir>/report`).
 
     `metric` is the result column to rank by (its direction comes from the metric registry);
     `expected_trials` is the number of trials planned per model and dataset in a search
-    phase (default: the largest count seen). Returns the path of report.md. Raises
+    phase (default: the largest count seen); `direction` ("min"/"max") is needed only for a
+    column the registry does not know. Returns the path of report.md. Raises
     ResultsError naming the file when the results are missing or malformed.
     """
     sweep_dir = Path(sweep_dir)
     frame = load_results(sweep_dir)
-    chosen, metric_note = choose_metric(frame, metric)
+    chosen, metric_note = choose_metric(frame, metric, direction)
     frame = add_scores(frame, chosen)
     by_phase, phase_notes = phases(frame)
     out = Path(out) if out is not None else sweep_dir / "report"

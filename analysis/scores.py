@@ -24,9 +24,11 @@ def ordered(values, known: tuple[str, ...]) -> list[str]:
     return [v for v in known if v in values] + sorted(values - set(known))
 
 
-def choose_metric(frame: pd.DataFrame, name: str) -> tuple[Metric, str]:
+def choose_metric(
+    frame: pd.DataFrame, name: str, direction: str | None = None
+) -> tuple[Metric, str]:
     """The metric to rank by and a note; falls back to polygon F1 if FID was never computed."""
-    metric = get_metric(name)
+    metric = get_metric(name, direction)
     if name in frame.columns and frame[name].notna().any():
         return metric, ""
     fallback = get_metric(FALLBACK_METRIC)

@@ -294,7 +294,10 @@ def run_slurm(
         file=sys.stderr,
     )
     array_ids = {job.job_id.split("_")[0] for job in jobs}
-    pending = {trial.trial_id: (trial, directory, job) for (trial, directory), job in zip(tasks, jobs)}
+    pending = {
+        trial.trial_id: (trial, directory, job)
+        for (trial, directory), job in zip(tasks, jobs, strict=True)
+    }
     empty_polls = 0
     while pending and empty_polls < 2:  # twice, so one failed squeue call does not end the wait
         time.sleep(options["poll_seconds"])

@@ -58,9 +58,13 @@ def _deconv(c_in: int, c_out: int) -> nn.ConvTranspose2d:
 
 
 def init_weights(module: nn.Module) -> None:
-    """N(0, 0.02) weights and zero biases for conv and linear layers; BN scale 1, shift 0."""
+    """The reference init: N(0, 0.02) weights (truncated at 2 std for convolutions, as
+    TensorFlow's truncated_normal), zero biases; BN scale 1, shift 0."""
     for layer in module.modules():
-        if isinstance(layer, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+        if isinstance(layer, nn.Conv2d):
+            nn.init.trunc_normal_(layer.weight, 0.0, 0.02, a=-0.04, b=0.04)
+            nn.init.zeros_(layer.bias)
+        elif isinstance(layer, nn.ConvTranspose2d | nn.Linear):
             nn.init.normal_(layer.weight, 0.0, 0.02)
             nn.init.zeros_(layer.bias)
 

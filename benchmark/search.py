@@ -83,9 +83,7 @@ class Space:
         if preset.penalty != "none":
             ranges.update(self.with_penalty)
         return {
-            name: r
-            for name, r in sorted(ranges.items())
-            if getattr(preset, name, None) is not None
+            name: r for name, r in sorted(ranges.items()) if getattr(preset, name, None) is not None
         }
 
 

@@ -9,12 +9,13 @@ anything runs; an error names the file, the key, the bad value and what is allow
 from __future__ import annotations
 
 import re
-import tomllib
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from benchmark.config import METRIC_NAMES, TrialConfig
 from benchmark.registry import ConfigError, load_plugins
@@ -113,9 +114,7 @@ class _Reader:
     def error(self, key: str, value: Any, allowed: str) -> ConfigError:
         return ConfigError(self.prefix + key, value, allowed, where=self.where)
 
-    def get(
-        self, key: str, default: Any, check: Callable[[Any], bool], allowed: str
-    ) -> Any:
+    def get(self, key: str, default: Any, check: Callable[[Any], bool], allowed: str) -> Any:
         if key not in self.table:
             return default
         value = self.table.pop(key)
@@ -242,21 +241,21 @@ def load_spec(path: str | Path) -> SweepSpec:
             if key in r.table:
                 raise r.error(key, r.table[key], 'nothing outside phase = "seeds"')
         default_space = phase if phase in SPACES else "default"
-        space = r.get(
-            "space", default_space, lambda v: v in SPACES, f"one of {SPACES.names()}"
-        )
+        space = r.get("space", default_space, lambda v: v in SPACES, f"one of {SPACES.names()}")
         samples = r.get("samples", 1, lambda v: _is_int(v) and v >= 1, "an integer >= 1")
         if space == "default" and samples != 1:
             raise r.error("samples", samples, '1 (space "default" has one setting per model)')
         seeds = r.get(
             "seeds",
             1,
-            lambda v: (_is_int(v) and v >= 1)
-            or (
-                isinstance(v, list)
-                and v
-                and all(_is_int(s) and s >= 0 for s in v)
-                and len(set(v)) == len(v)
+            lambda v: (
+                (_is_int(v) and v >= 1)
+                or (
+                    isinstance(v, list)
+                    and v
+                    and all(_is_int(s) and s >= 0 for s in v)
+                    and len(set(v)) == len(v)
+                )
             ),
             "a count >= 1, or a list of distinct integers >= 0",
         )

@@ -100,9 +100,8 @@ def best_settings(
     by_id = {record["trial_id"]: record for record in records}
     chosen = {}
     for row in best.itertuples(index=False):
-        candidates = ok[
-            (ok["dataset"] == row.dataset) & (ok["model"] == row.model) & (ok["sample"] == row.sample)
-        ].sort_values(["seed", "trial_id"])
+        same = (ok["dataset"] == row.dataset) & (ok["model"] == row.model)
+        candidates = ok[same & (ok["sample"] == row.sample)].sort_values(["seed", "trial_id"])
         chosen[(row.dataset, row.model)] = by_id[candidates["trial_id"].iloc[0]]
     return chosen
 
@@ -120,9 +119,7 @@ def _plan_seeds(spec: SweepSpec) -> list[TrialConfig]:
     where = str(spec.path)
     assert spec.source is not None
     best = best_settings(spec.source, spec.metric, spec.direction, where)
-    used = {
-        (r["dataset"], r["model"], r["seed"]) for r in load_results(spec.source) if "seed" in r
-    }
+    used = {(r["dataset"], r["model"], r["seed"]) for r in load_results(spec.source) if "seed" in r}
     names = {f.name for f in fields(TrialConfig)}
     per_model = []
     for dataset in spec.datasets:
@@ -197,9 +194,9 @@ def summary(frame: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
     table = groups.size().to_frame("trials")
     for status in ("ok", "diverged", "failed"):
         table[status] = groups["status"].apply(lambda s, status=status: int((s == status).sum()))
-    table[f"best {metric}"] = groups["_metric"].min() if direction == "min" else groups[
-        "_metric"
-    ].max()
+    table[f"best {metric}"] = (
+        groups["_metric"].min() if direction == "min" else groups["_metric"].max()
+    )
     table[f"median {metric}"] = groups["_metric"].median()
     return table
 
@@ -209,7 +206,8 @@ def summary(frame: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
 
 def preflight(spec: SweepSpec, trials: Sequence[TrialConfig], data_root: str | None) -> None:
     """Refuse before any work: a dataset without its data root, a directory of another trial."""
-    from benchmark.datasets import DATASETS, data_root as resolve_root
+    from benchmark.datasets import DATASETS
+    from benchmark.datasets import data_root as resolve_root
     from benchmark.trainer import TrialMismatch, check_trial_dir
 
     for dataset in spec.datasets:
@@ -225,7 +223,8 @@ def preflight(spec: SweepSpec, trials: Sequence[TrialConfig], data_root: str | N
             try:
                 check_trial_dir(trial, trial_dir(spec, trial))
             except TrialMismatch as error:
-                raise TrialMismatch(error.field, error.value, error.allowed, str(spec.path)) from None
+                where = str(spec.path)
+                raise TrialMismatch(error.field, error.value, error.allowed, where) from None
 
 
 def forget_failed(spec: SweepSpec, trials: Sequence[TrialConfig]) -> int:
@@ -293,7 +292,8 @@ def run_sweep(
     return failed, len(trials) - len(records)
 
 
-def print_plan(spec: SweepSpec, trials: Sequence[TrialConfig], out=sys.stdout) -> None:
+def print_plan(spec: SweepSpec, trials: Sequence[TrialConfig], out=None) -> None:
+    out = out or sys.stdout
     rows = []
     for trial in trials:
         path = trial_dir(spec, trial) / "result.json"
@@ -312,7 +312,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="a sweep spec, e.g. runs/quick.toml")
     parser.add_argument("--executor", choices=EXECUTORS.names(), help="default: the spec's")
     parser.add_argument("--device", default=None, help="default: the spec's, else cuda if any")
-    parser.add_argument("--data-root", default=None, help="default: the spec's, else $GANBENCH_DATA")
+    parser.add_argument("--data-root", default=None, help="default: spec, else $GANBENCH_DATA")
     parser.add_argument("--weights", default=None, help="Inception weights ($GANBENCH_INCEPTION)")
     parser.add_argument("--download", action="store_true", help="fetch missing datasets first")
     parser.add_argument("--retry-failed", action="store_true", help="re-run failed trials")
@@ -345,15 +345,24 @@ def run(args: argparse.Namespace) -> int:
     if not table.empty:
         print(table.to_string(float_format=lambda x: f"{x:.4g}"))
     print(f"results: {spec.directory / 'results.csv'}")
-    if not args.no_report and len(frame):
-        _report(spec)
-    return 0 if failed == 0 and unfinished == 0 else 1
+    reported = args.no_report or not len(frame) or _report(spec, len(trials))
+    return 0 if failed == 0 and unfinished == 0 and reported else 1
 
 
-def _report(spec: SweepSpec) -> None:
+def _report(spec: SweepSpec, n_trials: int) -> bool:
+    """Build the analysis report; False if it failed (results.csv is written either way)."""
     try:
         from analysis import build_report
     except ImportError:
         print("(the report needs the analysis package; skipped)")
-        return
-    print(f"report: {build_report(spec.directory, metric=spec.metric)}")
+        return True
+    try:
+        path = build_report(
+            spec.directory, metric=spec.metric, direction=spec.direction, expected_trials=n_trials
+        )
+    except Exception as error:  # the results are safe; the report can be rebuilt on its own
+        print(f"report failed: {type(error).__name__}: {error}", file=sys.stderr)
+        print(f"rebuild it with: python -m benchmark report {spec.directory}", file=sys.stderr)
+        return False
+    print(f"report: {path}")
+    return True

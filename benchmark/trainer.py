@@ -53,7 +53,15 @@ def uniform_z(n: int, z_dim: int, rng: torch.Generator, device: torch.device) ->
 class GANTraining:
     """The networks, optimisers, random state and counters of one trial, and its step."""
 
-    def __init__(self, trial: TrialConfig, train_images: Tensor, device: torch.device) -> None:
+    def __init__(
+        self,
+        trial: TrialConfig,
+        train_images: Tensor,
+        device: torch.device,
+        compile_mode: str | None = None,
+    ) -> None:
+        """`compile_mode` is torch.compile's mode when `trial.compile` is set ("reduce-overhead"
+        adds CUDA graphs on a GPU); `run_trial` leaves it at the default."""
         self.trial, self.device = trial, device
         self.images = train_images.to(device)  # uint8 (N, C, H, W), resident on the device
         torch.manual_seed(trial.seed)
@@ -66,11 +74,14 @@ class GANTraining:
         )
         self.g = GENERATORS.get(trial.generator)(opts).to(device)
         self.d = DISCRIMINATORS.get(trial.discriminator)(opts).to(device)
-        memory_format = torch.channels_last if trial.channels_last else torch.preserve_format
-        self.g.to(memory_format=memory_format)
-        self.d.to(memory_format=memory_format)
+        self.memory_format = torch.channels_last if trial.channels_last else torch.preserve_format
+        self.g.to(memory_format=self.memory_format)
+        self.d.to(memory_format=self.memory_format)
+        # One fused kernel per optimiser step on the GPU; the multi-tensor path on the CPU.
         fused = device.type == "cuda"
-        adam = dict(lr=trial.lr, betas=(trial.beta1, trial.beta2), eps=1e-8, fused=fused)
+        adam = dict(
+            lr=trial.lr, betas=(trial.beta1, trial.beta2), eps=1e-8, fused=fused, foreach=not fused
+        )
         self.g_opt = torch.optim.Adam(self.g.parameters(), **adam)
         self.d_opt = torch.optim.Adam(self.d.parameters(), **adam)
         self.loss = LOSSES.get(trial.loss)
@@ -81,29 +92,35 @@ class GANTraining:
         self.step = 0
         self.g_steps = 0
         self.finite = torch.ones((), dtype=torch.bool, device=device)
-        self.last = {"d_loss": torch.zeros((), device=device), "g_loss": torch.zeros((), device=device)}
+        self.last = {
+            "d_loss": torch.zeros((), device=device),
+            "g_loss": torch.zeros((), device=device),
+        }
         self.autocast = (
             torch.autocast(device.type, dtype=torch.bfloat16)
             if trial.precision == "bf16"
             else nullcontext()
         )
-        self.d_step_fn = self._d_step
-        self.g_step_fn = self._g_step
+        # The networks' forward passes are compiled, not the step: the penalties need a double
+        # backward, which compiled graphs do not support, so they run D eagerly (self.d).
+        self.g_forward, self.d_forward = self.g, self.d
         if trial.compile:
-            self.d_step_fn = torch.compile(self._d_step)
-            self.g_step_fn = torch.compile(self._g_step)
+            self.g_forward = torch.compile(self.g, mode=compile_mode)
+            self.d_forward = torch.compile(self.d, mode=compile_mode)
+        self.cuda_graphs = trial.compile and compile_mode == "reduce-overhead"
 
     def real_batch(self) -> Tensor:
         index = torch.randint(
             len(self.images), (self.trial.batch_size,), generator=self.rng, device=self.device
         )
-        return self.images[index].float().div_(255)
+        real = self.images[index].float().div_(255)
+        return real.contiguous(memory_format=self.memory_format)
 
     def _d_step(self, real: Tensor, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         with self.autocast:
             with torch.no_grad():
-                fake = self.g(z)
-            real_out, fake_out = self.d(real).float(), self.d(fake).float()
+                fake = self.g_forward(z)
+            real_out, fake_out = self.d_forward(real).float(), self.d_forward(fake).float()
             d_loss = self.loss.d(real_out, fake_out, self.loss_state)
             if self.trial.lam is not None:
                 d_loss = d_loss + self.trial.lam * self.penalty(self.d, real, fake, self.rng)
@@ -111,14 +128,16 @@ class GANTraining:
 
     def _g_step(self, z: Tensor) -> Tensor:
         with self.autocast:
-            return self.loss.g(self.d(self.g(z)).float(), self.loss_state)
+            return self.loss.g(self.d_forward(self.g_forward(z)).float(), self.loss_state)
 
     def train_step(self) -> None:
         """One D update on one real batch; a G update on the first step and every n_disc."""
         trial = self.trial
+        if self.cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()  # the previous step's outputs are done
         real = self.real_batch()
         z = uniform_z(trial.batch_size, trial.z_dim, self.rng, self.device)
-        d_loss, real_out, fake_out = self.d_step_fn(real, z)
+        d_loss, real_out, fake_out = self._d_step(real, z)
         self.d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         self.d_opt.step()
@@ -131,7 +150,7 @@ class GANTraining:
         if self.step % trial.n_disc == 0:
             # D's parameters need no gradient in the G step; this saves its weight gradients.
             self.d.requires_grad_(False)
-            g_loss = self.g_step_fn(uniform_z(trial.batch_size, trial.z_dim, self.rng, self.device))
+            g_loss = self._g_step(uniform_z(trial.batch_size, trial.z_dim, self.rng, self.device))
             self.g_opt.zero_grad(set_to_none=True)
             g_loss.backward()
             self.g_opt.step()

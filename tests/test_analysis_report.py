@@ -220,3 +220,11 @@ def test_cli_writes_report(sweep, tmp_path, capsys):
     assert main([str(sweep), "--metric", "kid", "--out", str(tmp_path / "r")]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "r" / "report.md")
     assert "`kid`" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_unknown_metric_needs_a_direction(sweep, tmp_path, capsys):
+    assert main([str(sweep), "--metric", "fid_10k", "--out", str(tmp_path)]) == 2
+    assert "give a direction" in capsys.readouterr().err
+    custom = get_metric("seconds", "min")
+    assert (custom.name, custom.higher_is_better) == ("seconds", False)
+    assert get_metric("f1", "min").higher_is_better is False

@@ -93,7 +93,7 @@ def test_same_z_every_call_eval_mode_and_mode_restored(test_images) -> None:
     assert first == second
     assert generator.training  # restored
     assert not any(generator.modes)  # sampled in eval mode
-    for a, b in zip(generator.seen[:calls], generator.seen[calls:]):
+    for a, b in zip(generator.seen[:calls], generator.seen[calls:], strict=True):
         assert torch.equal(a, b)
     z = torch.cat(generator.seen[:calls])
     assert torch.equal(z, fixed_z(40, Z_DIM, 3)) and z.min() >= -1 and z.max() <= 1

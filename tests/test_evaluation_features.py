@@ -124,7 +124,7 @@ class _ScriptedFeatures(nn.Module):
         return self.linear(x.mean(dim=(2, 3)))
 
 
-@pytest.mark.filterwarnings("ignore:`torch.jit.save` is deprecated:FutureWarning")
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.script/save deprecation
 def test_torchscript_format_is_detected_and_fed_preprocessed_input(tmp_path) -> None:
     torch.manual_seed(0)
     module = _ScriptedFeatures()

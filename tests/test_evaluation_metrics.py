@@ -63,9 +63,7 @@ def test_frechet_distance_is_clamped_at_zero_after_computing() -> None:
     clamped = []
     for seed in range(20):
         noise = np.random.default_rng(seed).normal(scale=1e-9, size=mu.shape)
-        raw = float(
-            _compute_fid(*(torch.from_numpy(a) for a in (mu, sigma, mu + noise, sigma)))
-        )
+        raw = float(_compute_fid(*(torch.from_numpy(a) for a in (mu, sigma, mu + noise, sigma))))
         value = frechet_distance(mu, sigma, mu + noise, sigma)
         assert value == max(raw, 0.0)
         clamped.append(raw < 0)

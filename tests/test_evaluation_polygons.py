@@ -106,8 +106,9 @@ def test_memorising_generator_recovers_stored_triangles(test_triangles) -> None:
     # Every target is stored and reachable: inversion should find (nearly) all of them.
     assert scores["recall"] >= 0.9
     assert scores["precision"] >= 0.9  # its samples are (near-)copies of real triangles
-    # Triangles it never stored are mostly out of reach (they are > delta from all 100 stored).
-    assert polygon_metrics(generator, z, test_triangles[150:250], settings)["recall"] <= 0.3
+    # Triangles it never stored are mostly out of reach: blends of the 100 stored ones come
+    # within delta of only some of them (0.22 measured with these seeds).
+    assert polygon_metrics(generator, z, test_triangles[150:250], settings)["recall"] <= 0.4
 
 
 def test_inversion_does_not_depend_on_batching(test_triangles) -> None:
@@ -118,3 +119,23 @@ def test_inversion_does_not_depend_on_batching(test_triangles) -> None:
     torch.testing.assert_close(z_one, z_all[:1], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(err_one, err_all[:1], rtol=1e-5, atol=1e-6)
     assert (z_all.abs() <= 1).all()
+
+
+def test_evaluator_polygon_metric(test_triangles) -> None:
+    from benchmark.evaluation import Evaluator
+
+    settings = PolygonSettings(n_precision=50, n_recall=20, steps=5)
+    evaluator = Evaluator(
+        dataset="polygons",
+        test_images=test_triangles,
+        metrics=["polygon"],
+        z_dim=8,
+        polygon=settings,
+    )
+    generator = OneTriangle(test_triangles[0]).train()
+    scores = evaluator.evaluate(generator)
+    assert set(scores) == {"precision", "recall", "f1"}
+    assert scores["precision"] == pytest.approx(1.0)
+    assert scores["recall"] == pytest.approx(1 / 20)  # only test_triangles[0] itself
+    assert generator.training
+    assert evaluator.record()["polygon_delta"] == SETTINGS.delta

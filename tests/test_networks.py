@@ -61,6 +61,8 @@ def test_init_and_batch_norm_settings():
     assert float(big.weight.std()) == pytest.approx(0.02, rel=0.01)
     assert float(big.weight.mean()) == pytest.approx(0.0, abs=1e-3)
     assert float(big.bias.abs().max()) == 0.0
+    conv = d.net[2]
+    assert float(conv.weight.abs().max()) <= 0.04  # truncated at 2 std
     bns = [m for m in d.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     assert len(bns) == 2
     assert all(m.momentum == 0.001 and m.eps == 1e-3 for m in bns)

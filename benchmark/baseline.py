@@ -1,0 +1,102 @@
+"""The plain eager training loop a researcher would write: the baseline `bench` measures against.
+
+`EagerBaseline` trains one trial with the same networks, losses, penalties and schedule as
+`GANTraining`, but without its speed levers:
+
+- the dataset stays on the host and each batch is gathered there, converted to float and copied
+  to the device every step (what a DataLoader over a tensor dataset does);
+- the losses are read back with `.item()` every step, so the host waits for the device;
+- Adam is the single-tensor (for-loop) implementation, neither fused nor multi-tensor;
+- D's parameters keep requiring gradients in the G step;
+- default memory format, fp32, no compile.
+
+The step's maths and its random draws are those of `GANTraining`: on the CPU the batch indices
+come from the same generator as the noise, in the same order, so both give the same losses for
+the same seed (tests/test_speed_equivalence.py).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from benchmark.config import TrialConfig
+from benchmark.losses import LOSSES
+from benchmark.networks import DISCRIMINATORS, GENERATORS, NetworkOptions, clip_parameters
+from benchmark.penalties import PENALTIES
+from benchmark.trainer import uniform_z
+
+
+class EagerBaseline:
+    """One trial's networks and optimisers, stepped the straightforward way."""
+
+    def __init__(self, trial: TrialConfig, train_images: Tensor, device: torch.device) -> None:
+        self.trial, self.device = trial, device
+        self.images = train_images.cpu()  # uint8 (N, C, H, W) on the host
+        torch.manual_seed(trial.seed)
+        opts = NetworkOptions(
+            shape=tuple(train_images.shape[1:]),
+            z_dim=trial.z_dim,
+            d_bn=trial.d_bn,
+            spectral_norm=trial.spectral_norm,
+            bn_momentum=trial.bn_momentum,
+        )
+        self.g = GENERATORS.get(trial.generator)(opts).to(device)
+        self.d = DISCRIMINATORS.get(trial.discriminator)(opts).to(device)
+        adam = dict(
+            lr=trial.lr, betas=(trial.beta1, trial.beta2), eps=1e-8, foreach=False, fused=False
+        )
+        self.g_opt = torch.optim.Adam(self.g.parameters(), **adam)
+        self.d_opt = torch.optim.Adam(self.d.parameters(), **adam)
+        self.loss = LOSSES.get(trial.loss)
+        self.penalty = PENALTIES.get(trial.penalty)
+        self.loss_state = self.loss.initial_state(device)
+        self.rng = torch.Generator(device=device)
+        self.rng.manual_seed(trial.seed)
+        # A sampler draws on the host; on a CPU device it shares the noise generator.
+        self.host_rng = (
+            self.rng if device.type == "cpu" else torch.Generator().manual_seed(trial.seed)
+        )
+        self.step = 0
+        self.g_steps = 0
+        self.last: dict[str, float] = {"d_loss": 0.0, "g_loss": 0.0}
+
+    def real_batch(self) -> Tensor:
+        index = torch.randint(len(self.images), (self.trial.batch_size,), generator=self.host_rng)
+        return self.images[index].float().div_(255).to(self.device)
+
+    def train_step(self) -> None:
+        """One D update on one real batch; a G update on the first step and every n_disc."""
+        trial = self.trial
+        real = self.real_batch()
+        z = uniform_z(trial.batch_size, trial.z_dim, self.rng, self.device)
+        with torch.no_grad():
+            fake = self.g(z)
+        real_out, fake_out = self.d(real), self.d(fake)
+        d_loss = self.loss.d(real_out, fake_out, self.loss_state)
+        if trial.lam is not None:
+            d_loss = d_loss + trial.lam * self.penalty(self.d, real, fake, self.rng)
+        self.d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.d_opt.step()
+        if trial.clip is not None:
+            clip_parameters(self.d, trial.clip)
+        if self.loss.after_d_step is not None:
+            self.loss_state = self.loss.after_d_step(
+                self.loss_state, real_out.detach(), fake_out.detach(), trial
+            )
+        self.last["d_loss"] = d_loss.item()
+        if self.step % trial.n_disc == 0:
+            z = uniform_z(trial.batch_size, trial.z_dim, self.rng, self.device)
+            g_loss = self.loss.g(self.d(self.g(z)), self.loss_state)
+            self.g_opt.zero_grad(set_to_none=True)
+            g_loss.backward()
+            self.g_opt.step()
+            self.last["g_loss"] = g_loss.item()
+            self.g_steps += 1
+        self.last.update({name: value.item() for name, value in self.loss_state.items()})
+        self.step += 1
+
+    def losses(self) -> dict[str, float]:
+        """The latest losses and loss state, as `GANTraining.losses` returns them."""
+        return dict(self.last)

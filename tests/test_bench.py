@@ -1,0 +1,84 @@
+"""The benchmark runs end to end in --quick mode and writes well-formed JSON (no timing asserts)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmark import bench
+
+
+@pytest.fixture(scope="module")
+def record(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    argv = ["--quick", "--device", "cpu", "--models", "ns", "--datasets", "mnist", "--workers", "1"]
+    returned = bench.main([*argv, "--out", str(out)])
+    return returned, json.loads(out.read_text())
+
+
+def test_quick_run_writes_the_record_it_returns(record):
+    returned, stored = record
+    assert stored == json.loads(json.dumps(returned))
+    for key in (
+        "device",
+        "torch_version",
+        "batch_size",
+        "variants",
+        "steps",
+        "fid_extractor",
+        "fid_extraction",
+        "full_trial",
+        "concurrent",
+        "notes",
+    ):
+        assert key in stored, key
+
+
+def test_steps_has_one_row_per_variant_with_eager_as_the_unit(record):
+    _, stored = record
+    assert stored["variants"] == ["eager", "optimised", "+channels_last", "+bf16"]
+    rows = {row["variant"]: row for row in stored["steps"]}
+    assert list(rows) == stored["variants"]
+    assert all((r["dataset"], r["model"]) == ("mnist", "ns") for r in rows.values())
+    assert all(r["steps_per_s"] > 0 for r in rows.values())
+    assert rows["eager"]["ratio_vs_eager"] == 1.0
+    for row in rows.values():
+        assert row["ratio_vs_eager"] == pytest.approx(
+            row["steps_per_s"] / rows["eager"]["steps_per_s"]
+        )
+
+
+def test_fid_trial_and_workers_sections(record):
+    _, stored = record
+    assert [r["input"] for r in stored["fid_extraction"]] == ["1x28x28"]
+    assert stored["fid_extraction"][0]["images_per_s"] > 0
+    trial = stored["full_trial"]
+    assert trial["estimated"] is True and trial["d_steps"] == 15_625 and trial["evaluations"] == 4
+    assert trial["seconds"] == pytest.approx(trial["train_seconds"] + trial["eval_seconds"])
+    workers = stored["concurrent"]
+    assert workers["workers"] == 1 and len(workers["per_worker_steps_per_s"]) == 1
+    assert workers["aggregate_steps_per_s"] == pytest.approx(sum(workers["per_worker_steps_per_s"]))
+    assert workers["trials_per_hour"] > 0
+
+
+def test_table_shows_a_failed_variant_as_failed():
+    rows = [
+        {
+            "dataset": "mnist",
+            "model": "ns",
+            "variant": "eager",
+            "steps_per_s": 2.0,
+            "ratio_vs_eager": 1.0,
+        },
+        {
+            "dataset": "mnist",
+            "model": "ns",
+            "variant": "+compile",
+            "steps_per_s": None,
+            "ratio_vs_eager": None,
+            "note": "failed: RuntimeError",
+        },
+    ]
+    table = bench.format_table(rows, ["eager", "+compile"], 64)
+    assert "2.00 ( 1.00x)" in table and "failed" in table

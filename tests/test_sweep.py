@@ -1,0 +1,359 @@
+"""Sweep planning, the seeds phase, results.csv, and in-process runs on a tiny dataset."""
+
+from __future__ import annotations
+
+import math
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmark import trainer
+from benchmark.__main__ import main
+from benchmark.config import TrialConfig, resolve_trial
+from benchmark.datasets import DATASETS
+from benchmark.executors import claim
+from benchmark.io import read_json, write_json
+from benchmark.losses import LOSSES
+from benchmark.models import MODELS, PAPER_MODELS
+from benchmark.spec import load_spec
+from benchmark.sweep import best_settings, plan, result_row, seed_sets, summary
+
+REPO = Path(__file__).resolve().parent.parent
+
+# A plugin for sweep tests: an 8x8 dataset (tiny networks, ~1 s trials), a model whose loss
+# raises, and a marker line per run_trial call that trains (GANBENCH_TEST_MARKERS=1).
+PLUGIN = '''
+"""Sweep-test plugin: dataset tiny, model boom, and run markers."""
+import os
+from pathlib import Path
+
+import torch
+
+import benchmark.trainer as trainer
+from benchmark.datasets import DATASETS, DatasetSpec, ImageData
+from benchmark.losses import LOSSES, Loss
+from benchmark.models import MODELS, ModelPreset
+
+
+def _tiny(root, download):
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (96, 1, 8, 8), generator=g, dtype=torch.uint8)
+    return ImageData("tiny", images[:64], images[64:])
+
+
+def _boom(real, fake, state):
+    raise RuntimeError("boom")
+
+
+DATASETS.register("tiny", DatasetSpec("tiny", (1, 8, 8), "none", _tiny, needs_root=False))
+LOSSES.register("boom", Loss(d=_boom, g=lambda fake, state: fake.mean()))
+MODELS.register("boom", ModelPreset(loss="boom"))
+
+_run_trial = trainer.run_trial
+
+
+def _mark(directory, word):
+    if os.environ.get("GANBENCH_TEST_MARKERS") == "1":
+        with open(Path(directory) / "runs.log", "a") as log:
+            log.write(f"{word} {os.getpid()}\\n")
+
+
+def _marked(trial, directory, **kwargs):
+    fresh = not (Path(directory) / "result.json").exists()
+    if fresh:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        _mark(directory, "start")
+    result = _run_trial(trial, directory, **kwargs)
+    if fresh:
+        _mark(directory, "end")
+    return result
+
+
+trainer.run_trial = _marked
+'''
+
+TINY_SPEC = """
+plugins = ["ganbench_testplugin"]
+datasets = ["tiny"]
+models = {models}
+seeds = {seeds}
+steps = {steps}
+checkpoint_every = {checkpoint_every}
+batch_size = 16
+metrics = []
+device = "cpu"
+"""
+
+
+def write_plugin(directory: Path) -> Path:
+    (directory / "ganbench_testplugin.py").write_text(PLUGIN)
+    return directory
+
+
+def tiny_spec(path: Path, models=("ns", "wgan"), seeds=1, steps=4, checkpoint_every=4, extra=""):
+    text = TINY_SPEC.format(
+        models=list(models), seeds=seeds, steps=steps, checkpoint_every=checkpoint_every
+    )
+    path.write_text(text.replace("'", '"') + textwrap.dedent(extra))
+    return path
+
+
+def subprocess_env(plugin_dir: Path) -> dict[str, str]:
+    """For `python -m benchmark` in a child: the plugin and this checkout importable, one
+    thread each (the test machine has two cores), markers on."""
+    import os
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = f"{plugin_dir}:{REPO}"
+    env["OMP_NUM_THREADS"] = "1"
+    env["GANBENCH_TEST_MARKERS"] = "1"
+    return env
+
+
+@pytest.fixture(scope="session")
+def plugin_dir(tmp_path_factory) -> Path:
+    return write_plugin(tmp_path_factory.mktemp("plugin"))
+
+
+@pytest.fixture
+def plugin(plugin_dir, monkeypatch):
+    """Import the test plugin for one test, then restore the registries and the trainer."""
+    monkeypatch.syspath_prepend(str(plugin_dir))
+    for registry in (DATASETS, LOSSES, MODELS):
+        monkeypatch.setattr(registry, "_items", dict(registry._items))
+    monkeypatch.setattr(trainer, "run_trial", trainer.run_trial)
+    monkeypatch.delitem(sys.modules, "ganbench_testplugin", raising=False)
+    monkeypatch.setenv("GANBENCH_TEST_MARKERS", "1")
+    yield plugin_dir
+    sys.modules.pop("ganbench_testplugin", None)
+
+
+def marker_counts(directory: Path) -> dict[str, tuple[int, int]]:
+    """trial id -> (starts, ends) from each trial's runs.log."""
+    counts = {}
+    for trial in sorted((directory / "trials").iterdir()):
+        lines = (trial / "runs.log").read_text().split() if (trial / "runs.log").exists() else []
+        counts[trial.name] = (lines[0::2].count("start"), lines[0::2].count("end"))
+    return counts
+
+
+# ---- planning ----------------------------------------------------------------------------
+
+
+def test_quick_spec_plans_the_seven_defaults():
+    spec = load_spec(REPO / "runs" / "quick.toml")
+    trials = plan(spec)
+    assert [t.model for t in trials] == list(PAPER_MODELS)
+    for trial in trials:
+        default = resolve_trial(trial.model, "polygons")
+        for name in ("lr", "beta1", "n_disc", "d_bn", "clip", "lam", "lambda_k", "gamma"):
+            assert getattr(trial, name) == getattr(default, name)
+        assert (trial.sweep, trial.phase, trial.sample, trial.seed) == ("quick", "default", 0, 0)
+        assert trial.metrics == ("polygon",)
+        assert trial.bn_momentum == 0.1
+    assert len({t.trial_id for t in trials}) == 7
+
+
+def test_wide_plan_is_sample_major_and_deterministic(tmp_path):
+    path = tmp_path / "w.toml"
+    path.write_text('phase = "wide"\ndatasets = ["mnist"]\nmodels = ["ns", "wgan"]\nsamples = 3\n')
+    trials = plan(load_spec(path))
+    assert [(t.sample, t.model) for t in trials] == [
+        (0, "ns"), (0, "wgan"), (1, "ns"), (1, "wgan"), (2, "ns"), (2, "wgan"),
+    ]  # fmt: skip
+    assert [t.trial_id for t in plan(load_spec(path))] == [t.trial_id for t in trials]
+    assert trials[0].lr == 5e-5 and trials[1].clip == 0.01  # sample 0: the presets
+    assert all(t.phase == "wide" and t.sweep == "w" for t in trials)
+
+
+def test_spec_fields_win_over_the_space(tmp_path):
+    path = tmp_path / "w.toml"
+    path.write_text(
+        'phase = "wide"\ndatasets = ["mnist"]\nmodels = ["ns"]\nsamples = 4\nd_bn = false\n'
+    )
+    assert [t.d_bn for t in plan(load_spec(path))] == [False] * 4
+
+
+# ---- the seeds phase ---------------------------------------------------------------------
+
+
+def fake_sweep(directory: Path, scores: dict[tuple[str, int, int], float], metric="fid_min"):
+    """A finished sweep: result.json per (model, sample, seed) with the given metric."""
+    for (model, sample, seed), value in scores.items():
+        trial = resolve_trial(
+            model, "mnist", sweep=directory.name, phase="wide", sample=sample, seed=seed,
+            lr=1e-4 * (sample + 1),
+        )  # fmt: skip
+        status = "diverged" if math.isnan(value) else "ok"
+        record = {**trial.to_dict(), "trial_id": trial.trial_id, "status": status, "error": ""}
+        record[metric] = value
+        write_json(directory / "trials" / trial.trial_id / "result.json", record)
+
+
+def seeds_spec(path: Path, source: Path, extra: str = "") -> Path:
+    path.write_text(
+        f'phase = "seeds"\nfrom = "{source}"\ndatasets = ["mnist"]\nmodels = ["ns", "wgan"]\n'
+        f"select_seeds = 2\nreport_seeds = 3\n{extra}"
+    )
+    return path
+
+
+def test_seeds_phase_reruns_the_best_setting_on_fresh_seeds(tmp_path):
+    source = tmp_path / "runs" / "mnist-wide"
+    # ns: sample 2 is best by its mean over seeds 0 and 4 (20.0) though sample 1 has the
+    # single best trial (10.0, with 50.0 on the other seed: mean 30.0).
+    fake_sweep(
+        source,
+        {
+            ("ns", 0, 0): 40.0, ("ns", 0, 4): 40.0,
+            ("ns", 1, 0): 10.0, ("ns", 1, 4): 50.0,
+            ("ns", 2, 0): 20.0, ("ns", 2, 4): 20.0,
+            ("wgan", 0, 0): 30.0, ("wgan", 0, 4): 30.0,
+            ("wgan", 1, 0): math.nan, ("wgan", 1, 4): 1.0,
+        },
+    )  # fmt: skip
+    spec = load_spec(seeds_spec(tmp_path / "runs" / "mnist-seeds.toml", source))
+    trials = plan(spec)
+    ns = [t for t in trials if t.model == "ns"]
+    wgan = [t for t in trials if t.model == "wgan"]
+    assert {t.sample for t in ns} == {2} and {t.lr for t in ns} == {1e-4 * 3}
+    assert {t.sample for t in wgan} == {1}  # diverged seed ignored: mean of ok trials is 1.0
+    for group in (ns, wgan):
+        select = [t.seed for t in group if t.seed_role == "select"]
+        report = [t.seed for t in group if t.seed_role == "report"]
+        assert select == [0, 1]
+        assert report == [5, 6, 7]  # after the source's seeds (0, 4) and the select seeds
+        assert {t.phase for t in group} == {"seeds"}
+        assert len({t.extra["from_trial"] for t in group}) == 1
+    # Seed-major order, models interleaved.
+    assert [t.model for t in trials[:4]] == ["ns", "wgan", "ns", "wgan"]
+
+
+def test_seeds_phase_by_a_maximised_metric(tmp_path):
+    source = tmp_path / "src"
+    fake_sweep(source, {("ns", 0, 0): 0.2, ("ns", 1, 0): 0.9, ("wgan", 0, 0): 0.5}, "f1")
+    best = best_settings(source, "f1", "max")
+    assert best[("mnist", "ns")]["sample"] == 1
+    assert best[("mnist", "ns")]["f1"] == 0.9
+    spec = load_spec(seeds_spec(tmp_path / "s.toml", source, 'metric = "f1"\n'))
+    assert spec.direction == "max"
+    assert {t.sample for t in plan(spec) if t.model == "ns"} == {1}
+
+
+def test_seeds_phase_refuses_a_model_without_results(tmp_path):
+    source = tmp_path / "src"
+    fake_sweep(source, {("ns", 0, 0): 1.0})
+    spec = load_spec(seeds_spec(tmp_path / "s.toml", source))
+    with pytest.raises(Exception, match=r"s\.toml: from=.*mnist/wgan"):
+        plan(spec)
+
+
+def test_seed_sets_are_disjoint():
+    assert seed_sets([0], 0, 3) == ([], [1, 2, 3])
+    assert seed_sets([0, 9], 5, 2) == ([0, 1, 2, 3, 4], [10, 11])
+    assert seed_sets([], 2, 2) == ([0, 1], [2, 3])
+
+
+def test_summary_reports_only_report_seeds():
+    frame = pd.DataFrame(
+        {
+            "dataset": ["mnist"] * 4,
+            "model": ["ns"] * 4,
+            "seed_role": ["select", "select", "report", "report"],
+            "status": ["ok", "ok", "ok", "failed"],
+            "fid_min": [1.0, 2.0, 7.0, math.nan],
+        }
+    )
+    table = summary(frame, "fid_min", "min")
+    row = table.loc[("mnist", "ns")]
+    assert (row["trials"], row["ok"], row["failed"]) == (2, 1, 1)
+    assert row["best fid_min"] == 7.0 and row["median fid_min"] == 7.0
+
+
+# ---- results -----------------------------------------------------------------------------
+
+
+def test_result_row_flattens_checkpoints_and_extra():
+    trial = TrialConfig(dataset="mnist", model="ns", loss="ns", extra={"from_trial": "abc"})
+    record = {
+        **trial.to_dict(),
+        "status": "ok",
+        "fid_min": 3.0,
+        "checkpoints": [
+            {"d_steps": 100, "fid": 5.0, "f1": 0.5},
+            {"d_steps": 200, "fid": 3.0, "f1": 0.75},
+        ],
+    }
+    row = result_row(record)
+    assert "checkpoints" not in row and "extra" not in row
+    assert row["extra_from_trial"] == "abc"
+    assert (row["fid_step_100"], row["fid_step_200"]) == (5.0, 3.0)
+    assert (row["f1_step_100"], row["f1_step_200"]) == (0.5, 0.75)
+    assert row["metrics"] == "fid"
+
+
+# ---- running in this process -------------------------------------------------------------
+
+
+def test_claim_is_exclusive_and_released(tmp_path):
+    with claim(tmp_path / "t", wait=False) as first:
+        assert first
+        with claim(tmp_path / "t", wait=False) as second:
+            assert not second
+    with claim(tmp_path / "t", wait=False) as again:
+        assert again
+
+
+def test_sweep_runs_skips_and_refuses(plugin, tmp_path, capsys):
+    spec = tiny_spec(tmp_path / "tiny.toml")
+    assert main(["sweep", str(spec), "--no-report", "--no-progress"]) == 0
+    frame = pd.read_csv(tmp_path / "tiny" / "results.csv")
+    assert sorted(frame["model"]) == ["ns", "wgan"]
+    assert list(frame["status"]) == ["ok", "ok"]
+    assert list(frame["d_steps"]) == [4, 4]
+    assert list(frame.columns[:3]) == ["trial_id", "sweep", "phase"]
+    assert set(marker_counts(tmp_path / "tiny").values()) == {(1, 1)}
+
+    # A second run reads the results back and trains nothing.
+    assert main(["sweep", str(spec), "--no-report", "--no-progress"]) == 0
+    assert set(marker_counts(tmp_path / "tiny").values()) == {(1, 1)}
+
+    # A directory holding another trial is refused before anything runs.
+    trial_json = next((tmp_path / "tiny" / "trials").glob("*/trial.json"))
+    stored = read_json(trial_json)
+    write_json(trial_json, {**stored, "lr": 0.5})
+    capsys.readouterr()
+    assert main(["sweep", str(spec), "--no-report", "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert "tiny.toml" in error and str(trial_json) in error and "differs in lr" in error
+
+
+def test_failed_trial_does_not_stop_the_sweep(plugin, tmp_path, capsys):
+    spec = tiny_spec(tmp_path / "tiny.toml", models=("boom", "ns"))
+    assert main(["sweep", str(spec), "--no-report", "--no-progress"]) == 1
+    frame = pd.read_csv(tmp_path / "tiny" / "results.csv").set_index("model")
+    assert frame.loc["boom", "status"] == "failed"
+    assert frame.loc["boom", "error"] == "RuntimeError: boom"
+    assert frame.loc["ns", "status"] == "ok"
+    out = capsys.readouterr().out
+    assert "2 of 2 trials finished, 1 failed" in out
+
+    # --retry-failed runs the failed trial again (and only it).
+    assert main(["sweep", str(spec), "--no-report", "--no-progress", "--retry-failed"]) == 1
+    counts = {
+        read_json(tmp_path / "tiny" / "trials" / i / "trial.json")["model"]: c
+        for i, c in marker_counts(tmp_path / "tiny").items()
+    }
+    assert counts == {"boom": (2, 2), "ns": (1, 1)}
+
+
+def test_dry_run_prints_the_plan(plugin, tmp_path, capsys):
+    spec = tiny_spec(tmp_path / "tiny.toml", seeds=3)
+    assert main(["sweep", str(spec), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "sweep tiny (default)" in out and ": 6 trials" in out
+    assert "to run: 24 D steps in all" in out
+    assert not (tmp_path / "tiny" / "trials").exists()

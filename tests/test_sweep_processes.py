@@ -1,0 +1,124 @@
+"""Real `python -m benchmark sweep` processes: SIGKILL and restart, two sweeps at once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from test_sweep import marker_counts, subprocess_env, tiny_spec, write_plugin
+
+from benchmark.io import read_json
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def plugin_dir(tmp_path_factory) -> Path:
+    return write_plugin(tmp_path_factory.mktemp("plugin"))
+
+
+def start_sweep(spec: Path, plugin_dir: Path, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "benchmark", "sweep", str(spec), "--no-report"],
+        cwd=REPO,
+        env=subprocess_env(plugin_dir),
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def check_complete(directory: Path, n_trials: int, steps: int) -> None:
+    """Every trial finished once, every stored file readable, results.csv complete."""
+    trials = sorted((directory / "trials").iterdir())
+    assert len(trials) == n_trials
+    for trial in trials:
+        result = read_json(trial / "result.json")
+        assert read_json(trial / "trial.json")["steps"] == steps
+        assert (result["status"], result["d_steps"]) == ("ok", steps)
+        torch.load(trial / "checkpoint.pt", weights_only=True)
+        lines = (trial / "metrics.jsonl").read_text().splitlines()
+        assert lines and all(line.startswith("{") and line.endswith("}") for line in lines)
+    assert {ends for _, ends in marker_counts(directory).values()} == {1}
+    frame = pd.read_csv(directory / "results.csv")
+    assert sorted(frame["trial_id"]) == [t.name for t in trials]
+
+
+@pytest.mark.slow
+def test_kill_and_restart(plugin_dir, tmp_path):
+    steps = 24
+    spec = tiny_spec(
+        tmp_path / "tiny.toml", models=("ns", "wgan", "began"), steps=steps, checkpoint_every=4
+    )
+    directory = tmp_path / "tiny"
+    process = start_sweep(spec, plugin_dir, tmp_path / "first.log")
+    # Kill mid-trial: after a trial has checkpointed but before it has a result.
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        started = [p.parent for p in directory.glob("trials/*/checkpoint.pt")]
+        if any(not (d / "result.json").exists() for d in started) and len(started) >= 2:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, (tmp_path / "first.log").read_text()
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    killed = [p.parent for p in directory.glob("trials/*/checkpoint.pt")]
+    interrupted = [d for d in killed if not (d / "result.json").exists()]
+    assert interrupted
+
+    process = start_sweep(spec, plugin_dir, tmp_path / "second.log")
+    assert process.wait(timeout=600) == 0, (tmp_path / "second.log").read_text()
+    check_complete(directory, 3, steps)
+    counts = marker_counts(directory)
+    for trial in interrupted:  # started twice (killed, resumed), finished once
+        assert counts[trial.name] == (2, 1)
+        history = [line for line in (trial / "metrics.jsonl").read_text().splitlines()]
+        assert len(history) == len(set(history))
+
+
+@pytest.mark.slow
+def test_two_sweeps_on_one_directory(plugin_dir, tmp_path):
+    steps = 8
+    spec = tiny_spec(tmp_path / "tiny.toml", models=("ns", "wgan"), seeds=2, steps=steps)
+    first = start_sweep(spec, plugin_dir, tmp_path / "first.log")
+    second = start_sweep(spec, plugin_dir, tmp_path / "second.log")
+    assert first.wait(timeout=600) == 0, (tmp_path / "first.log").read_text()
+    assert second.wait(timeout=600) == 0, (tmp_path / "second.log").read_text()
+    check_complete(tmp_path / "tiny", 4, steps)
+    assert set(marker_counts(tmp_path / "tiny").values()) == {(1, 1)}
+    # Both did some of the work (each claims what the other does not hold).
+    pids = set()
+    for trial in (tmp_path / "tiny" / "trials").iterdir():
+        pids |= {line.split()[1] for line in (trial / "runs.log").read_text().splitlines()}
+    assert pids == {str(first.pid), str(second.pid)}
+
+
+@pytest.mark.slow
+def test_quick_spec_end_to_end(tmp_path):
+    """runs/quick.toml as shipped, but 20 D steps per trial: results.csv with F1 per model."""
+    text = (REPO / "runs" / "quick.toml").read_text()
+    text = text.replace("steps = 300", "steps = 20").replace(
+        "checkpoint_every = 300", "checkpoint_every = 20"
+    )
+    spec = tmp_path / "quick.toml"
+    spec.write_text(text)
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmark", "sweep", str(spec), "--no-progress"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    frame = pd.read_csv(tmp_path / "quick" / "results.csv")
+    assert sorted(frame["model"]) == sorted(
+        ["mm", "ns", "ls", "wgan", "wgan_gp", "dragan", "began"]
+    )
+    assert set(frame["status"]) <= {"ok", "diverged"}
+    ok = frame[frame["status"] == "ok"]
+    assert ok["f1"].between(0, 1).all() and (ok["f1"] == ok["f1_step_20"]).all()
+    assert "best f1" in result.stdout
