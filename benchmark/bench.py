@@ -47,7 +47,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], str | None, tuple[str, ...]]] = {
     "eager": ({}, None, ("cpu", "cuda")),
     "optimised": ({}, None, ("cpu", "cuda")),
     "+channels_last": ({"channels_last": True}, None, ("cpu", "cuda")),
-    "+bf16": ({"precision": "bf16"}, None, ("cpu", "cuda")),
+    "+bf16": ({"amp_dtype": "bf16"}, None, ("cpu", "cuda")),
     "+compile": ({"compile": True}, None, ("cpu", "cuda")),
     "+cudagraphs": ({"compile": True}, "reduce-overhead", ("cuda",)),
 }

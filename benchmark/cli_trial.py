@@ -20,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plugin", action="append", default=[], help="module to import first")
     parser.add_argument("--data-root", default=None, help="default: $GANBENCH_DATA")
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    parser.add_argument("--weights", default=None, help="Inception weights (or $GANBENCH_INCEPTION)")
+    parser.add_argument(
+        "--weights", default=None, help="Inception weights (or $GANBENCH_INCEPTION)"
+    )
     parser.add_argument("--download", action="store_true", help="fetch a missing dataset")
     parser.add_argument("--no-progress", action="store_true")
     add_dataclass_options(parser, TrialConfig, _SKIP)

@@ -59,8 +59,9 @@ LOSSES.register("ns", Loss(d=_saturating_d, g=lambda fake, state: softplus(-fake
 LOSSES.register(
     "ls",
     Loss(
-        d=lambda real, fake, state: 0.5
-        * ((torch.sigmoid(real) - 1).square().mean() + torch.sigmoid(fake).square().mean()),
+        d=lambda real, fake, state: (
+            0.5 * ((torch.sigmoid(real) - 1).square().mean() + torch.sigmoid(fake).square().mean())
+        ),
         g=lambda fake, state: 0.5 * (torch.sigmoid(fake) - 1).square().mean(),
     ),
 )

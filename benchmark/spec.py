@@ -9,13 +9,12 @@ anything runs; an error names the file, the key, the bad value and what is allow
 from __future__ import annotations
 
 import re
+import tomllib
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from benchmark.config import METRIC_NAMES, TrialConfig
 from benchmark.registry import ConfigError, load_plugins

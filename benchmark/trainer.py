@@ -98,7 +98,7 @@ class GANTraining:
         }
         self.autocast = (
             torch.autocast(device.type, dtype=torch.bfloat16)
-            if trial.precision == "bf16"
+            if trial.amp_dtype == "bf16"
             else nullcontext()
         )
         # The networks' forward passes are compiled, not the step: the penalties need a double
@@ -241,6 +241,7 @@ def _make_evaluator(trial: TrialConfig, test_images: Tensor, device: torch.devic
     if not trial.metrics:
         return None
     from benchmark.evaluation import Evaluator
+    from benchmark.evaluation.polygon_metrics import PolygonSettings
 
     return Evaluator(
         dataset=trial.dataset,
@@ -252,6 +253,11 @@ def _make_evaluator(trial: TrialConfig, test_images: Tensor, device: torch.devic
         weights=weights,
         device=device,
         z_dim=trial.z_dim,
+        polygon=PolygonSettings(
+            n_precision=trial.polygon_n_precision,
+            n_recall=trial.polygon_n_recall,
+            steps=trial.polygon_steps,
+        ),
     )
 
 
@@ -345,7 +351,13 @@ def run_trial(
 
     if status == "ok":
         _save_samples(training.g, trial, device, directory / "samples.png")
-    summary = _summarise(evaluations) if status == "ok" else {"fid_min": math.nan, "fid_final": math.nan}
+        # The final generator is kept (small); the full checkpoint with D and both Adam
+        # states is ~150 MB and only needed to resume, so it goes once the result is stored.
+        g_state = training.g.state_dict()
+        atomic_write(directory / "generator.pt", lambda tmp: torch.save(g_state, tmp))
+    summary = (
+        _summarise(evaluations) if status == "ok" else {"fid_min": math.nan, "fid_final": math.nan}
+    )
     result = {
         **trial.to_dict(),
         "trial_id": trial.trial_id,
@@ -361,6 +373,7 @@ def run_trial(
         "checkpoints": evaluations,
     }
     write_json(result_path, result)
+    checkpoint_path.unlink(missing_ok=True)  # a kill before this line leaves only a spare file
     return read_json(result_path)  # the stored form (NaN as null), same as a rerun returns
 
 

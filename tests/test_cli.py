@@ -71,11 +71,13 @@ def test_missing_data_file_names_the_files(tmp_path):
     assert not (tmp_path / "t").exists()
 
 
-PLUGIN = '''
+PLUGIN = """
 from benchmark.losses import LOSSES, Loss
 
-LOSSES.register("test_plugin_loss", Loss(d=lambda r, f, s: (f - r).mean(), g=lambda f, s: -f.mean()))
-'''
+LOSSES.register(
+    "test_plugin_loss", Loss(d=lambda r, f, s: (f - r).mean(), g=lambda f, s: -f.mean())
+)
+"""
 
 
 def test_a_loss_from_a_user_module_is_picked_up_by_name(tmp_path):
@@ -88,7 +90,11 @@ def test_a_loss_from_a_user_module_is_picked_up_by_name(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads((out / "result.json").read_text())
-    assert (result["loss"], result["plugins"], result["status"]) == ("test_plugin_loss", ["my_losses"], "ok")
+    assert (result["loss"], result["plugins"], result["status"]) == (
+        "test_plugin_loss",
+        ["my_losses"],
+        "ok",
+    )
     # Without the plugin, the name is unknown and the error says so.
     done = run_cli(*BASE, "--out", str(tmp_path / "t2"), "--loss", "test_plugin_loss")
     assert done.returncode == 2 and "loss='test_plugin_loss' is not allowed" in done.stderr

@@ -36,7 +36,9 @@ def test_saturating_d_loss_pinned():
     expected = mean(sp(-r) for r in REAL.tolist()) + mean(sp(f) for f in FAKE.tolist())
     assert expected == pytest.approx(1.688115, abs=1e-6)  # worked by hand
     for name in ("mm", "ns"):
-        assert_close(value(LOSSES.get(name).d(REAL, FAKE, {})), torch.tensor(expected, dtype=torch.float64))
+        assert_close(
+            value(LOSSES.get(name).d(REAL, FAKE, {})), torch.tensor(expected, dtype=torch.float64)
+        )
 
 
 def test_mm_and_ns_generator_losses_pinned():
@@ -97,12 +99,16 @@ def test_began_losses_and_k_update():
 
 
 def test_registering_a_new_loss_needs_no_trainer_change():
-    LOSSES.register("test_squared", Loss(d=lambda r, f, s: (r - f).square().mean(), g=lambda f, s: -f.mean()))
+    LOSSES.register(
+        "test_squared", Loss(d=lambda r, f, s: (r - f).square().mean(), g=lambda f, s: -f.mean())
+    )
     assert "test_squared" in LOSSES.names()
     with pytest.raises(ValueError, match="already registered"):
         LOSSES.register("test_squared", Loss(d=lambda r, f, s: r.mean(), g=lambda f, s: f.mean()))
 
 
 def test_unknown_loss_error_lists_the_allowed_names():
-    with pytest.raises(ValueError, match=r"loss='nope' is not allowed; expected one of \[.*'hinge'"):
+    with pytest.raises(
+        ValueError, match=r"loss='nope' is not allowed; expected one of \[.*'hinge'"
+    ):
         LOSSES.get("nope", "loss")

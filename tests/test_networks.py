@@ -31,7 +31,10 @@ def test_parameter_counts_match_the_reference(shape, g_params, d_params):
 
 
 def test_began_discriminator_parameter_count():
-    assert count_parameters(AutoencoderDiscriminator(NetworkOptions((1, 28, 28), d_bn=False))) == 1_073_601
+    assert (
+        count_parameters(AutoencoderDiscriminator(NetworkOptions((1, 28, 28), d_bn=False)))
+        == 1_073_601
+    )
 
 
 def test_d_without_batch_norm_drops_exactly_the_bn_parameters():
@@ -46,7 +49,7 @@ def test_shapes_and_ranges(shape):
     g, d, ae = Generator(opts), Discriminator(opts), AutoencoderDiscriminator(opts)
     images = g(torch.rand(5, 64) * 2 - 1)
     assert images.shape == (5, *shape)
-    assert 0 <= float(images.min()) and float(images.max()) <= 1
+    assert float(images.min()) >= 0 and float(images.max()) <= 1
     assert d(images).shape == (5,)
     errors = ae(images)
     assert errors.shape == (5,)
@@ -75,7 +78,9 @@ def test_clipping_reaches_batch_norm_parameters():
         bn.weight.fill_(5.0)
         bn.bias.fill_(-5.0)
     clip_parameters(d, 0.01)
-    assert float(bn.weight.max()) == pytest.approx(0.01) and float(bn.bias.min()) == pytest.approx(-0.01)
+    assert float(bn.weight.max()) == pytest.approx(0.01) and float(bn.bias.min()) == pytest.approx(
+        -0.01
+    )
     assert max(float(p.abs().max()) for p in d.parameters()) == pytest.approx(0.01)
 
 

@@ -49,7 +49,7 @@ def test_gradient_penalty_interpolates_between_real_and_fake():
     PENALTIES.get("gp")(Spy([1.0, 1.0]), real, fake, rng())
     points = seen[0]
     assert torch.equal(points[:, 0], points[:, 1])  # one alpha per sample
-    assert 0 <= float(points.min()) and float(points.max()) <= 1
+    assert float(points.min()) >= 0 and float(points.max()) <= 1
     assert float(points.mean()) == pytest.approx(0.5, abs=0.03)  # alpha ~ U[0, 1]
 
 
@@ -87,4 +87,6 @@ def test_dragan_penalty_on_linear_discriminator():
 
 
 def test_no_penalty_is_zero():
-    assert float(PENALTIES.get("none")(LinearD([1.0]), torch.ones(2, 1), torch.ones(2, 1), rng())) == 0
+    assert (
+        float(PENALTIES.get("none")(LinearD([1.0]), torch.ones(2, 1), torch.ones(2, 1), rng())) == 0
+    )

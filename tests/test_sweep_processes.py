@@ -42,7 +42,7 @@ def check_complete(directory: Path, n_trials: int, steps: int) -> None:
         result = read_json(trial / "result.json")
         assert read_json(trial / "trial.json")["steps"] == steps
         assert (result["status"], result["d_steps"]) == ("ok", steps)
-        torch.load(trial / "checkpoint.pt", weights_only=True)
+        torch.load(trial / "generator.pt", weights_only=True)
         lines = (trial / "metrics.jsonl").read_text().splitlines()
         assert lines and all(line.startswith("{") and line.endswith("}") for line in lines)
     assert {ends for _, ends in marker_counts(directory).values()} == {1}

@@ -92,8 +92,9 @@ def test_result_record(tmp_path):
     assert result["images_seen"] == 12 * 8
     assert result["loss"] == "wgan" and result["penalty"] == "gp" and result["lam"] == 10.0
     assert result["torch_version"] == torch.__version__
-    for name in ("trial.json", "result.json", "metrics.jsonl", "samples.png", "checkpoint.pt"):
+    for name in ("trial.json", "result.json", "metrics.jsonl", "samples.png", "generator.pt"):
         assert (tmp_path / "t" / name).exists(), name
+    assert not (tmp_path / "t" / "checkpoint.pt").exists()  # only needed to resume
     stored = json.loads((tmp_path / "t" / "result.json").read_text())
     assert stored["trial_id"] == tiny("wgan_gp").trial_id
     lines = (tmp_path / "t" / "metrics.jsonl").read_text().splitlines()
@@ -124,13 +125,15 @@ def test_resume_after_kill_ends_with_the_same_weights(tmp_path, monkeypatch, mod
     assert calls == [6] and not (tmp_path / "killed" / "result.json").exists()
     monkeypatch.undo()
     resumed = run_trial(trial, tmp_path / "killed", progress=False)
-    assert resumed["d_steps"] == 12 and resumed["g_steps"] == run_trial(trial, tmp_path / "straight")["g_steps"]
+    assert (
+        resumed["d_steps"] == 12
+        and resumed["g_steps"] == run_trial(trial, tmp_path / "straight")["g_steps"]
+    )
 
-    a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)["training"]
-    b = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["training"]
-    for part in ("g", "d"):
-        for name, tensor in a[part].items():
-            torch.testing.assert_close(b[part][name], tensor, rtol=0, atol=0, msg=f"{part}.{name}")
+    a = torch.load(tmp_path / "straight" / "generator.pt", weights_only=True)
+    b = torch.load(tmp_path / "killed" / "generator.pt", weights_only=True)
+    for name, tensor in a.items():
+        torch.testing.assert_close(b[name], tensor, rtol=0, atol=0, msg=name)
 
 
 def test_finished_trial_is_returned_not_rerun(tmp_path, monkeypatch):
