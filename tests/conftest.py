@@ -15,10 +15,3 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     """Keep every test's cached data out of the user's cache directory."""
     if "GANBENCH_CACHE" not in os.environ or os.environ.get("GANBENCH_TEST_SHARED_CACHE") != "1":
         monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-
-
-def data_root_or_skip():
-    root = os.environ.get("GANBENCH_DATA")
-    if not root:
-        pytest.skip("GANBENCH_DATA is not set: real-data tests need the staged datasets")
-    return root
