@@ -83,10 +83,10 @@ def test_idx_dataset_from_tiny_files(tmp_path, name, folder, suffix):
 def test_unknown_dataset_names_field_and_choices():
     with pytest.raises(ConfigError) as error:
         load_dataset("imagenet")
-    assert str(error.value) == (
-        "dataset='imagenet' is not allowed; expected one of "
-        "['celeba', 'cifar10', 'fashion_mnist', 'mnist', 'polygons']"
-    )
+    # Other test modules register their own small datasets, so check the built-in ones.
+    assert str(error.value).startswith("dataset='imagenet' is not allowed; expected one of [")
+    for name in ("'celeba'", "'cifar10'", "'fashion_mnist'", "'mnist'", "'polygons'"):
+        assert name in str(error.value)
 
 
 @pytest.mark.parametrize(

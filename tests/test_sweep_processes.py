@@ -61,15 +61,17 @@ def test_kill_and_restart(plugin_dir, tmp_path):
     # Kill mid-trial: after a trial has checkpointed but before it has a result.
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
-        started = [p.parent for p in directory.glob("trials/*/checkpoint.pt")]
-        if any(not (d / "result.json").exists() for d in started) and len(started) >= 2:
+        # A finished trial drops its checkpoint, so "started" is read from trial.json.
+        started = [p.parent for p in directory.glob("trials/*/trial.json")]
+        mid_trial = [p.parent for p in directory.glob("trials/*/checkpoint.pt")]
+        if any(not (d / "result.json").exists() for d in mid_trial) and len(started) >= 2:
             break
         time.sleep(0.05)
     assert process.poll() is None, (tmp_path / "first.log").read_text()
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    killed = [p.parent for p in directory.glob("trials/*/checkpoint.pt")]
-    interrupted = [d for d in killed if not (d / "result.json").exists()]
+    started = [p.parent for p in directory.glob("trials/*/trial.json")]
+    interrupted = [d for d in started if not (d / "result.json").exists()]
     assert interrupted
 
     process = start_sweep(spec, plugin_dir, tmp_path / "second.log")
