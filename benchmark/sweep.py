@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -345,11 +346,13 @@ def run(args: argparse.Namespace) -> int:
     if not table.empty:
         print(table.to_string(float_format=lambda x: f"{x:.4g}"))
     print(f"results: {spec.directory / 'results.csv'}")
-    reported = args.no_report or not len(frame) or _report(spec, len(trials))
+    per_cell = Counter((trial.dataset, trial.model) for trial in trials)
+    planned = max(per_cell.values(), default=0)  # trials planned per (dataset, model) cell
+    reported = args.no_report or not len(frame) or _report(spec, planned)
     return 0 if failed == 0 and unfinished == 0 and reported else 1
 
 
-def _report(spec: SweepSpec, n_trials: int) -> bool:
+def _report(spec: SweepSpec, trials_per_cell: int) -> bool:
     """Build the analysis report; False if it failed (results.csv is written either way)."""
     try:
         from analysis import build_report
@@ -358,7 +361,10 @@ def _report(spec: SweepSpec, n_trials: int) -> bool:
         return True
     try:
         path = build_report(
-            spec.directory, metric=spec.metric, direction=spec.direction, expected_trials=n_trials
+            spec.directory,
+            metric=spec.metric,
+            direction=spec.direction,
+            expected_trials=trials_per_cell,
         )
     except Exception as error:  # the results are safe; the report can be rebuilt on its own
         print(f"report failed: {type(error).__name__}: {error}", file=sys.stderr)
