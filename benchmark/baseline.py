@@ -22,9 +22,9 @@ from torch import Tensor
 
 from benchmark.config import TrialConfig
 from benchmark.losses import LOSSES
-from benchmark.networks import DISCRIMINATORS, GENERATORS, NetworkOptions, clip_parameters
+from benchmark.networks import clip_parameters
 from benchmark.penalties import PENALTIES
-from benchmark.trainer import uniform_z
+from benchmark.trainer import build_networks, uniform_z
 
 
 class EagerBaseline:
@@ -33,16 +33,7 @@ class EagerBaseline:
     def __init__(self, trial: TrialConfig, train_images: Tensor, device: torch.device) -> None:
         self.trial, self.device = trial, device
         self.images = train_images.cpu()  # uint8 (N, C, H, W) on the host
-        torch.manual_seed(trial.seed)
-        opts = NetworkOptions(
-            shape=tuple(train_images.shape[1:]),
-            z_dim=trial.z_dim,
-            d_bn=trial.d_bn,
-            spectral_norm=trial.spectral_norm,
-            bn_momentum=trial.bn_momentum,
-        )
-        self.g = GENERATORS.get(trial.generator)(opts).to(device)
-        self.d = DISCRIMINATORS.get(trial.discriminator)(opts).to(device)
+        self.g, self.d = build_networks(trial, tuple(train_images.shape[1:]), device)
         adam = dict(
             lr=trial.lr, betas=(trial.beta1, trial.beta2), eps=1e-8, foreach=False, fused=False
         )

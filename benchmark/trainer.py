@@ -50,6 +50,23 @@ def uniform_z(n: int, z_dim: int, rng: torch.Generator, device: torch.device) ->
     return torch.rand(n, z_dim, generator=rng, device=device) * 2 - 1
 
 
+def build_networks(
+    trial: TrialConfig, shape: tuple[int, ...], device: torch.device
+) -> tuple[nn.Module, nn.Module]:
+    """G and D of a trial, initialised from its seed (the same weights on every run)."""
+    torch.manual_seed(trial.seed)
+    opts = NetworkOptions(
+        shape=shape,
+        z_dim=trial.z_dim,
+        d_bn=trial.d_bn,
+        spectral_norm=trial.spectral_norm,
+        bn_momentum=trial.bn_momentum,
+    )
+    g = GENERATORS.get(trial.generator)(opts).to(device)
+    d = DISCRIMINATORS.get(trial.discriminator)(opts).to(device)
+    return g, d
+
+
 class GANTraining:
     """The networks, optimisers, random state and counters of one trial, and its step."""
 
@@ -64,16 +81,7 @@ class GANTraining:
         adds CUDA graphs on a GPU); `run_trial` leaves it at the default."""
         self.trial, self.device = trial, device
         self.images = train_images.to(device)  # uint8 (N, C, H, W), resident on the device
-        torch.manual_seed(trial.seed)
-        opts = NetworkOptions(
-            shape=tuple(train_images.shape[1:]),
-            z_dim=trial.z_dim,
-            d_bn=trial.d_bn,
-            spectral_norm=trial.spectral_norm,
-            bn_momentum=trial.bn_momentum,
-        )
-        self.g = GENERATORS.get(trial.generator)(opts).to(device)
-        self.d = DISCRIMINATORS.get(trial.discriminator)(opts).to(device)
+        self.g, self.d = build_networks(trial, tuple(train_images.shape[1:]), device)
         self.memory_format = torch.channels_last if trial.channels_last else torch.preserve_format
         self.g.to(memory_format=self.memory_format)
         self.d.to(memory_format=self.memory_format)
