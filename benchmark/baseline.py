@@ -24,6 +24,7 @@ from benchmark.config import TrialConfig
 from benchmark.losses import LOSSES
 from benchmark.networks import clip_parameters
 from benchmark.penalties import PENALTIES
+from benchmark.schedule import is_g_step
 from benchmark.trainer import build_networks, uniform_z
 
 
@@ -57,7 +58,7 @@ class EagerBaseline:
         return self.images[index].float().div_(255).to(self.device)
 
     def train_step(self) -> None:
-        """One D update on one real batch; a G update on the first step and every n_disc."""
+        """The reference step (see `GANTraining.train_step`), written the plain way."""
         trial = self.trial
         real = self.real_batch()
         z = uniform_z(trial.batch_size, trial.z_dim, self.rng, self.device)
@@ -72,19 +73,20 @@ class EagerBaseline:
         self.d_opt.step()
         if trial.clip is not None:
             clip_parameters(self.d, trial.clip)
-        if self.loss.after_d_step is not None:
-            self.loss_state = self.loss.after_d_step(
-                self.loss_state, real_out.detach(), fake_out.detach(), trial
-            )
         self.last["d_loss"] = d_loss.item()
-        if self.step % trial.n_disc == 0:
-            z = uniform_z(trial.batch_size, trial.z_dim, self.rng, self.device)
+        if is_g_step(self.step, trial.n_disc):
+            if trial.resample_z_for_g:
+                z = uniform_z(trial.batch_size, trial.z_dim, self.rng, self.device)
             g_loss = self.loss.g(self.d(self.g(z)), self.loss_state)
             self.g_opt.zero_grad(set_to_none=True)
             g_loss.backward()
             self.g_opt.step()
             self.last["g_loss"] = g_loss.item()
             self.g_steps += 1
+        if self.loss.after_step is not None:
+            with torch.no_grad():
+                real_out, fake_out = self.d(real), self.d(self.g(z))
+            self.loss_state = self.loss.after_step(self.loss_state, real_out, fake_out, trial)
         self.last.update({name: value.item() for name, value in self.loss_state.items()})
         self.step += 1
 

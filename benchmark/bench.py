@@ -32,13 +32,17 @@ from benchmark.baseline import EagerBaseline
 from benchmark.config import TrialConfig, resolve_trial
 from benchmark.datasets import DATASETS
 from benchmark.models import PAPER_MODELS
+from benchmark.schedule import trial_schedule
 from benchmark.trainer import GANTraining, default_device
 
 BATCH_SIZE = 64
 QUICK_BATCH_SIZE = 16
 N_IMAGES = 50_000  # about a training split; the gather cost grows with the tensor
-MNIST_STEPS = 15_625  # 20 epochs of 50,000 images at batch 64
-MNIST_EVALUATIONS = 4
+# One default MNIST trial's schedule: 20 epochs of 50,000 images at batch 64 = 15,625 D
+# steps, evaluated after 3,907, 7,813, 11,719 and 15,625 (benchmark/schedule.py).
+_MNIST_SCHEDULE = trial_schedule(resolve_trial("ns", "mnist"))
+MNIST_STEPS = _MNIST_SCHEDULE.steps
+MNIST_EVALUATIONS = len(_MNIST_SCHEDULE.eval_steps)
 EVAL_SAMPLES = 10_000
 FID_INPUTS = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 

@@ -13,11 +13,13 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from benchmark.datasets import DATASETS
 from benchmark.losses import LOSSES
 from benchmark.models import MODELS
 from benchmark.networks import DISCRIMINATORS, GENERATORS
 from benchmark.penalties import PENALTIES
 from benchmark.registry import ConfigError, load_plugins
+from benchmark.schedule import steps_per_epochs
 
 METRIC_NAMES = ("fid", "kid", "ipr", "polygon")
 AMP_DTYPES = ("fp32", "bf16")
@@ -46,11 +48,17 @@ class TrialConfig:
     lambda_k: float | None = None
     gamma: float | None = None
     bn_momentum: float = 0.001
-    # Schedule: the budget is counted in D steps; one D step = one real batch.
+    # Whether the G update draws a fresh z (the reference: only WGAN-GP) or reuses the z of
+    # that step's D update (every other model).
+    resample_z_for_g: bool = False
+    # Schedule (benchmark/schedule.py), in reference epochs of the dataset so that no spec does
+    # the arithmetic: `epochs` unset means the dataset's reference length; `steps` (D steps)
+    # replaces it for short runs. One D step = one real batch.
     batch_size: int = 64
     z_dim: int = 64
-    steps: int = 15_625
-    checkpoint_every: int = 3_125
+    epochs: float | None = None
+    steps: int | None = None
+    eval_every_epochs: float = 5.0
     seed: int = 0
     # Evaluation at every checkpoint.
     metrics: tuple[str, ...] = ("fid",)
@@ -75,6 +83,15 @@ class TrialConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.epochs is None and self.steps is None:
+            # The dataset's reference length, written out so the record says what ran.
+            length = DATASETS.get(self.dataset, "dataset").epochs
+            object.__setattr__(self, "epochs", length)
+        # One spelling per value (20 and 20.0 are the same length), so the id is stable.
+        for name in ("epochs", "eval_every_epochs"):
+            value = getattr(self, name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, name, float(value))
         validate(self)
 
     @property
@@ -116,9 +133,35 @@ def validate(trial: TrialConfig) -> None:
     _check(trial.lr > 0, "lr", trial.lr, "a number > 0")
     _check(0 <= trial.beta1 <= 1, "beta1", trial.beta1, "a number in [0, 1]")
     _check(0 <= trial.beta2 < 1, "beta2", trial.beta2, "a number in [0, 1)")
-    for name in ("n_disc", "batch_size", "z_dim", "steps", "checkpoint_every"):
+    for name in ("n_disc", "batch_size", "z_dim"):
         value = getattr(trial, name)
         _check(isinstance(value, int) and value >= 1, name, value, "an integer >= 1")
+    _check(
+        trial.steps is None or (isinstance(trial.steps, int) and trial.steps >= 1),
+        "steps",
+        trial.steps,
+        "an integer >= 1 (or unset, to train `epochs`)",
+    )
+    _check(
+        trial.steps is None or trial.epochs is None,
+        "epochs",
+        trial.epochs,
+        f"unset when steps is set (steps = {trial.steps})",
+    )
+    _check(trial.epochs is None or trial.epochs > 0, "epochs", trial.epochs, "a number > 0")
+    _check(
+        trial.eval_every_epochs > 0, "eval_every_epochs", trial.eval_every_epochs, "a number > 0"
+    )
+    dataset = DATASETS.get(trial.dataset, "dataset")
+    for name in ("epochs", "eval_every_epochs"):
+        value = getattr(trial, name)
+        _check(
+            value is None or steps_per_epochs(value, dataset.epoch, trial.batch_size) >= 1,
+            name,
+            value,
+            f"at least one D step: >= {trial.batch_size / dataset.epoch:.3g} epochs of "
+            f"{dataset.epoch:,} images at batch {trial.batch_size}",
+        )
     _check(trial.clip is None or trial.clip > 0, "clip", trial.clip, "a number > 0 (or unset)")
     _check(trial.lam is None or trial.lam >= 0, "lam", trial.lam, "a number >= 0")
     _check(

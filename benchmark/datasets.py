@@ -74,6 +74,12 @@ class DatasetSpec:
     files: str
     load: Callable[[Path | None, bool], ImageData]
     needs_root: bool = True
+    # The reference study's epoch (images) and training length (epochs), which set a trial's
+    # D-step budget and evaluation schedule (benchmark/schedule.py). compare_gan v1 counts an
+    # epoch as 50,000 images for every dataset but CelebA (162,000), and trains 20 epochs
+    # (100 for CIFAR-10, 40 for CelebA).
+    epoch: int = 50_000
+    epochs: int = 20
 
 
 class DatasetMissing(FileNotFoundError):
@@ -316,6 +322,7 @@ DATASETS.register(
         (3, 32, 32),
         f"{CIFAR10_FILES} under <root>/cifar10/; from {CIFAR10_URL}",
         _load_cifar10,
+        epochs=100,
     ),
 )
 
@@ -326,20 +333,33 @@ CELEBA_URL = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
 CELEBA_TRAIN_SIZE = 162_770  # the standard split: the first 162,770 files (sorted) are train
 CELEBA_CROP = 160
 CELEBA_SIZE = 64
-_CELEBA_VERSION = 1  # bump when the decoded pixels change
+_CELEBA_VERSION = 2  # bump when the decoded pixels change (2: TF1 bilinear, was PIL bicubic)
+
+
+def celeba_preprocess(image: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) -> uint8 (3, 64, 64): the reference's crop and resize, then rounding.
+
+    compare_gan v1 (`gan_lib.unpack_celeba_image`) centre-crops 160x160
+    (`resize_image_with_crop_or_pad`: offset (size - 160) // 2) and resizes to 64x64 with
+    TF1's `resize_images` (bilinear, no antialiasing, align_corners False), keeping floats;
+    torch-fidelity's TF1-compatible bilinear is the same resize. The result is stored as
+    uint8, rounded half up: at most 0.5/255 from the reference's float pixels.
+    """
+    from benchmark.evaluation.preprocess import resize_tf1, to_uint8
+
+    height, width = image.shape[:2]
+    top, left = (height - CELEBA_CROP) // 2, (width - CELEBA_CROP) // 2
+    crop = image[top : top + CELEBA_CROP, left : left + CELEBA_CROP]
+    pixels = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None].float()
+    resized = resize_tf1(pixels, CELEBA_SIZE) / 255.0
+    return to_uint8(resized)[0].numpy()
 
 
 def _celeba_image(path: Path) -> np.ndarray:
-    """Centre-crop 160x160 and resize to 64x64 with PIL's bicubic filter (antialiased)."""
     from PIL import Image
 
     with Image.open(path) as image:
-        image = image.convert("RGB")
-        width, height = image.size
-        left, top = (width - CELEBA_CROP) // 2, (height - CELEBA_CROP) // 2
-        image = image.crop((left, top, left + CELEBA_CROP, top + CELEBA_CROP))
-        image = image.resize((CELEBA_SIZE, CELEBA_SIZE), Image.Resampling.BICUBIC)
-        return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
+        return celeba_preprocess(np.asarray(image.convert("RGB"), dtype=np.uint8))
 
 
 def _celeba_key(files: Sequence[Path]) -> str:
@@ -392,6 +412,8 @@ DATASETS.register(
         (3, CELEBA_SIZE, CELEBA_SIZE),
         f"img_align_celeba/*.jpg under <root>/celeba/; from {CELEBA_URL}",
         _load_celeba,
+        epoch=162_000,
+        epochs=40,
     ),
 )
 

@@ -13,7 +13,9 @@ Formulas follow the reference code (compare_gan v1), sp = softplus:
   wgan:  L_D = -E l(x) + E l(x^),           L_G = -E l(x^)
   hinge: L_D = E relu(1-l(x)) + E relu(1+l(x^)), L_G = -E l(x^)   (Kurach et al. 2019)
   began: L_D = E r(x) - k E r(x^),          L_G = E r(x^);
-         after each D step k <- k + lambda_k (gamma E r(x) - E r(x^)), k0 = 0, unclipped.
+         once per step, after the D update and any G update, k <- k + lambda_k (gamma E r(x)
+         - E r(x^)) with r recomputed by the updated networks on that step's x and z
+         (compare_gan v1 BEGAN.py, after_training_step_hook); k0 = 0, unclipped.
 """
 
 from __future__ import annotations
@@ -33,17 +35,18 @@ LossState = Mapping[str, Tensor]
 
 @dataclass(frozen=True)
 class Loss:
-    """A GAN objective: D and G losses, plus optional state updated after each D step.
+    """A GAN objective: D and G losses, plus optional state updated once per step.
 
-    `after_d_step(state, real_out, fake_out, hparams)` returns the new state; it sees the
-    outputs of the D step that just ran (BEGAN's k update needs them) and the trial's
-    hyperparameters (`hparams.gamma`, `hparams.lambda_k`, ...).
+    `after_step(state, real_out, fake_out, hparams)` returns the new state. It runs at the
+    end of each step, after the D update and any G update, and sees D's outputs on that
+    step's real batch and on G(z), recomputed by the updated networks (BEGAN's k update
+    needs them), and the trial's hyperparameters (`hparams.gamma`, `hparams.lambda_k`, ...).
     """
 
     d: Callable[[Tensor, Tensor, LossState], Tensor]
     g: Callable[[Tensor, LossState], Tensor]
     initial_state: Callable[[torch.device], dict[str, Tensor]] = field(default=lambda device: {})
-    after_d_step: Callable[[LossState, Tensor, Tensor, Any], dict[str, Tensor]] | None = None
+    after_step: Callable[[LossState, Tensor, Tensor, Any], dict[str, Tensor]] | None = None
     needs: tuple[str, ...] = ()  # hyperparameters that must be set, e.g. ("gamma", "lambda_k")
 
 
@@ -90,7 +93,7 @@ LOSSES.register(
         d=lambda real, fake, state: real.mean() - state["k"] * fake.mean(),
         g=lambda fake, state: fake.mean(),
         initial_state=lambda device: {"k": torch.zeros((), device=device)},
-        after_d_step=_began_update,
+        after_step=_began_update,
         needs=("gamma", "lambda_k"),
     ),
 )

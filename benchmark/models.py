@@ -1,8 +1,8 @@
 """The paper's seven models as named presets: a loss, a penalty, the networks and defaults.
 
-A preset is data, not code: wgan_gp is the wgan loss plus the gp penalty, dragan is
-the ns loss plus the dragan penalty. The defaults are the reference study's
-(DESIGN.md, "Defaults"); they are sample #0 of every hyperparameter search.
+A preset is data, not code: wgan_gp is the wgan loss plus the gp penalty (and a fresh z
+for the G update), dragan is the ns loss plus the dragan penalty. The defaults are the
+reference study's (DESIGN.md, "Defaults"); they are sample #0 of every hyperparameter search.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ class ModelPreset:
     lam: float | None = None
     lambda_k: float | None = None
     gamma: float | None = None
+    # The G update's z: a fresh draw, or the z of that step's D update (the reference's
+    # `resample_before_generator`, true only for WGAN-GP).
+    resample_z_for_g: bool = False
 
 
 MODELS: Registry[ModelPreset] = Registry("model")
@@ -38,7 +41,16 @@ MODELS.register(
 )
 MODELS.register(
     "wgan_gp",
-    ModelPreset(loss="wgan", penalty="gp", lr=1e-4, beta1=0.5, n_disc=5, d_bn=False, lam=10.0),
+    ModelPreset(
+        loss="wgan",
+        penalty="gp",
+        lr=1e-4,
+        beta1=0.5,
+        n_disc=5,
+        d_bn=False,
+        lam=10.0,
+        resample_z_for_g=True,
+    ),
 )
 MODELS.register(
     "dragan",

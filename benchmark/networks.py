@@ -3,7 +3,8 @@
 One architecture for every model and dataset, as in the reference study, so that a
 difference in FID is a difference of the loss. Shapes are (C, H, W) with H, W
 divisible by 4 (28x28x1, 32x32x3, 64x64x3). Weights ~ N(0, 0.02), biases 0;
-batch norm with momentum 0.001 and eps 1e-3 as in the reference code.
+batch norm with momentum 0.001 and eps 1e-3, its moving variance biased, as in the
+reference code (TF's `batch_norm(decay=0.999, epsilon=0.001)`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from benchmark.registry import Registry
@@ -36,12 +38,40 @@ GENERATORS: Registry[NetworkFactory] = Registry("generator")
 DISCRIMINATORS: Registry[NetworkFactory] = Registry("discriminator")
 
 
+class _BiasedMovingVariance:
+    """Batch norm as TensorFlow keeps it: the moving variance averages the biased batch
+    variance (PyTorch's own averages the unbiased one, 64/63 larger at batch 64 in a BN1d).
+
+    Training mode normalises with the batch statistics exactly as `nn.BatchNorm` does;
+    only the running statistics, which G uses in eval mode when sampled, differ.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training:
+            return super().forward(x)
+        with torch.no_grad():
+            stats = x.to(self.running_mean.dtype)
+            var, mean = torch.var_mean(stats, dim=[0, *range(2, x.dim())], correction=0)
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(var, self.momentum)
+            self.num_batches_tracked.add_(1)
+        return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+
+
+class BatchNorm1d(_BiasedMovingVariance, nn.BatchNorm1d):
+    pass
+
+
+class BatchNorm2d(_BiasedMovingVariance, nn.BatchNorm2d):
+    pass
+
+
 def _bn1d(n: int, opts: NetworkOptions, on: bool = True) -> nn.Module:
-    return nn.BatchNorm1d(n, eps=BN_EPS, momentum=opts.bn_momentum) if on else nn.Identity()
+    return BatchNorm1d(n, eps=BN_EPS, momentum=opts.bn_momentum) if on else nn.Identity()
 
 
 def _bn2d(n: int, opts: NetworkOptions, on: bool = True) -> nn.Module:
-    return nn.BatchNorm2d(n, eps=BN_EPS, momentum=opts.bn_momentum) if on else nn.Identity()
+    return BatchNorm2d(n, eps=BN_EPS, momentum=opts.bn_momentum) if on else nn.Identity()
 
 
 def _lrelu() -> nn.Module:

@@ -4,7 +4,8 @@ A penalty returns the unscaled term; the trainer adds `lam * penalty` to the D l
 Both use s = sqrt(1e-4 + ||grad||^2) as the reference code does, which keeps the
 gradient of s finite where the gradient norm is zero.
   gp:     x~ = x + a (x^ - x), a ~ U[0,1] per sample; E (s - 1)^2 for the gradient of the logit.
-  dragan: x_p = x + 0.5 std(x) U[0,1) (one scalar std per batch, uniform noise per pixel),
+  dragan: x_p = x + 0.5 std(x) U[0,1) (one scalar std per batch, ddof 0; uniform noise per
+          pixel),
           x~ = x + a (x_p - x); E (s - 1)^2 for the gradient of D = sigmoid(logit).
 """
 
@@ -48,7 +49,8 @@ def gradient_penalty(d: nn.Module, real: Tensor, fake: Tensor, rng: torch.Genera
 def dragan_points(real: Tensor, rng: torch.Generator) -> Tensor:
     """Points between each real sample and its noisy copy x + 0.5 std(x) U[0,1)."""
     noise = torch.rand(real.shape, generator=rng, device=real.device, dtype=real.dtype)
-    perturbed = real + 0.5 * real.std() * noise
+    # numpy's std in the reference (DRAGAN.get_perturbed_batch): the biased one, ddof 0.
+    perturbed = real + 0.5 * real.std(correction=0) * noise
     alpha = _per_sample_alpha(real, rng)
     return real + alpha * (perturbed - real)
 

@@ -23,6 +23,7 @@ from benchmark.config import TrialConfig, resolve_trial
 from benchmark.executors import EXECUTORS, RunContext, claim
 from benchmark.io import atomic_write, read_json
 from benchmark.registry import ConfigError, load_plugins
+from benchmark.schedule import trial_schedule
 from benchmark.search import sample_hyperparameters
 from benchmark.spec import SweepSpec, load_spec
 
@@ -85,14 +86,17 @@ def best_settings(
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """Per (dataset, model), the record of the best setting in a finished sweep.
 
-    A setting is one sample of the search; its score is the mean of `metric` over its ok
-    trials (one per seed). Ties go to the lower sample number, so sample #0 (the default).
+    A setting is one sample of the search; its score is the mean of `metric` over its scored
+    trials (one per seed): finished ones, and diverged ones with a checkpoint evaluated before
+    they diverged (the reference's rule: a run keeps its best finite checkpoint). Ties go to
+    the lower sample number, so sample #0 (the default).
     """
     records = load_results(source)
     frame = results_frame(records)
     if frame.empty or metric not in frame:
         raise ConfigError("metric", metric, f"a result column of the sweep in {source}", where)
-    ok = frame[(frame["status"] == "ok") & frame[metric].notna()]
+    scored = frame["status"].isin(["ok", "diverged"]) & frame[metric].notna()
+    ok = frame[scored]
     scores = ok.groupby(["dataset", "model", "sample"], as_index=False)[metric].mean()
     scores = scores.sort_values(
         [metric, "sample"], ascending=[direction == "min", True], kind="stable"
@@ -130,13 +134,15 @@ def _plan_seeds(spec: SweepSpec) -> list[TrialConfig]:
                 raise ConfigError(
                     "from",
                     str(spec.source),
-                    f"a sweep with an ok trial with {spec.metric} for {dataset}/{model}",
+                    f"a sweep with a scored trial ({spec.metric}) for {dataset}/{model}",
                     where,
                 )
             seeds = [s for d, m, s in used if (d, m) == (dataset, model)]
             select, report = seed_sets(seeds, spec.select_seeds, spec.report_seeds)
             base = {key: value for key, value in record.items() if key in names}
             base.update({key: tuple(base[key]) for key in ("metrics", "plugins")})
+            if spec.trial.get("steps") is not None:
+                base["epochs"] = None  # the spec's length in D steps replaces the source's
             base.update(spec.trial)
             base["extra"] = {**(base.get("extra") or {}), "from_trial": record["trial_id"]}
             base.update(sweep=spec.name, phase="seeds")
@@ -302,7 +308,11 @@ def print_plan(spec: SweepSpec, trials: Sequence[TrialConfig], out=None) -> None
         rows.append({"dataset": trial.dataset, "model": trial.model, "status": status})
     frame = pd.DataFrame(rows)
     table = pd.crosstab([frame["dataset"], frame["model"]], frame["status"], margins=True)
-    steps = sum(t.steps for t, row in zip(trials, rows, strict=True) if row["status"] == "to run")
+    steps = sum(
+        trial_schedule(t).steps
+        for t, row in zip(trials, rows, strict=True)
+        if row["status"] == "to run"
+    )
     print(f"sweep {spec.name} ({spec.phase}) from {spec.path}: {len(trials)} trials", file=out)
     print(f"results in {spec.directory}; executor {spec.executor}", file=out)
     print(table.to_string(), file=out)

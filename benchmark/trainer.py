@@ -5,11 +5,12 @@ runs): a trial whose result.json exists is returned as it is; one with a checkpo
 resumes from it and ends with the same weights as an uninterrupted run; one whose
 stored trial.json differs from the planned config is refused.
 
-The step follows the reference code: every step draws one real batch and updates D;
-G is updated on the first step and then every n_disc steps, with a fresh z.
-The dataset lives on the device as one uint8 tensor and batches are drawn by index.
-Losses are read back to the host only every LOG_EVERY steps, so the step itself
-never waits for the device.
+The step follows the reference code (benchmark/schedule.py, DESIGN.md): every step draws
+one real batch and one z and updates D; G is updated at steps 0, 1, 1 + n_disc, ... with
+the same z (a fresh one for WGAN-GP); a loss's end-of-step update (BEGAN's k) sees the
+updated networks. The dataset lives on the device as one uint8 tensor and batches are
+drawn by index. Losses are read back to the host only every LOG_EVERY steps, so the step
+itself never waits for the device.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from benchmark.losses import LOSSES
 from benchmark.networks import DISCRIMINATORS, GENERATORS, NetworkOptions, clip_parameters
 from benchmark.penalties import PENALTIES
 from benchmark.registry import ConfigError
+from benchmark.schedule import Schedule, is_g_step, trial_schedule
 
 LOG_EVERY = 50
 SAMPLE_GRID = 64
@@ -100,6 +102,7 @@ class GANTraining:
         self.step = 0
         self.g_steps = 0
         self.finite = torch.ones((), dtype=torch.bool, device=device)
+        self.diverged_at = torch.zeros((), dtype=torch.long, device=device)  # 0: not diverged
         self.last = {
             "d_loss": torch.zeros((), device=device),
             "g_loss": torch.zeros((), device=device),
@@ -124,7 +127,7 @@ class GANTraining:
         real = self.images[index].float().div_(255)
         return real.contiguous(memory_format=self.memory_format)
 
-    def _d_step(self, real: Tensor, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _d_step(self, real: Tensor, z: Tensor) -> Tensor:
         with self.autocast:
             with torch.no_grad():
                 fake = self.g_forward(z)
@@ -132,41 +135,57 @@ class GANTraining:
             d_loss = self.loss.d(real_out, fake_out, self.loss_state)
             if self.trial.lam is not None:
                 d_loss = d_loss + self.trial.lam * self.penalty(self.d, real, fake, self.rng)
-        return d_loss, real_out.detach(), fake_out.detach()
+        return d_loss
 
     def _g_step(self, z: Tensor) -> Tensor:
         with self.autocast:
             return self.loss.g(self.d_forward(self.g_forward(z)).float(), self.loss_state)
 
     def train_step(self) -> None:
-        """One D update on one real batch; a G update on the first step and every n_disc."""
+        """One step of the reference loop: a D update on one real batch and one z; a G update
+        on the schedule's steps (with the same z, or a fresh one where the trial says so);
+        then the loss's end-of-step state update (BEGAN's k), with the updated networks."""
         trial = self.trial
         if self.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()  # the previous step's outputs are done
         real = self.real_batch()
         z = uniform_z(trial.batch_size, trial.z_dim, self.rng, self.device)
-        d_loss, real_out, fake_out = self._d_step(real, z)
+        d_loss = self._d_step(real, z)
         self.d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         self.d_opt.step()
         if trial.clip is not None:
             clip_parameters(self.d, trial.clip)
-        if self.loss.after_d_step is not None:
-            self.loss_state = self.loss.after_d_step(self.loss_state, real_out, fake_out, trial)
-        self.finite &= torch.isfinite(d_loss.detach())
-        self.last["d_loss"] = d_loss.detach()
-        if self.step % trial.n_disc == 0:
+        self._track(d_loss, "d_loss")
+        if is_g_step(self.step, trial.n_disc):
+            if trial.resample_z_for_g:
+                z = uniform_z(trial.batch_size, trial.z_dim, self.rng, self.device)
             # D's parameters need no gradient in the G step; this saves its weight gradients.
             self.d.requires_grad_(False)
-            g_loss = self._g_step(uniform_z(trial.batch_size, trial.z_dim, self.rng, self.device))
+            g_loss = self._g_step(z)
             self.g_opt.zero_grad(set_to_none=True)
             g_loss.backward()
             self.g_opt.step()
             self.d.requires_grad_(True)
-            self.finite &= torch.isfinite(g_loss.detach())
-            self.last["g_loss"] = g_loss.detach()
+            self._track(g_loss, "g_loss")
             self.g_steps += 1
+        if self.loss.after_step is not None:
+            # The reference runs this in training mode, so batch norm's running statistics
+            # move here too (TF updates them on every training-mode forward pass).
+            with torch.no_grad(), self.autocast:
+                real_out = self.d_forward(real).float()
+                fake_out = self.d_forward(self.g_forward(z)).float()
+            self.loss_state = self.loss.after_step(self.loss_state, real_out, fake_out, trial)
         self.step += 1
+
+    def _track(self, loss: Tensor, name: str) -> None:
+        """Keep the latest loss and, on the device (no sync), the first step it was not finite."""
+        loss = loss.detach()
+        self.last[name] = loss
+        finite = torch.isfinite(loss)
+        first = self.finite & ~finite
+        self.diverged_at = torch.where(first, self.step + 1, self.diverged_at)
+        self.finite &= finite
 
     def losses(self) -> dict[str, float]:
         """Host copies of the latest losses and loss state (one device sync)."""
@@ -269,17 +288,20 @@ def _make_evaluator(trial: TrialConfig, test_images: Tensor, device: torch.devic
     )
 
 
-def _summarise(evaluations: list[dict[str, Any]]) -> dict[str, Any]:
-    """fid_min and fid_final over checkpoints; every other metric at the final checkpoint."""
+def _summarise(evaluations: list[dict[str, Any]], final_reached: bool) -> dict[str, Any]:
+    """fid_min over the checkpoints evaluated; fid_final and every other metric at the final
+    checkpoint, NaN when the trial stopped before it."""
     summary: dict[str, Any] = {"fid_min": math.nan, "fid_final": math.nan}
-    if not evaluations:
-        return summary
     fids = [e["fid"] for e in evaluations if e.get("fid") is not None and math.isfinite(e["fid"])]
     if fids:
         summary["fid_min"] = min(fids)
-    final = evaluations[-1]
-    summary["fid_final"] = final.get("fid", math.nan)
-    summary.update({k: v for k, v in final.items() if k not in ("d_steps", "fid")})
+    if not evaluations:
+        return summary
+    final = {k: v for k, v in evaluations[-1].items() if k != "d_steps"}
+    if not final_reached:  # the same columns, with no value
+        final = dict.fromkeys(final, math.nan)
+    summary["fid_final"] = final.pop("fid", math.nan)
+    summary.update(final)
     return summary
 
 
@@ -322,18 +344,22 @@ def run_trial(
         training.load_state_dict(saved["training"])
         history, evaluations, seconds = saved["history"], saved["evaluations"], saved["seconds"]
 
-    status, error = "ok", ""
+    status, error, diverged_at = "ok", "", None
+    schedule = trial_schedule(trial)
     started = time.perf_counter() - seconds
-    bar = _progress_bar(trial, training.step, progress, progress_position)
+    bar = _progress_bar(schedule, trial, training.step, progress, progress_position)
     try:
-        while training.step < trial.steps:
+        while training.step < schedule.steps:
             training.train_step()
             step = training.step
-            at_checkpoint = step % trial.checkpoint_every == 0 or step == trial.steps
+            at_checkpoint = schedule.evaluates_after(step)
             if step % LOG_EVERY == 0 or at_checkpoint:
                 bar.update(step - bar.n)
                 if not bool(training.finite):
-                    status, error = "diverged", f"non-finite loss by D step {step}"
+                    # Later checkpoints could only score worse (the reference gives a NaN
+                    # generator FID 31337), so stop; the ones evaluated so far still count.
+                    diverged_at = int(training.diverged_at)
+                    status, error = "diverged", f"non-finite loss at D step {diverged_at}"
                     break
                 losses = training.losses()
                 history.append({"d_steps": step, "g_steps": training.g_steps, **losses})
@@ -363,14 +389,16 @@ def run_trial(
         # states is ~150 MB and only needed to resume, so it goes once the result is stored.
         g_state = training.g.state_dict()
         atomic_write(directory / "generator.pt", lambda tmp: torch.save(g_state, tmp))
-    summary = (
-        _summarise(evaluations) if status == "ok" else {"fid_min": math.nan, "fid_final": math.nan}
-    )
+    # A crash is not a measurement: a failed trial scores nothing. A diverged one keeps the
+    # checkpoints evaluated before it diverged, as the reference does.
+    scored = evaluations if status != "failed" else []
+    summary = _summarise(scored, final_reached=status == "ok")
     result = {
         **trial.to_dict(),
         "trial_id": trial.trial_id,
         "status": status,
         "error": error,
+        "diverged_at": diverged_at,
         "d_steps": training.step,
         "g_steps": training.g_steps,
         "images_seen": training.step * trial.batch_size,
@@ -393,11 +421,13 @@ def _write_metrics(path: Path, history: list[dict], evaluations: list[dict]) -> 
     atomic_write(path, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
 
 
-def _progress_bar(trial: TrialConfig, initial: int, enabled: bool, position: int):
+def _progress_bar(
+    schedule: Schedule, trial: TrialConfig, initial: int, enabled: bool, position: int
+):
     from tqdm.auto import tqdm
 
     return tqdm(
-        total=trial.steps,
+        total=schedule.steps,
         initial=initial,
         desc=f"{trial.model}/{trial.dataset} seed {trial.seed}",
         unit="step",

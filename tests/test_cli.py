@@ -85,7 +85,7 @@ def test_a_loss_from_a_user_module_is_picked_up_by_name(tmp_path):
     out = tmp_path / "trial"
     done = run_cli(
         *BASE, "--out", str(out), "--plugin", "my_losses", "--loss", "test_plugin_loss",
-        "--no-progress", "--batch-size", "8", "--checkpoint-every", "2",
+        "--no-progress", "--batch-size", "8", "--eval-every-epochs", "0.001",
         env={"PYTHONPATH": str(tmp_path)},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

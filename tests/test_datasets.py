@@ -275,6 +275,34 @@ def test_celeba_crop_resize_and_split(celeba_root):
     torch.testing.assert_close(inner, red.expand_as(inner), atol=4, rtol=0)
 
 
+def _tf1_bilinear(image: np.ndarray, size: int) -> np.ndarray:
+    """TF1 `resize_images` (bilinear, align_corners False, no half-pixel centres), written
+    from its definition: output pixel i samples the input at i * in / out, linearly."""
+
+    def axis_weights(n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        src = np.arange(size) * (n_in / size)
+        low = np.floor(src).astype(int)
+        return low, np.minimum(low + 1, n_in - 1), src - low
+
+    image = image.astype(np.float64)
+    y0, y1, fy = axis_weights(image.shape[0])
+    x0, x1, fx = axis_weights(image.shape[1])
+    rows = image[y0] * (1 - fy)[:, None, None] + image[y1] * fy[:, None, None]
+    return rows[:, x0] * (1 - fx)[None, :, None] + rows[:, x1] * fx[None, :, None]
+
+
+def test_celeba_preprocessing_is_the_references_crop_and_tf1_bilinear_resize():
+    image = np.random.default_rng(0).integers(0, 256, (218, 178, 3), dtype=np.uint8)
+    got = datasets.celeba_preprocess(image)
+    crop = image[29 : 29 + 160, 9 : 9 + 160]  # (218 - 160) // 2, (178 - 160) // 2
+    expected = np.floor(_tf1_bilinear(crop, 64) + 0.5).astype(np.uint8)  # rounded half up
+    assert got.shape == (3, 64, 64) and got.dtype == np.uint8
+    np.testing.assert_array_equal(got, expected.transpose(2, 0, 1))
+    # Not an antialiased resize: a PIL bicubic (the old preprocessing) differs.
+    bicubic = np.asarray(Image.fromarray(crop).resize((64, 64), Image.Resampling.BICUBIC))
+    assert np.abs(bicubic.astype(int) - expected.astype(int)).max() > 50
+
+
 def test_celeba_is_cached(celeba_root, monkeypatch):
     first = load_dataset("celeba", celeba_root)
     assert len(list((celeba_root / "cache").glob("celeba-*.npy"))) == 1

@@ -90,11 +90,11 @@ def test_began_losses_and_k_update():
     assert float(began.d(real_err, fake_err, state)) == pytest.approx(0.3 - 0.5 * 0.3, abs=1e-7)
     assert float(began.g(fake_err, state)) == pytest.approx(0.3, abs=1e-7)
     hp = SimpleNamespace(lambda_k=1e-3, gamma=0.75)
-    new = began.after_d_step(state, real_err, fake_err, hp)
+    new = began.after_step(state, real_err, fake_err, hp)
     assert float(new["k"]) == pytest.approx(0.5 + 1e-3 * (0.75 * 0.3 - 0.3), rel=1e-7)
     assert float(began.initial_state(torch.device("cpu"))["k"]) == 0.0
     # No clipping: k may go negative, as in the reference code.
-    negative = began.after_d_step({"k": torch.tensor(0.0)}, real_err, fake_err, hp)
+    negative = began.after_step({"k": torch.tensor(0.0)}, real_err, fake_err, hp)
     assert float(negative["k"]) == pytest.approx(-7.5e-5, abs=1e-9)
 
 

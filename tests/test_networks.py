@@ -71,6 +71,34 @@ def test_init_and_batch_norm_settings():
     assert all(m.momentum == 0.001 and m.eps == 1e-3 for m in bns)
 
 
+@pytest.mark.parametrize("shape", [(64, 7), (64, 5, 3, 3)])
+def test_batch_norm_keeps_the_biased_moving_variance_as_tensorflow(shape):
+    """TF's batch_norm(decay=0.999): moving = 0.999 moving + 0.001 batch stat, the variance
+    biased (divided by n); training-mode outputs are those of nn.BatchNorm."""
+    from benchmark.networks import BatchNorm1d, BatchNorm2d
+
+    x = torch.randn(*shape, dtype=torch.float64) * 3 + 1
+    cls, ref_cls = (
+        (BatchNorm1d, nn.BatchNorm1d) if len(shape) == 2 else (BatchNorm2d, nn.BatchNorm2d)
+    )
+    bn = cls(shape[1], eps=1e-3, momentum=0.001).double()
+    ref = ref_cls(shape[1], eps=1e-3, momentum=0.001).double()
+    torch.testing.assert_close(bn(x), ref(x), rtol=0, atol=1e-12)
+    dims = [0, *range(2, x.dim())]
+    n = x.numel() // shape[1]
+    biased = ((x - x.mean(dims, keepdim=True)) ** 2).sum(dims) / n
+    torch.testing.assert_close(bn.running_var, 0.999 * 1 + 0.001 * biased, rtol=0, atol=1e-14)
+    torch.testing.assert_close(bn.running_mean, 0.001 * x.mean(dims), rtol=0, atol=1e-14)
+    # PyTorch's own keeps n / (n - 1) times the batch variance.
+    unbiased_part = ref.running_var - 0.999
+    torch.testing.assert_close(unbiased_part, 0.001 * biased * n / (n - 1), rtol=1e-12, atol=0)
+    bn.eval()  # eval mode normalises with the moving statistics
+    expected = (x - bn.running_mean.view(1, -1, *[1] * (x.dim() - 2))) / torch.sqrt(
+        bn.running_var.view(1, -1, *[1] * (x.dim() - 2)) + 1e-3
+    )
+    torch.testing.assert_close(bn(x), expected, rtol=0, atol=1e-12)
+
+
 def test_clipping_reaches_batch_norm_parameters():
     d = Discriminator(NetworkOptions((1, 28, 28)))
     bn = d.net[3]

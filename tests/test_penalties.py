@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -71,6 +72,17 @@ def test_dragan_perturbation_range():
     assert float(offset.min()) >= 0.0
     assert float(offset.max()) < 1.0  # alpha * U[0, 1) < 1
     assert float(offset.max()) > 0.9  # and it uses most of the range
+
+
+def test_dragan_points_use_the_biased_batch_std():
+    """x_p = x + 0.5 np.std(x) U[0,1) as the reference's numpy code (ddof 0); x~ between."""
+    real = torch.rand(4, 1, 2, 2, dtype=torch.float64)
+    points = dragan_points(real, rng(3))
+    draws = rng(3)  # the same draws in the same order: per-pixel noise, then per-sample alpha
+    noise = torch.rand(real.shape, generator=draws, dtype=torch.float64)
+    alpha = torch.rand((4, 1, 1, 1), generator=draws, dtype=torch.float64)
+    std = float(np.std(real.numpy()))
+    torch.testing.assert_close(points, real + alpha * 0.5 * std * noise, rtol=0, atol=1e-12)
 
 
 def test_dragan_penalty_on_linear_discriminator():

@@ -83,7 +83,7 @@ def test_slurm_requeue_resumes_from_the_checkpoint(plugin_dir, tmp_path):
     """USR2 is what SLURM sends before a time limit or preemption: submitit checkpoints
     (requeues the same call) and the requeued task resumes the trial."""
     steps = 80
-    spec = tiny_spec(tmp_path / "tiny.toml", models=("ns",), steps=steps, checkpoint_every=4,
+    spec = tiny_spec(tmp_path / "tiny.toml", models=("ns",), steps=steps, eval_every=4,
                      extra=SLURM)  # fmt: skip
     log = tmp_path / "sweep.log"
     process = sweep(spec, plugin_dir, log)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.config import resolve_trial
 from benchmark.registry import ConfigError
+from benchmark.schedule import trial_schedule
 from benchmark.spec import load_spec
 from benchmark.sweep import plan
 
@@ -120,12 +122,16 @@ def test_bad_toml(tmp_path):
         load_spec(path)
 
 
-PAPER_LENGTHS = {
-    "mnist": (15_625, 3_125),
-    "fashion_mnist": (15_625, 3_125),
-    "polygons": (15_625, 3_125),
-    "cifar10": (78_125, 15_625),
-    "celeba": (101_250, 20_250),
+# The reference's schedule (compare_gan v1 generate_tasks_lib.TuneParams, abstract_gan.train):
+# epoch = 50,000 images (CelebA 162,000); steps = epochs * epoch // 64; a checkpoint after the
+# step with index i > 0, i % (5 * epoch // 64) == 0 (i + 1 updates done), and at the end.
+MNIST_EVALS = [3_907, 7_813, 11_719, 15_625]
+PAPER_SCHEDULES = {
+    "mnist": (15_625, MNIST_EVALS),
+    "fashion_mnist": (15_625, MNIST_EVALS),
+    "polygons": (15_625, MNIST_EVALS),
+    "cifar10": (78_125, [3_906 * k + 1 for k in range(1, 21)] + [78_125]),
+    "celeba": (101_250, [12_656 * k + 1 for k in range(1, 9)] + [101_250]),
 }
 
 
@@ -143,7 +149,8 @@ def test_the_paper_specs(dataset, tmp_path, monkeypatch):
         assert spec.name == f"{dataset}-{phase}" and spec.phase == phase
         assert spec.datasets == (dataset,)
         assert spec.models == ("mm", "ns", "ls", "wgan", "wgan_gp", "dragan", "began")
-        assert (spec.trial["steps"], spec.trial["checkpoint_every"]) == PAPER_LENGTHS[dataset]
+        schedule = trial_schedule(resolve_trial("ns", dataset, **spec.trial))
+        assert (schedule.steps, schedule.eval_steps) == PAPER_SCHEDULES[dataset]
         assert spec.trial["metrics"] == metrics
         assert (spec.trial["fid_n_real"], spec.trial["fid_n_fake"]) == (10_000, 10_000)
         assert spec.metric == "fid_min"
@@ -154,6 +161,9 @@ def test_the_paper_specs(dataset, tmp_path, monkeypatch):
     assert specs["seeds"].report_seeds == 50
     trials = plan(specs["wide"])
     assert len(trials) == 700 and len({t.trial_id for t in trials}) == 700
+    for trial in trials:  # every planned trial, whatever its sampled n_disc, keeps the schedule
+        schedule = trial_schedule(trial)
+        assert (schedule.steps, schedule.eval_steps) == PAPER_SCHEDULES[dataset]
     assert len(plan(specs["narrow"])) == 350
 
 

@@ -48,7 +48,10 @@ def _boom(real, fake, state):
     raise RuntimeError("boom")
 
 
-DATASETS.register("tiny", DatasetSpec("tiny", (1, 8, 8), "none", _tiny, needs_root=False))
+# An epoch of 16 images: one D step at batch 16, so eval_every_epochs counts D steps.
+DATASETS.register(
+    "tiny", DatasetSpec("tiny", (1, 8, 8), "none", _tiny, needs_root=False, epoch=16)
+)
 LOSSES.register("boom", Loss(d=_boom, g=lambda fake, state: fake.mean()))
 MODELS.register("boom", ModelPreset(loss="boom"))
 
@@ -81,7 +84,7 @@ datasets = ["tiny"]
 models = {models}
 seeds = {seeds}
 steps = {steps}
-checkpoint_every = {checkpoint_every}
+eval_every_epochs = {eval_every}
 batch_size = 16
 metrics = []
 device = "cpu"
@@ -93,10 +96,8 @@ def write_plugin(directory: Path) -> Path:
     return directory
 
 
-def tiny_spec(path: Path, models=("ns", "wgan"), seeds=1, steps=4, checkpoint_every=4, extra=""):
-    text = TINY_SPEC.format(
-        models=list(models), seeds=seeds, steps=steps, checkpoint_every=checkpoint_every
-    )
+def tiny_spec(path: Path, models=("ns", "wgan"), seeds=1, steps=4, eval_every=4, extra=""):
+    text = TINY_SPEC.format(models=list(models), seeds=seeds, steps=steps, eval_every=eval_every)
     path.write_text(text.replace("'", '"') + textwrap.dedent(extra))
     return path
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
 
 import pytest
 import torch
+from torch.nn.functional import softplus
 
 from benchmark import trainer
 from benchmark.config import resolve_trial
@@ -38,6 +40,7 @@ if "test_squares" not in DATASETS:
                 "test_squares", _tiny_images(256, 0), _tiny_images(64, 1)
             ),
             needs_root=False,
+            epoch=48,  # 6 D steps at batch 8: evaluations after 7 and 12 steps with tiny()
         ),
     )
 if "test_nan" not in LOSSES:
@@ -47,12 +50,15 @@ if "test_nan" not in LOSSES:
 
 
 def tiny(model: str = "ns", **overrides):
-    values = dict(steps=12, checkpoint_every=6, batch_size=8, metrics=())
+    values = dict(steps=12, eval_every_epochs=1, batch_size=8, metrics=())
     values.update(overrides)
     return resolve_trial(model, "test_squares", **values)
 
 
-@pytest.mark.parametrize(("n_disc", "steps", "g_steps"), [(1, 10, 10), (5, 10, 2), (5, 11, 3)])
+# G updates after the D steps with index 0, 1, 1 + n, 1 + 2n, ... (the reference's schedule).
+@pytest.mark.parametrize(
+    ("n_disc", "steps", "g_steps"), [(1, 10, 10), (5, 10, 3), (5, 11, 3), (5, 12, 4)]
+)
 def test_d_and_g_step_counts(n_disc, steps, g_steps):
     training = GANTraining(tiny(n_disc=n_disc), _tiny_images(32, 0), torch.device("cpu"))
     for _ in range(steps):
@@ -60,14 +66,24 @@ def test_d_and_g_step_counts(n_disc, steps, g_steps):
     assert (training.step, training.g_steps) == (steps, g_steps)
 
 
-def test_g_updates_on_the_first_step_and_every_n_disc():
-    training = GANTraining(tiny(n_disc=3), _tiny_images(32, 0), torch.device("cpu"))
+@pytest.mark.parametrize(
+    ("n_disc", "expected"),
+    [
+        (1, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]),
+        (3, [0, 1, 4, 7, 10]),
+        (5, [0, 1, 6, 11]),
+    ],
+)
+def test_g_update_schedule_is_the_references(n_disc, expected):
+    """compare_gan v1: `(counter - 1) % disc_iters == 0 or g_loss is None`."""
+    training = GANTraining(tiny(n_disc=n_disc), _tiny_images(32, 0), torch.device("cpu"))
     updated = []
-    for _ in range(7):
+    for index in range(12):
         before = training.g_steps
         training.train_step()
-        updated.append(training.g_steps > before)
-    assert updated == [True, False, False, True, False, False, True]
+        if training.g_steps > before:
+            updated.append(index)
+    assert updated == expected
 
 
 def test_wgan_training_keeps_every_d_parameter_clipped():
@@ -79,17 +95,56 @@ def test_wgan_training_keeps_every_d_parameter_clipped():
     assert max(float(p.detach().abs().max()) for p in training.d.parameters()) <= 0.01 + 1e-9
 
 
-def test_began_k_moves_after_d_steps():
-    training = GANTraining(tiny("began"), _tiny_images(32, 0), torch.device("cpu"))
+def _generator_inputs(training: GANTraining) -> list[torch.Tensor]:
+    """Record every z the trial's generator is called with."""
+    seen: list[torch.Tensor] = []
+    training.g.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    return seen
+
+
+@pytest.mark.parametrize(("model", "same"), [("ns", True), ("wgan_gp", False)])
+def test_g_update_reuses_the_d_update_z_except_for_wgan_gp(model, same):
+    """The reference feeds G's update the z of that step's D update; WGAN-GP resamples."""
+    training = GANTraining(tiny(model), _tiny_images(32, 0), torch.device("cpu"))
+    seen = _generator_inputs(training)
+    training.train_step()  # step 0 updates D then G
+    d_z, g_z = seen
+    assert torch.equal(d_z, g_z) is same
+    assert training.trial.resample_z_for_g is not same
+
+
+def test_began_k_is_updated_with_the_networks_after_the_step():
+    """k1 = k0 + lambda_k (gamma L(x) - L(G(z))), L recomputed by the updated D and G on the
+    step's x and z, in training mode (compare_gan v1 BEGAN.after_training_step_hook)."""
+    trial = tiny("began", n_disc=1)
+    training = GANTraining(trial, _tiny_images(32, 0), torch.device("cpu"))
+    before_d, before_g = copy.deepcopy(training.d), copy.deepcopy(training.g)
+    batches: list[torch.Tensor] = []
+    real_batch = training.real_batch
+    training.real_batch = lambda: batches.append(real_batch()) or batches[-1]
+    seen = _generator_inputs(training)
     training.train_step()
-    k = float(training.loss_state["k"])
-    assert k != 0.0 and abs(k) < 1e-3  # one step of size lambda_k * (gamma L(x) - L(G(z)))
+    x, z = batches[0], seen[0]
+    assert torch.equal(seen[1], z)  # the G update and the k update reuse the step's z
+
+    def k_after_one_step(d, g) -> float:  # by hand: L(.) = mean |AE(.) - .|, in train mode
+        with torch.no_grad():
+            l_real = (d.reconstruct(x) - x).abs().mean()
+            fake = g(z)
+            l_fake = (d.reconstruct(fake) - fake).abs().mean()
+        return 0.0 + trial.lambda_k * (trial.gamma * float(l_real) - float(l_fake))
+
+    # Copies, so the hand computation moves no BN statistics of the trial's networks.
+    expected = k_after_one_step(copy.deepcopy(training.d), copy.deepcopy(training.g))
+    with_old_networks = k_after_one_step(before_d, before_g)
+    assert float(training.loss_state["k"]) == pytest.approx(expected, rel=1e-6, abs=1e-12)
+    assert abs(expected - with_old_networks) > 1e-3 * abs(expected)  # the test can tell
 
 
 def test_result_record(tmp_path):
     result = run_trial(tiny("wgan_gp"), tmp_path / "t", progress=False)
     assert result["status"] == "ok"
-    assert (result["d_steps"], result["g_steps"]) == (12, 3)
+    assert (result["d_steps"], result["g_steps"]) == (12, 4)  # G after steps 0, 1, 6, 11
     assert result["images_seen"] == 12 * 8
     assert result["loss"] == "wgan" and result["penalty"] == "gp" and result["lam"] == 10.0
     assert result["torch_version"] == torch.__version__
@@ -99,7 +154,7 @@ def test_result_record(tmp_path):
     stored = json.loads((tmp_path / "t" / "result.json").read_text())
     assert stored["trial_id"] == tiny("wgan_gp").trial_id
     lines = (tmp_path / "t" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(line)["d_steps"] for line in lines] == [6, 12]
+    assert [json.loads(line)["d_steps"] for line in lines] == [7, 12]
 
 
 def _kill_after_first_checkpoint(monkeypatch):
@@ -123,7 +178,7 @@ def test_resume_after_kill_ends_with_the_same_weights(tmp_path, monkeypatch, mod
     calls = _kill_after_first_checkpoint(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run_trial(trial, tmp_path / "killed", progress=False)
-    assert calls == [6] and not (tmp_path / "killed" / "result.json").exists()
+    assert calls == [7] and not (tmp_path / "killed" / "result.json").exists()
     monkeypatch.undo()
     resumed = run_trial(trial, tmp_path / "killed", progress=False)
     assert (
@@ -152,9 +207,45 @@ def test_a_different_trial_in_the_same_directory_is_refused(tmp_path):
 def test_non_finite_loss_is_recorded_as_diverged(tmp_path):
     result = run_trial(tiny(loss="test_nan"), tmp_path, progress=False)
     assert result["status"] == "diverged"
-    assert "non-finite" in result["error"]
-    assert result["d_steps"] == 6  # caught at the first loss read-back, not at the end
-    assert result["fid_min"] is None  # NaN is stored as null
+    assert result["error"] == "non-finite loss at D step 1"
+    assert result["diverged_at"] == 1
+    assert result["d_steps"] == 7  # caught at the first loss read-back, not at the end
+    assert result["fid_min"] is None  # no checkpoint was evaluated: NaN, stored as null
+
+
+class _PlannedScores:
+    """An evaluator that returns planned FIDs in turn, to test what a trial keeps of them."""
+
+    def __init__(self, fids):
+        self.fids = iter(fids)
+
+    def evaluate(self, generator):
+        return {"fid": next(self.fids), "kid": 0.5}
+
+    def record(self):
+        return {}
+
+
+def test_diverged_trial_keeps_its_checkpoints_evaluated_before(tmp_path, monkeypatch):
+    """The reference never discards a run: a generator that peaked and then diverged keeps
+    its best finite checkpoint as its minimum; the final metrics are NaN."""
+    calls = []
+
+    def nan_from_step_16(real, fake, state):
+        calls.append(1)
+        return (
+            softplus(-real).mean() + softplus(fake).mean() + (math.nan if len(calls) >= 16 else 0)
+        )
+
+    if "test_nan_at_16" not in LOSSES:
+        LOSSES.register("test_nan_at_16", Loss(d=nan_from_step_16, g=lambda f, s: f.mean()))
+    monkeypatch.setattr(trainer, "_make_evaluator", lambda *args: _PlannedScores([30.0, 20.0]))
+    result = run_trial(tiny(loss="test_nan_at_16", steps=30), tmp_path, progress=False)
+    assert result["status"] == "diverged" and result["diverged_at"] == 16
+    assert [c["d_steps"] for c in result["checkpoints"]] == [7, 13]
+    assert result["fid_min"] == 20.0  # the better of the two
+    assert result["fid_final"] is None and result["kid"] is None
+    assert result["d_steps"] == 19  # noticed at the next checkpoint, which is not evaluated
 
 
 def test_failure_during_training_is_recorded(tmp_path, monkeypatch):
