@@ -13,7 +13,16 @@ CONSTRAINTS = ("-c", "constraints.txt")
 
 
 def install(session: nox.Session, *extras: str) -> None:
-    """Install the project (editable) with the pinned torch/torchvision pair."""
+    """Install the project (editable) with the pinned torch/torchvision pair.
+
+    With `nox --no-venv` (a machine whose Python already has the dependencies, such as a GPU
+    node without a network) nothing is installed: the session runs this checkout directly.
+    """
+    if session.venv_backend == "none":
+        session.env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])
+        )
+        return
     target = f".[{','.join(extras)}]" if extras else "."
     session.install(*CONSTRAINTS, "-e", target)
 
@@ -28,7 +37,8 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """Ruff lint and format check."""
-    session.install("ruff")
+    if session.venv_backend != "none":
+        session.install("ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
