@@ -263,6 +263,17 @@ def test_bad_values_are_refused_before_training():
         tiny(lr=-1.0)
     with pytest.raises(ConfigError, match="gamma"):
         tiny("began", gamma=1.5)
+    with pytest.raises(ConfigError, match=r"epochs=2\.0 is not allowed; expected unset when steps"):
+        tiny(epochs=2)
+    with pytest.raises(ConfigError, match=r"eval_every_epochs=0\.1 .* at least one D step"):
+        tiny(eval_every_epochs=0.1)  # 4.8 images of a 48-image epoch: less than a batch of 8
+
+
+def test_length_defaults_to_the_datasets_reference_epochs():
+    trial = resolve_trial("ns", "test_squares", batch_size=8, metrics=())
+    assert (trial.epochs, trial.steps) == (20.0, None)  # DatasetSpec default: 20 epochs
+    same = resolve_trial("ns", "test_squares", epochs=20, batch_size=8, metrics=())
+    assert same.trial_id == trial.trial_id  # 20 and 20.0 are one length, one id
 
 
 @pytest.mark.slow
