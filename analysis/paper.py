@@ -63,7 +63,8 @@ def comparable(rows: pd.DataFrame, dataset: str, metric: str, phase: str) -> str
     for column, wanted in (("fid_n_real", FID_N), ("fid_n_fake", FID_N)):
         if column not in rows or not (rows[column] == wanted).all():
             return f"Table 2 uses FID on {FID_N} real and {FID_N} generated images"
-    if "d_steps" not in rows or not (rows["d_steps"].dropna() == D_STEPS[dataset]).all():
+    trained = rows.loc[rows["status"] == "ok", "d_steps"] if "d_steps" in rows else None
+    if trained is None or not (trained.dropna() == D_STEPS[dataset]).all():
         return f"Table 2 trains {D_STEPS[dataset]} D steps on this dataset"
     return ""
 

@@ -124,7 +124,7 @@ def _curve_panels(
             else:
                 x, y, low, high = curve
                 ax.fill_between(x / xscale, low, high, color=colours[model], alpha=0.3, lw=0)
-                ax.plot(x / xscale, y, color=colours[model], lw=1.8)
+                ax.plot(x / xscale, y, color=colours[model], lw=1.8, label=label(model))
             ax.set_title(f"{dataset_label(dataset)} · {label(model)}", fontsize=10)
             ax.set_xlabel(xlabel, fontsize=9)
             ax.set_ylabel(ylabel if c == 0 else "", fontsize=9)

@@ -132,7 +132,7 @@ def select_seeds(seeds: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         f"rows (fresh seeds), never the `select` rows."
     )
     if blind:
-        note += f" No select seed was scored for {', '.join(blind)}: all its report rows are kept."
+        note += f" No select seed was scored for {', '.join(blind)}: all report rows kept."
     return rows, note
 
 
