@@ -80,7 +80,7 @@ def _facets(rows: pd.DataFrame) -> tuple[Figure, np.ndarray, list[str], list[str
     """One row of panels per dataset, one column per model, y shared within a dataset."""
     datasets = ordered(rows["dataset"].unique(), DATASET_ORDER)
     models = ordered(rows["model"].unique(), MODEL_ORDER)
-    size = (2.3 * len(models) + 1.0, 2.3 * len(datasets) + 1.0)
+    size = (max(2.3 * len(models) + 1.0, 10.0), 2.3 * len(datasets) + 1.2)
     fig = Figure(figsize=size, layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(datasets), len(models), sharex=True, sharey="row"))
     return fig, axes.reshape(len(datasets), len(models)), datasets, models
@@ -120,7 +120,7 @@ def _curve_panels(
                     "no trials" if cell.empty else f"no curve:\nall {len(cell)} trials\nunscored"
                 )
                 ax.text(0.5, 0.5, reason, transform=ax.transAxes, ha="center", va="center",
-                        fontsize=9, color="0.3")  # fmt: skip
+                        fontsize=9, color="0.2", bbox={"fc": "white", "ec": "0.7"})  # fmt: skip
             else:
                 x, y, low, high = curve
                 ax.fill_between(x / xscale, low, high, color=colours[model], alpha=0.3, lw=0)
@@ -151,8 +151,9 @@ def budget_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure:
     fig = _curve_panels(rows, curve_of, "trials k (log)", f"expected best {metric.name}")
     fig.suptitle(
         f"Phase {phase}: expected {metric.best_word} of {metric.name} over k random "
-        "hyperparameter samples\n(band: 95% CI of that expectation, drawn for k ≤ n/10; "
-        "unscored trials count as spent; grey: the other models)"
+        "hyperparameter samples\nband: 95% CI of that expectation, drawn for k ≤ n/10; "
+        "unscored trials count as spent; grey: the other models",
+        fontsize=12,
     )
     return fig
 
@@ -200,8 +201,9 @@ def compute_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure | N
     )
     fig.suptitle(
         f"Phase {phase}: expected {metric.best_word} of {metric.name} vs compute spent "
-        "(random run order)\n(band: 95% CI of that expectation, drawn up to a tenth of the "
-        "model's total compute; grey: the other models)"
+        "(random run order)\nband: 95% CI of that expectation, drawn up to a tenth of the "
+        "model's total compute; grey: the other models",
+        fontsize=12,
     )
     return fig
 
