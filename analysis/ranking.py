@@ -68,14 +68,16 @@ def compute_budget(rows: pd.DataFrame) -> float | None:
 def ranking(rows: pd.DataFrame, metric: Metric, budgets_k=BUDGETS_K, seed: int = 0):
     """One row per (dataset, budget, model) of one search phase: estimate, interval, P(no
     scored trial), p-value against the best (raw and Holm) and the verdict mark:
-    `best`, `tie`, `worse`, `no score` or `too few` (fewer trials than the budget)."""
+    `best`, `tie`, `worse`, `untested` (a group of fewer than 2 trials), `no score` or
+    `too few` (fewer trials than the budget)."""
     out = []
     for dataset in ordered(rows["dataset"].unique(), DATASET_ORDER):
         part = rows[rows["dataset"] == dataset]
         models = ordered(part["model"].unique(), MODEL_ORDER)
         scores = {m: _scores(part[part["model"] == m]) for m in models}
-        n_min = min(len(v) for v in scores.values())
-        for k in [k for k in budgets_k if k < n_min or k == budgets_k[0]] + [None]:
+        n_max = max(len(v) for v in scores.values())
+        fixed = [k for k in budgets_k if k < n_max or k == budgets_k[0]]
+        for k in fixed + ([None] if n_max > 1 else []):
             cells = [_k_cell(scores[m], k) for m in models]
             name = "all trials" if k is None else f"k = {k}"
             tests = {m: (scores[m], k_statistic(k), N_PERMUTATIONS) for m in models}
@@ -138,9 +140,13 @@ def _judge(dataset, budget, value, models, cells, tests, metric, seed) -> list[d
             pvalues.append(permutation_p(a[0], b[0] + a[0].size, stat, a[2], seed))
         else:
             pvalues.append(permutation_p(a[0], b[0], a[1], a[2], seed))
-    adjusted = holm(np.nan_to_num(np.array(pvalues, dtype=float), nan=1.0))
+    pvalues = np.array(pvalues, dtype=float)
+    tested = np.isfinite(pvalues)
+    adjusted = np.full(pvalues.size, np.nan)
+    adjusted[tested] = holm(pvalues[tested])
     for i, p, q in zip(others, pvalues, adjusted, strict=True):
-        rows[i] |= {"p": p, "p_holm": q, "mark": "worse" if q < ALPHA else "tie"}
+        mark = "untested" if np.isnan(q) else "worse" if q < ALPHA else "tie"
+        rows[i] |= {"p": p, "p_holm": q, "mark": mark}
     for row in rows:
         row["value"] = metric.sign * row["estimate"]
         for end in ("ci_low", "ci_high"):
@@ -159,10 +165,13 @@ def verdict(table: pd.DataFrame, dataset: str, metric: Metric) -> str:
     cell = part[part["budget"] == budget].set_index("model")
     names = lambda marks: [label(m) for m in cell.index[cell["mark"].isin(marks)]]  # noqa: E731
     lead, worse, lost = names(("best", "tie")), names(("worse",)), names(("no score",))
+    untested = names(("untested",))
     where = f"{dataset_label(dataset)} ({budget})"
     if not lead:
         return f"{where}: no model has a scored trial."
-    if len(lead) == 1 and not worse and not lost:
+    if len(lead) == 1 and untested and not worse:
+        text = f"{where}: {lead[0]} has the best estimate"
+    elif len(lead) == 1 and not worse and not lost:
         text = f"{where}: only {lead[0]} has a score."
     elif len(lead) == 1:
         text = f"{where}: {lead[0]} is best; every other model is significantly worse"
@@ -176,6 +185,8 @@ def verdict(table: pd.DataFrame, dataset: str, metric: Metric) -> str:
     elif worse:
         p = cell.loc[cell["mark"] == "worse", "p_holm"].max()
         text += f" ({_join(worse)}; {_p(p)}, Holm)"
+    if untested:
+        text += f"; {_join(untested)}: too few trials to test against the best"
     if lost:
         text += f"; {_join(lost)}: no scored trial"
     return text + "."
@@ -225,4 +236,4 @@ def _cell_text(row, metric: Metric) -> str:
         text += f" (none scored: {100 * row.p_none:.0f}%)"
     if row.mark == "best":
         return f"**{text}**"
-    return f"= {text}" if row.mark == "tie" else f"< {text}"
+    return {"tie": "= ", "worse": "< "}.get(row.mark, "") + text

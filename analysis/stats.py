@@ -91,8 +91,9 @@ BAND_SHARE = 0.1
 
 
 def band_k_max(n: int) -> int:
-    """The largest k at which `expected_best_ci` gives an interval for n trials."""
-    return max(1, int(BAND_SHARE * n))
+    """The largest k at which `expected_best_ci` gives an interval for n trials (0: none,
+    with fewer than 1 / BAND_SHARE trials)."""
+    return int(BAND_SHARE * n)
 
 
 def expected_best_ci(
@@ -110,6 +111,8 @@ def expected_best_ci(
         return low, high
     rng = np.random.default_rng(seed)
     kmax = band_k_max(x.size)
+    if kmax == 0:
+        return low, high
     samples = np.sort(rng.choice(x, size=(n_boot, x.size), replace=True), axis=1)
     curves, _ = _best_of_k(samples, min_weights(x.size)[:kmax])
     alpha = (1 - level) / 2
@@ -190,8 +193,10 @@ def permutation_p(a: ArrayLike, b: ArrayLike, statistic, n_resamples: int = 2000
     """Two-sided permutation p-value of statistic(a) - statistic(b) under "same distribution"
     (scipy.stats.permutation_test, group sizes kept). `statistic(x)` maps the last axis of
     an array of trials to a number; it must accept a stack of resamples. NaN when the
-    observed difference is undefined."""
+    observed difference is undefined or a group has fewer than 2 trials."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if min(a.size, b.size) < 2:
+        return np.nan
 
     def difference(x, y, axis=-1):
         return statistic(np.moveaxis(x, axis, -1)) - statistic(np.moveaxis(y, axis, -1))

@@ -390,3 +390,15 @@ def test_results_csv_keeps_every_column_in_one_schema(tmp_path):
     assert loaded.loc[0, "diverged_at"] == 5000.0
     scored = add_scores(loaded, FID)
     assert bool(scored.loc[0, "finished"]) and scored.loc[0, "score"] == 7.0
+
+
+def test_one_trial_per_model_is_ranked_but_not_tested():
+    rows = planted({"mm": np.array([12.0]), "ns": np.array([9.0]), "wgan": np.array([np.nan])})
+    table = ranking(rows, FID).set_index(["budget", "model"])
+    assert list(table.loc["k = 1", "mark"]) == ["untested", "best", "no score"]
+    assert table.loc[("k = 1", "ns"), "estimate"] == 9.0
+    assert np.isnan(table.loc[("k = 1", "ns"), "ci_low"])  # no interval from one trial
+    assert verdict(table.reset_index(), "d", FID) == (
+        "d (k = 1): NS GAN has the best estimate; MM GAN: too few trials to test against the "
+        "best; WGAN: no scored trial."
+    )

@@ -68,10 +68,11 @@ def test_expected_best_equals_enumeration_with_unscored_trials():
 
 def test_band_of_constant_values_is_that_value_and_stops_at_k_max():
     low, high = expected_best_ci([4.0] * 30, n_boot=50)
-    assert band_k_max(30) == 3 and band_k_max(5) == 1 and band_k_max(100) == 10
+    assert (band_k_max(30), band_k_max(9), band_k_max(100)) == (3, 0, 10)
     np.testing.assert_allclose(low[:3], 4.0)
     np.testing.assert_allclose(high[:3], 4.0)
     assert np.isnan(low[3:]).all() and np.isnan(high[3:]).all()
+    assert np.isnan(expected_best_ci([4.0, 5.0])).all()  # too few trials for any interval
 
 
 def _truth(dist, k: int, unscored: float) -> float:
