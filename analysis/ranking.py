@@ -17,8 +17,8 @@ import pandas as pd
 from analysis.metrics import Metric
 from analysis.scores import DATASET_ORDER, MODEL_ORDER, dataset_label, label, ordered
 from analysis.stats import (
-    _best_of_k,
     band_k_max,
+    best_of_k_sorted,
     expected_best,
     expected_best_by_cost,
     expected_best_by_cost_ci,
@@ -41,7 +41,7 @@ def k_statistic(k: int | None):
     def statistic(x: np.ndarray) -> np.ndarray:
         n = x.shape[-1]
         weights = min_weights(n)[(n if k is None else k) - 1][None, :]
-        return _best_of_k(np.sort(x, axis=-1), weights)[0][..., 0]
+        return best_of_k_sorted(np.sort(x, axis=-1), weights)[0][..., 0]
 
     return statistic
 

@@ -55,7 +55,7 @@ def expected_min(values: ArrayLike) -> np.ndarray:
     return out
 
 
-def _best_of_k(x: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def best_of_k_sorted(x: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`expected_best` on rows of x already sorted along the last axis (inf last);
     `weights` are rows of `min_weights(n)`. Works on any leading shape (bootstrap, permutation).
     """
@@ -79,7 +79,7 @@ def expected_best(values: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("expected_best: values contain NaN; map unscored trials to +inf")
     if x.size == 0:
         return np.array([]), np.array([])
-    return _best_of_k(x, min_weights(x.size))
+    return best_of_k_sorted(x, min_weights(x.size))
 
 
 #: The confidence interval of `expected_best` is given only for k <= BAND_SHARE * n: there
@@ -114,7 +114,7 @@ def expected_best_ci(
     if kmax == 0:
         return low, high
     samples = np.sort(rng.choice(x, size=(n_boot, x.size), replace=True), axis=1)
-    curves, _ = _best_of_k(samples, min_weights(x.size)[:kmax])
+    curves, _ = best_of_k_sorted(samples, min_weights(x.size)[:kmax])
     alpha = (1 - level) / 2
     with warnings.catch_warnings():  # all-NaN columns: no resample held a scored trial
         warnings.simplefilter("ignore", RuntimeWarning)
