@@ -34,6 +34,28 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
+@nox.session(python="3.11")
+def tests_floor(session: nox.Session) -> None:
+    """The analysis tests at the lowest versions pyproject.toml allows (its `>=` bounds), so a
+    declared floor is a tested one; no torch: the analysis never imports it."""
+    import re
+    import tomllib
+    from glob import glob
+    from pathlib import Path
+
+    project = tomllib.loads(Path("pyproject.toml").read_text())["project"]
+    names = ("numpy", "pandas", "scipy", "seaborn", "matplotlib", "jinja2", "pytest")
+    specs = project["dependencies"] + project["optional-dependencies"]["dev"]
+    bounds = [re.match(r"([A-Za-z0-9_.-]+)>=([0-9][0-9.]*)", spec) for spec in specs]
+    pins = [f"{m[1]}=={m[2]}" for m in bounds if m and m[1] in names]
+    if len(pins) != len(names):
+        session.error(f"a floor is missing in pyproject.toml: found {pins} for {names}")
+    session.install(*pins)
+    session.install("--no-deps", "-e", ".")
+    tests = sorted(glob("tests/test_analysis_*.py"))
+    session.run("pytest", "-W", "ignore::DeprecationWarning", *tests, *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """Ruff lint and format check."""

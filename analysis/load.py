@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 REQUIRED_COLUMNS = ("trial_id", "phase", "dataset", "model", "status")
@@ -18,9 +17,12 @@ PHASES = ("wide", "narrow", "seeds", "default")
 NUMERIC_COLUMNS = (
     "seed", "sample", "lr", "beta1", "beta2", "n_disc", "clip", "lam", "lambda_k", "gamma",
     "d_steps", "g_steps", "images_seen", "seconds", "fid_min", "fid_final", "fid_n_real",
-    "fid_n_fake", "kid", "ipr_precision", "ipr_recall", "precision", "recall", "f1",
+    "fid_n_fake", "diverged_at", "kid", "ipr_precision", "ipr_recall", "precision", "recall", "f1",
 )  # fmt: skip
 STEP_PREFIX = "fid_step_"
+#: Leading columns of results.csv; the rest follow in the records' order.
+LEADING = ("trial_id", "sweep", "phase", "dataset", "model", "loss", "penalty", "sample", "seed")
+LEADING += ("seed_role", "status", "error")
 
 
 class ResultsError(ValueError):
@@ -31,7 +33,8 @@ def load_results(sweep_dir: str | Path, write_csv: bool = True) -> pd.DataFrame:
     """Load `results.csv`, or build it from `trials/*/result.json` when it is missing.
 
     The CSV is rebuilt (and rewritten when `write_csv`) if trials hold results it lacks,
-    so a report of a sweep that is still running never reads a stale table.
+    so a report of a sweep that is still running never reads a stale table. It is rebuilt
+    with `results_frame`, the function the sweep writes it with, so it keeps one schema.
     """
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
@@ -45,7 +48,15 @@ def load_results(sweep_dir: str | Path, write_csv: bool = True) -> pd.DataFrame:
             return frame
     if not done:
         raise ResultsError(f"{csv}: missing, and no {sweep_dir / 'trials/*/result.json'} found")
-    frame = validate(pd.DataFrame([_read_result(p) for p in done]), sweep_dir / "trials")
+    records = []
+    for path in done:
+        record = _read_result(path)
+        try:
+            result_row(record)
+        except ValueError as error:
+            raise ResultsError(f"{path}: {error}") from None
+        records.append(record)
+    frame = validate(results_frame(records), sweep_dir / "trials")
     if write_csv:
         _write_csv_atomic(frame, csv)
     return frame
@@ -100,25 +111,53 @@ def step_columns(frame: pd.DataFrame) -> list[str]:
     return sorted(columns, key=lambda c: int(c[len(STEP_PREFIX) :]))
 
 
+def result_row(record: dict[str, Any]) -> dict[str, Any]:
+    """One flat results.csv row from one result.json record; the one flattening of results.
+
+    Scalars are kept; `extra` becomes `extra_<key>` columns; a list of names (`metrics`,
+    `plugins`) is joined with commas; any other list or mapping is kept as JSON text; each
+    checkpoint's numbers become `<metric>_step_<d_steps>` columns (`fid_step_3906`).
+    """
+    row: dict[str, Any] = {}
+    for key, value in record.items():
+        if key in ("checkpoints", "extra"):
+            continue
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            value = ",".join(value)
+        elif isinstance(value, list | dict):
+            value = json.dumps(value, sort_keys=True)
+        row[key] = value
+    for key, value in (record.get("extra") or {}).items():
+        row[f"extra_{key}"] = value
+    for point in record.get("checkpoints") or []:
+        steps = point.get("d_steps") if isinstance(point, dict) else None
+        if isinstance(steps, bool) or not isinstance(steps, int | float) or steps != int(steps):
+            raise ValueError(f"checkpoint without integer 'd_steps': {point}")
+        for key, value in point.items():
+            if key == "d_steps" or isinstance(value, bool):
+                continue
+            if value is None or isinstance(value, int | float):
+                row[f"{key}_step_{int(steps)}"] = value
+    return row
+
+
+def results_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The results table of `records`: one `result_row` each, LEADING columns first."""
+    frame = pd.DataFrame([result_row(record) for record in records])
+    leading = [column for column in LEADING if column in frame]
+    return frame[leading + [column for column in frame if column not in leading]]
+
+
 def _read_result(path: Path) -> dict[str, Any]:
-    """One result.json as a flat row: scalars kept, checkpoints become fid_step_<d> columns."""
+    """One result.json as a dict; the trial id defaults to the folder name."""
     try:
         record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ResultsError(f"{path}: cannot be read as JSON ({error})") from None
     if not isinstance(record, dict):
         raise ResultsError(f"{path}: expected a JSON object, found {type(record).__name__}")
-    row = {k: v for k, v in record.items() if v is None or isinstance(v, str | int | float)}
-    row = {k: (np.nan if v is None else v) for k, v in row.items()}
-    row.setdefault("trial_id", path.parent.name)
-    for point in record.get("checkpoints") or []:
-        try:
-            steps, fid = int(point["d_steps"]), point.get("fid")
-        except (KeyError, TypeError, ValueError):
-            raise ResultsError(f"{path}: checkpoint without integer 'd_steps': {point}") from None
-        fid = np.nan if fid is None or (isinstance(fid, float) and math.isnan(fid)) else fid
-        row[f"{STEP_PREFIX}{steps}"] = fid
-    return row
+    record.setdefault("trial_id", path.parent.name)
+    return record
 
 
 def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:

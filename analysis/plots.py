@@ -20,8 +20,13 @@ from matplotlib.transforms import blended_transform_factory
 
 from analysis.load import STEP_PREFIX, step_columns
 from analysis.metrics import Metric
-from analysis.scores import DATASET_ORDER, MODEL_ORDER, ordered
-from analysis.stats import expected_min, expected_min_band, expected_min_by_cost
+from analysis.scores import DATASET_ORDER, MODEL_ORDER, dataset_label, label, ordered
+from analysis.stats import (
+    expected_best,
+    expected_best_by_cost,
+    expected_best_by_cost_ci,
+    expected_best_ci,
+)
 
 PANEL = (4.6, 3.6)  # inches per dataset panel
 sns.set_theme(style="whitegrid", context="notebook")
@@ -42,55 +47,114 @@ def _panels(rows: pd.DataFrame, width: float = PANEL[0]) -> tuple[Figure, list, 
 
 
 def _legend(fig: Figure, colours: dict[str, tuple], models: list[str], title: str) -> None:
-    handles = [Line2D([], [], color=colours[m], lw=2.5, label=m) for m in models]
+    handles = [Line2D([], [], color=colours[m], lw=2.5, label=label(m)) for m in models]
     fig.legend(handles=handles, title=title, loc="outside right center", frameon=False)
 
 
-def _log_axis(ax, which: str) -> None:
+def _log_axis(ax, which: str, subs: tuple[float, ...] = (1.0, 2.0, 5.0)) -> None:
     """Log scale with plain tick labels at 1, 2, 5 x 10^n (no 6 x 10^1 notation)."""
     getattr(ax, f"set_{which}scale")("log")
     axis = getattr(ax, f"{which}axis")
-    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_locator(LogLocator(subs=subs))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
 
 
-def _log_if_wide(ax, values: np.ndarray) -> None:
-    """Log y axis when positive values span more than a factor of 8 (FID often does)."""
-    values = values[np.isfinite(values)]
-    if values.size and values.min() > 0 and values.max() / values.min() > 8:
-        _log_axis(ax, "y")
+def _wants_log(values: list[np.ndarray]) -> bool:
+    """The one y-scale rule of a figure: log on every panel when all values are positive and
+    those of some dataset span more than a factor of 8 (FID often does), else linear."""
+    parts = [v[np.isfinite(v)] for v in values]
+    parts = [v for v in parts if v.size]
+    if not parts or min(v.min() for v in parts) <= 0:
+        return False
+    return any(v.max() / v.min() > 8 for v in parts)
+
+
+def _set_y(axes, log: bool) -> None:
+    for ax in np.ravel(axes):
+        if log:
+            _log_axis(ax, "y")
+
+
+def _facets(rows: pd.DataFrame) -> tuple[Figure, np.ndarray, list[str], list[str]]:
+    """One row of panels per dataset, one column per model, y shared within a dataset."""
+    datasets = ordered(rows["dataset"].unique(), DATASET_ORDER)
+    models = ordered(rows["model"].unique(), MODEL_ORDER)
+    size = (max(2.3 * len(models) + 1.0, 10.0), 2.3 * len(datasets) + 1.2)
+    fig = Figure(figsize=size, layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(datasets), len(models), sharex=True, sharey="row"))
+    return fig, axes.reshape(len(datasets), len(models)), datasets, models
+
+
+def _curve_panels(
+    rows: pd.DataFrame,
+    curve_of,
+    xlabel: str,
+    ylabel: str,
+    xscale: float = 1.0,
+    xsubs: tuple[float, ...] = (1.0, 2.0, 5.0),
+) -> Figure:
+    """Small multiples of a per-model curve with its band; the other models of the dataset in
+    thin grey behind it, so seven bands never overlap. `curve_of(cell)` returns x, the
+    curve, band low and high (NaN where no band), or None when the model has no score."""
+    fig, axes, datasets, models = _facets(rows)
+    colours = palette(models)
+    values = []
+    for r, dataset in enumerate(datasets):
+        part = rows[rows["dataset"] == dataset]
+        curves = {}
+        for model in models:
+            cell = part[part["model"] == model]
+            curves[model] = curve_of(cell) if len(cell) else None
+        drawn = [c for c in curves.values() if c is not None]
+        values.append(np.concatenate([c[1] for c in drawn]) if drawn else np.array([]))
+        for c, model in enumerate(models):
+            ax = axes[r, c]
+            for other, curve in curves.items():
+                if other != model and curve is not None:
+                    ax.plot(curve[0] / xscale, curve[1], color="0.6", lw=0.7, alpha=0.7)
+            cell = part[part["model"] == model]
+            curve = curves[model]
+            if curve is None:
+                reason = (
+                    "no trials" if cell.empty else f"no curve:\nall {len(cell)} trials\nunscored"
+                )
+                ax.text(0.5, 0.5, reason, transform=ax.transAxes, ha="center", va="center",
+                        fontsize=9, color="0.2", bbox={"fc": "white", "ec": "0.7"})  # fmt: skip
+            else:
+                x, y, low, high = curve
+                ax.fill_between(x / xscale, low, high, color=colours[model], alpha=0.3, lw=0)
+                ax.plot(x / xscale, y, color=colours[model], lw=1.8, label=label(model))
+            ax.set_title(f"{dataset_label(dataset)} · {label(model)}", fontsize=10)
+            ax.set_xlabel(xlabel, fontsize=9)
+            ax.set_ylabel(ylabel if c == 0 else "", fontsize=9)
+            ax.tick_params(labelsize=8)
+            _log_axis(ax, "x", xsubs)
+    _set_y(axes, _wants_log(values))
+    return fig
 
 
 def budget_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure:
     """Expected best score after k random hyperparameter samples (exact, without
-    replacement from the observed trials), with a 95% bootstrap band over trials."""
-    fig, axes, datasets = _panels(rows)
-    colours = palette(rows["model"].unique())
-    for ax, dataset in zip(axes, datasets, strict=True):
-        part = rows[rows["dataset"] == dataset]
-        drawn = []
-        for model in ordered(part["model"].unique(), MODEL_ORDER):
-            scores = part.loc[part["model"] == model, "score"].dropna().to_numpy()
-            if scores.size == 0:
-                continue
-            k = np.arange(1, scores.size + 1)
-            curve = metric.sign * expected_min(scores)
-            low, high = (metric.sign * b for b in expected_min_band(scores))
-            ax.fill_between(k, low, high, color=colours[model], alpha=0.15, lw=0)
-            ax.plot(k, curve, color=colours[model], lw=2)
-            drawn.append(curve)
-        _log_axis(ax, "x")
-        ax.set_xlabel("hyperparameter samples tried, k (log scale)")
-        ax.set_ylabel(f"expected best {metric.label}")
-        ax.set_title(dataset)
-        if drawn:
-            _log_if_wide(ax, np.concatenate(drawn))
+    replacement from the model's own trials, given one was scored), with the bootstrap
+    95% confidence interval of that expectation for k <= n/10."""
+
+    def curve_of(cell: pd.DataFrame):
+        scores = np.where(cell["finished"], cell["score"], np.inf)
+        if not np.isfinite(scores).any():
+            return None
+        curve, _ = expected_best(scores)
+        low, high = expected_best_ci(scores)
+        k = np.arange(1, scores.size + 1, dtype=float)
+        return k, metric.sign * curve, metric.sign * low, metric.sign * high
+
+    fig = _curve_panels(rows, curve_of, "trials k (log)", f"expected best {metric.name}")
     fig.suptitle(
-        f"Phase {phase}: expected {metric.best_word} of {metric.name} over k samples\n"
-        "(band: bootstrap 95%; diverged = worst finished)"
+        f"Phase {phase}: expected {metric.best_word} of {metric.name} over k random "
+        "hyperparameter samples\nband: 95% CI of that expectation, drawn for k ≤ n/10; "
+        "unscored trials count as spent; grey: the other models",
+        fontsize=12,
     )
-    _legend(fig, colours, ordered(rows["model"].unique(), MODEL_ORDER), "model")
     return fig
 
 
@@ -112,38 +176,35 @@ def device_kind(rows: pd.DataFrame) -> str:
 
 def compute_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure | None:
     """Expected best score against compute spent (sum of `seconds` of the trials run, in a
-    random order), so that a costlier loss or penalty pays for its extra time. A curve
-    starts at the model's costliest single trial, the least budget at which every order
-    has finished a trial, and ends (dot) when all its trials are spent."""
+    random order), so that a costlier loss or penalty pays for its extra time; band: the
+    bootstrap 95% CI of that expectation, for budgets up to a tenth of the model's total."""
     if "seconds" not in rows.columns or rows["seconds"].isna().all():
         return None
-    fig, axes, datasets = _panels(rows)
-    colours = palette(rows["model"].unique())
     unit, scale = _time_unit(rows.groupby(["dataset", "model"])["seconds"].sum().max())
-    for ax, dataset in zip(axes, datasets, strict=True):
-        part = rows[(rows["dataset"] == dataset) & rows["score"].notna() & rows["seconds"].notna()]
-        if part.empty:
-            ax.set_visible(False)
-            continue
-        worst = part["score"].max()
-        drawn = []
-        for model in ordered(part["model"].unique(), MODEL_ORDER):
-            cell = part[part["model"] == model]
-            budgets = np.geomspace(cell["seconds"].max(), cell["seconds"].sum(), 80)
-            curve = expected_min_by_cost(cell["score"], cell["seconds"], budgets, empty=worst)
-            ax.plot(budgets / scale, metric.sign * curve, color=colours[model], lw=2)
-            ax.plot(budgets[-1] / scale, metric.sign * curve[-1], "o", color=colours[model])
-            drawn.append(metric.sign * curve)
-        _log_axis(ax, "x")
-        ax.set_xlabel(f"compute spent ({device_kind(part)} {unit}, log scale)")
-        ax.set_ylabel(f"expected best {metric.label}")
-        ax.set_title(dataset)
-        _log_if_wide(ax, np.concatenate(drawn))
-    fig.suptitle(
-        f"Phase {phase}: expected {metric.best_word} of {metric.name} vs compute\n"
-        "(random run order; dot = all trials run)"
+
+    def curve_of(cell: pd.DataFrame):
+        cell = cell[cell["seconds"].notna()]
+        scores = np.where(cell["finished"], cell["score"], np.inf)
+        if not np.isfinite(scores).any():
+            return None
+        costs = cell["seconds"].to_numpy(dtype=float)
+        # from the costliest single trial: the least budget at which every order has run one
+        budgets = np.geomspace(costs.max(), costs.sum(), 40)
+        curve, _ = expected_best_by_cost(scores, costs, budgets, n_orders=500)
+        low, high = expected_best_by_cost_ci(scores, costs, budgets, n_boot=100, n_orders=100)
+        keep = np.isfinite(curve)
+        return budgets[keep], *(metric.sign * v[keep] for v in (curve, low, high))
+
+    kind = device_kind(rows)
+    fig = _curve_panels(
+        rows, curve_of, f"{kind} {unit} (log)", f"expected best {metric.name}", scale
     )
-    _legend(fig, colours, ordered(rows["model"].unique(), MODEL_ORDER), "model")
+    fig.suptitle(
+        f"Phase {phase}: expected {metric.best_word} of {metric.name} vs compute spent "
+        "(random run order)\nband: 95% CI of that expectation, drawn up to a tenth of the "
+        "model's total compute; grey: the other models",
+        fontsize=12,
+    )
     return fig
 
 
@@ -153,9 +214,12 @@ def distribution(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure:
     models = ordered(rows["model"].unique(), MODEL_ORDER)
     fig, axes, datasets = _panels(rows, width=max(PANEL[0], 0.75 * len(models)))
     colours = palette(models)
+    log = _wants_log([rows.loc[rows["dataset"] == d, "value"].to_numpy(float) for d in datasets])
     for ax, dataset in zip(axes, datasets, strict=True):
         part = rows[rows["dataset"] == dataset]
         done = part[part["finished"]]
+        if log:
+            _log_axis(ax, "y")
         if not done.empty:
             kwargs = dict(data=done, x="model", y="value", order=models, ax=ax)
             with warnings.catch_warnings():  # seaborn 0.13 passes `vert` to matplotlib 3.11
@@ -163,16 +227,16 @@ def distribution(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure:
                 sns.boxplot(**kwargs, hue="model", palette=colours, showfliers=False,
                             boxprops={"alpha": 0.55}, legend=False)  # fmt: skip
             sns.stripplot(**kwargs, color="0.15", size=3.5, alpha=0.7, jitter=0.2)
-            _log_if_wide(ax, done["value"].to_numpy())
         labels = []
         for model in models:
             cell = part[part["model"] == model]
             lost = int((~cell["finished"]).sum())
-            labels.append(f"{model}\n{lost}/{len(cell)} div." if lost else model)
+            name = label(model)
+            labels.append(f"{name}\n{lost}/{len(cell)} unscored" if lost else name)
         ax.set_xticks(range(len(models)), labels, rotation=35, ha="right", fontsize=9)
-        ax.set_xlabel("model (div. = diverged or failed / trials)")
+        ax.set_xlabel("model (unscored / trials)")
         ax.set_ylabel(metric.label)
-        ax.set_title(dataset)
+        ax.set_title(dataset_label(dataset))
     note = " (report seeds of the selected setting)" if phase == "seeds" else ""
     fig.suptitle(f"Phase {phase}: {metric.name} per trial{note}")
     return fig
@@ -191,6 +255,8 @@ def sensitivity(rows: pd.DataFrame, metric: Metric, phase: str, param: str) -> F
     levels = sorted(rows[hue].dropna().unique()) if hue else []
     colours = dict(zip(levels, sns.color_palette("colorblind", len(levels)), strict=True))
     log_x = param == "lr"
+    log_y = _wants_log([rows.loc[rows["dataset"] == d, "value"].to_numpy(float) for d in datasets])
+    _set_y(axes, log_y)
     for r, dataset in enumerate(datasets):
         for c, model in enumerate(models):
             ax = axes[r, c]
@@ -206,8 +272,7 @@ def sensitivity(rows: pd.DataFrame, metric: Metric, phase: str, param: str) -> F
                        transform=top)  # fmt: skip
             if log_x:
                 ax.set_xscale("log")  # default 10^n labels: lr spans decades
-            _log_if_wide(ax, rows.loc[rows["dataset"] == dataset, "value"].to_numpy())
-            ax.set_title(f"{dataset} · {model}", fontsize=10)
+            ax.set_title(f"{dataset_label(dataset)} · {label(model)}", fontsize=10)
             ax.set_xlabel(f"{param} (log scale)" if log_x else param, fontsize=9)
             ax.set_ylabel(metric.label if c == 0 else "", fontsize=9)
             ax.tick_params(labelsize=8, labelbottom=True)
@@ -217,7 +282,7 @@ def sensitivity(rows: pd.DataFrame, metric: Metric, phase: str, param: str) -> F
         row[0].set_ylim(low, high * (high / low) ** 0.15 if log else high + 0.15 * (high - low))
     handles = [Line2D([], [], ls="", marker="o", color=colours[lv], label=f"n_disc = {lv:g}")
                for lv in levels]  # fmt: skip
-    handles.append(Line2D([], [], ls="", marker="x", color="0.35", label="diverged / failed"))
+    handles.append(Line2D([], [], ls="", marker="x", color="0.35", label="unscored"))
     fig.legend(handles=handles, loc="outside right center", frameon=False)
     fig.suptitle(f"Phase {phase}: sensitivity of {metric.name} to {param}")
     return fig
@@ -231,9 +296,10 @@ def training_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure | 
     fig, axes, datasets = _panels(rows)
     colours = palette(rows["model"].unique())
     x = np.array([int(c[len(STEP_PREFIX) :]) for c in steps])
+    values = []
     for ax, dataset in zip(axes, datasets, strict=True):
         part = rows[(rows["dataset"] == dataset) & rows["finished"]]
-        drawn = []
+        drawn = [np.array([])]
         for model in ordered(part["model"].unique(), MODEL_ORDER):
             cell = part[part["model"] == model]
             best = cell.loc[cell["score"].idxmin(), steps].to_numpy(dtype=float)
@@ -243,9 +309,9 @@ def training_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure | 
                 drawn.append(best[keep])
         ax.set_xlabel("discriminator steps")
         ax.set_ylabel("FID at checkpoint")
-        ax.set_title(dataset)
-        if drawn:
-            _log_if_wide(ax, np.concatenate(drawn))
+        ax.set_title(dataset_label(dataset))
+        values.append(np.concatenate(drawn))
+    _set_y(axes, _wants_log(values))
     fig.suptitle(
         f"Phase {phase}: FID during training of each model's best trial\n"
         f"(selected by {metric.name})"

@@ -1,7 +1,17 @@
-"""Build a sweep's report directory: report.md, fid_table.{md,csv,tex}, stats.csv, figures."""
+"""Build a sweep's report directory: report.md, fid_table.{md,csv,tex}, ranking.csv,
+stats.csv and figures.
+
+Besides the results, two optional files of the sweep directory are read:
+- `sweep.json`: `{"description": "<text>", ...}`; the description heads report.md.
+- `noise_floor.json`: the FID between two sets of real images of one dataset at the sample
+  size of the evaluation, `{"<dataset>": {"fid": 2.1, "n": 10000, "split": "train vs test"}}`;
+  a difference between models smaller than this is below measurement noise. Without it the
+  report shows the seed-to-seed spread of the seeds phase as the empirical noise.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -9,23 +19,28 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from analysis import plots
+from analysis import paper, plots
 from analysis.load import load_results
 from analysis.metrics import Metric
+from analysis.ranking import markdown_table, ranking, verdict
 from analysis.scores import (
     DATASET_ORDER,
     MODEL_ORDER,
     PHASE_ORDER,
+    UNSCORED_RULE,
     add_scores,
     choose_metric,
+    dataset_label,
+    label,
     ordered,
     phases,
     rank_groups,
 )
-from analysis.stats import compare_groups, expected_min, kruskal
+from analysis.stats import BAND_SHARE, compare_groups, kruskal
 from analysis.tables import markdown, summarise, write_tables
 
 SEARCH_PHASES = ("wide", "narrow")
+RANKED_PHASES = ("default", "wide", "narrow")  # the seeds phase has one setting per model
 ALPHA = 0.05
 THEME = {**sns.axes_style("whitegrid"), **sns.plotting_context("notebook")}
 
@@ -57,7 +72,19 @@ def build_report(
         phase: summarise(rows, chosen, None if phase == "seeds" else expected_trials)
         for phase, rows in by_phase.items()
     }
-    *_, table_md = write_tables(summaries, chosen, out)
+    published = {
+        phase: tuple(
+            d for d in rows["dataset"].unique()
+            if not paper.comparable(rows[rows["dataset"] == d], d, chosen.name, phase)
+        )
+        for phase, rows in by_phase.items()
+    }  # fmt: skip
+    *_, table_md = write_tables(summaries, chosen, out, published)
+    ranks = {p: ranking(r, chosen) for p, r in by_phase.items() if p in RANKED_PHASES}
+    if ranks:
+        pd.concat([r.assign(phase=p) for p, r in ranks.items()]).to_csv(
+            out / "ranking.csv", index=False
+        )
     tests = statistics(by_phase)
     tests.to_csv(out / "stats.csv", index=False)
     figures = make_figures(by_phase, chosen, out)
@@ -66,13 +93,15 @@ def build_report(
         [
             f"# Report: sweep `{sweep_dir.name}`",
             "",
+            *_description(sweep_dir),
+            *_answer_section(ranks, chosen),
             *_protocol(frame, chosen, metric_note),
+            *_noise_section(sweep_dir, by_phase, chosen),
             "## Results",
             "",
             *[f"- {note}" for note in phase_notes],
             "",
             table_md,
-            *_budget_section(by_phase, chosen),
             *_stats_section(tests, chosen),
             *_figure_section(figures),
             *_caveats(),
@@ -105,18 +134,24 @@ def make_figures(by_phase: dict[str, pd.DataFrame], metric: Metric, out: Path) -
         for phase, rows in by_phase.items():
             search = phase in SEARCH_PHASES
             builders = [
-                ("budget", plots.budget_curves, search, "Expected best score after trying k "
-                 "random hyperparameter samples (exact, without replacement), with a 95% "
-                 "bootstrap band over trials; diverged trials count as the worst finished "
-                 "value, so they make a budget worse."),
+                ("budget", plots.budget_curves, search, "Expected best score of k trials drawn "
+                 "at random (without replacement) from the model's own trials, given that one "
+                 "of them was scored (exact, from order statistics). Band: 95% confidence "
+                 "interval of that expectation (percentile bootstrap over the model's trials), "
+                 f"drawn for k ≤ {BAND_SHARE:g}·n only: beyond, no interval covers "
+                 "(measured in the tests). " + UNSCORED_RULE + " A model with no scored trial "
+                 "has no curve; its panel says so. Grey lines: the other models of the "
+                 "dataset, for reference."),
                 ("compute", plots.compute_curves, search, "The same against compute actually "
-                 "spent (summed `seconds` of the trials run in a random order, 2000 orders): "
-                 "a costlier loss or penalty buys fewer trials for the same budget."),
-                ("distribution", plots.distribution, True, "Score of every finished trial per "
-                 "model; tick labels count diverged or failed trials, which have no score."),
+                 "spent (summed `seconds` of the trials run in a random order, 500 orders): "
+                 "a costlier loss or penalty buys fewer trials for the same budget. Band: "
+                 "bootstrap 95% CI of the expectation, up to a tenth of the model's total "
+                 "compute."),
+                ("distribution", plots.distribution, True, "Score of every scored trial per "
+                 "model; tick labels count unscored trials, which have no value to draw."),
                 ("sensitivity_lr", lambda r, m, p: plots.sensitivity(r, m, p, "lr"), search,
                  "Score against learning rate (log axis), coloured by n_disc; crosses on the "
-                 "top edge are diverged or failed trials."),
+                 "top edge are unscored trials."),
                 ("sensitivity_beta1", lambda r, m, p: plots.sensitivity(r, m, p, "beta1"),
                  search, "Score against Adam β1, coloured by n_disc."),
                 ("training", plots.training_curves, search, "FID at each checkpoint of the "
@@ -162,7 +197,10 @@ def _protocol(frame: pd.DataFrame, metric: Metric, metric_note: str) -> list[str
         else "not recorded"
     )
     steps = (
-        "; ".join(f"{d}: {_values(g, 'd_steps')}" for d, g in frame.groupby("dataset"))
+        "; ".join(
+            f"{d}: {_values(g[g['status'] == 'ok'], 'd_steps')}"
+            for d, g in frame.groupby("dataset")
+        )
         if "d_steps" in frame.columns
         else "not recorded"
     )
@@ -171,10 +209,12 @@ def _protocol(frame: pd.DataFrame, metric: Metric, metric_note: str) -> list[str
         "",
         f"- Sweep: {_values(frame, 'sweep')}; {len(frame)} trials. {per_phase}.",
         f"- Datasets: {', '.join(ordered(frame['dataset'].unique(), DATASET_ORDER))}; models: "
-        f"{', '.join(ordered(frame['model'].unique(), MODEL_ORDER))}.",
-        f"- Training length (D steps): {steps}.",
+        + ", ".join(f"{label(m)} (`{m}`)" for m in ordered(frame["model"].unique(), MODEL_ORDER))
+        + ".",
+        f"- Training length (D steps, trials that did not diverge): {steps}.",
         f"- Primary score: `{metric.name}` ({metric.label}; "
         f"{'higher' if metric.higher_is_better else 'lower'} is better).",
+        f"- Unscored trials: {UNSCORED_RULE}",
         f"- FID: {_values(frame, 'fid_n_real')} real vs {_values(frame, 'fid_n_fake')} generated "
         f"images; resize: {_values(frame, 'fid_resize')}; samples quantised to uint8 before "
         f"the feature network; Inception weights sha256: "
@@ -188,38 +228,92 @@ def _protocol(frame: pd.DataFrame, metric: Metric, metric_note: str) -> list[str
     return [*lines, ""]
 
 
-def _budget_section(by_phase: dict[str, pd.DataFrame], metric: Metric) -> list[str]:
-    """Expected best score at a few budgets k, as a table per search phase."""
-    lines = []
-    for phase, rows in by_phase.items():
-        if phase not in SEARCH_PHASES:
+def _description(sweep_dir: Path) -> list[str]:
+    """The sweep's own description from sweep.json, as a quote; nothing when absent."""
+    path = sweep_dir / "sweep.json"
+    if not path.exists():
+        return []
+    try:
+        description = json.loads(path.read_text()).get("description")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as error:
+        return [f"> (sweep.json could not be read: {error})", ""]
+    if not description:
+        return []
+    return [*(f"> {line}" if line else ">" for line in str(description).splitlines()), ""]
+
+
+def _answer_section(ranks: dict[str, pd.DataFrame], metric: Metric) -> list[str]:
+    """The direct answer: verdicts and the ranking table per phase and dataset."""
+    lines = ["## Which loss is better under this budget?", ""]
+    if not ranks:
+        return [*lines, "No search phase in this sweep: see the tables below.", ""]
+    for phase, table in ranks.items():
+        if table.empty:
             continue
-        n_max = int(rows.groupby(["dataset", "model"]).size().max())
-        ks = sorted({k for k in (1, 5, 10, 20, 50, n_max) if k <= n_max})
-        cells = {}
-        for dataset in ordered(rows["dataset"].unique(), DATASET_ORDER):
-            for k in ks:
-                column = []
-                for model in ordered(rows["model"].unique(), MODEL_ORDER):
-                    scores = rows.loc[(rows["dataset"] == dataset) & (rows["model"] == model)]
-                    scores = scores["score"].dropna().to_numpy()
-                    ok = 0 < k <= scores.size
-                    column.append(metric.fmt(metric.sign * expected_min(scores)[k - 1])
-                                  if ok else "—")  # fmt: skip
-                cells[f"{dataset} k={k}"] = column
-        table = pd.DataFrame(cells, index=ordered(rows["model"].unique(), MODEL_ORDER))
-        table.index.name = "model"
-        lines += [
-            f"### Expected best {metric.label} after k samples (phase `{phase}`)",
-            "",
-            markdown(table),
-            "",
-            f"Exact expected {metric.best_word} over k settings drawn without replacement from "
-            "the trials run; k = 1 is the mean, k = K the best observed. Diverged or failed "
-            "trials count as the worst finished value on the dataset. — : fewer than k trials.",
-            "",
-        ]
+        lines += [f"### Phase `{phase}`", ""]
+        datasets = ordered(table["dataset"].unique(), DATASET_ORDER)
+        lines += [f"- {verdict(table, d, metric)}" for d in datasets] + [""]
+        for dataset in datasets:
+            lines += [f"**{dataset_label(dataset)}**", "", markdown(markdown_table(table, dataset,
+                      metric)), ""]  # fmt: skip
+    lines += [
+        f"Each cell: the expected best `{metric.name}` ({metric.best_word} over trials) when k "
+        "hyperparameter samples are drawn at random from the model's own trials (all "
+        "trials: the best observed), or when trials are run in a random order until the "
+        "compute budget is spent (ten trials at the dataset's median trial cost); [95% "
+        f"confidence interval of that expectation, given only where it covers: k ≤ "
+        f"{BAND_SHARE:g}·n (so never with fewer than {round(1 / BAND_SHARE)} trials), or a "
+        f"tenth of the model's compute]. {UNSCORED_RULE} "
+        "The expectation is over draws with at least one scored trial; '(none scored: x%)' "
+        "is the chance that a draw has none. **Bold**: the best estimate; '=': not "
+        "significantly worse than the best (a tie); '<': significantly worse; no sign: not "
+        "tested (fewer than 2 trials). Test: "
+        "two-sided permutation test of the difference of the two estimates (null: the two "
+        f"models' trials come from one distribution), Holm-corrected over the models of "
+        f"that budget, α = {ALPHA}. All cells with p-values: [ranking.csv](ranking.csv).",
+        "",
+    ]
     return lines
+
+
+def _noise_section(sweep_dir: Path, by_phase: dict[str, pd.DataFrame], metric: Metric) -> list[str]:
+    """How large a difference measurement noise alone makes, per dataset."""
+    lines = ["## Measurement noise", ""]
+    floor = {}
+    path = sweep_dir / "noise_floor.json"
+    if path.exists():
+        try:
+            floor = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            lines.append(f"- noise_floor.json could not be read: {error}")
+    datasets = ordered({d for rows in by_phase.values() for d in rows["dataset"]}, DATASET_ORDER)
+    for dataset in datasets:
+        entry = floor.get(dataset) if isinstance(floor, dict) else None
+        name = dataset_label(dataset)
+        if isinstance(entry, dict) and "fid" in entry:
+            split, n = entry.get("split", "two halves"), entry.get("n", "not recorded")
+            lines.append(
+                f"- {name}: FID between two sets of real images ({split}, n = {n}) is "
+                f"{float(entry['fid']):.2f}: differences below this are measurement noise."
+            )
+            continue
+        seeds = by_phase.get("seeds")
+        part = None if seeds is None else seeds[(seeds["dataset"] == dataset) & seeds["finished"]]
+        spread = part.groupby("model")["value"].std().dropna() if part is not None else None
+        if spread is not None and len(spread):
+            lines.append(
+                f"- {name}: no real-data floor stored; the seed-to-seed spread of each model's "
+                f"selected setting (std of {metric.name} over report seeds) is "
+                f"{spread.median():.{metric.digits + 1}f} (median over {len(spread)} models; "
+                f"{spread.min():.{metric.digits + 1}f}–{spread.max():.{metric.digits + 1}f}): "
+                "a difference smaller than this is within the noise of one run."
+            )
+        else:
+            lines.append(
+                f"- {name}: not measured (no noise_floor.json entry and no scored seeds-phase "
+                "trials)."
+            )
+    return [*lines, ""]
 
 
 def _stats_section(tests: pd.DataFrame, metric: Metric) -> list[str]:
@@ -228,7 +322,7 @@ def _stats_section(tests: pd.DataFrame, metric: Metric) -> list[str]:
         "",
         f"Two-sided Mann–Whitney U between every pair of models on {metric.label}, Holm "
         f"correction within each phase and dataset, significance at {ALPHA} after correction. "
-        "Diverged or failed trials rank below every finished trial. δ is Cliff's delta: "
+        "Unscored trials rank below every scored trial. δ is Cliff's delta: "
         "P(A better than B) − P(B better than A).",
         "",
     ]
@@ -236,15 +330,17 @@ def _stats_section(tests: pd.DataFrame, metric: Metric) -> list[str]:
         return [*lines, "No test could be run (fewer than two models with two trials).", ""]
     for (phase, dataset), part in tests.groupby(["phase", "dataset"], sort=False):
         h, p = part["kruskal_H"].iloc[0], part["kruskal_p"].iloc[0]
-        lines.append(f"**Phase `{phase}`, {dataset}.** Kruskal–Wallis across models: "
-                     f"H = {h:.2f}, p = {_p(p)}.")  # fmt: skip
+        lines.append(f"**Phase `{phase}`, {dataset_label(dataset)}.** Kruskal–Wallis across "
+                     f"models: H = {h:.2f}, p = {_p(p)}.")  # fmt: skip
         sig = part[part["significant"]]
         if len(sig):
             table = pd.DataFrame(
                 {
-                    "better": np.where(sig["delta_a_better"] > 0, sig["a"], sig["b"]),
+                    "better": [
+                        label(m) for m in np.where(sig["delta_a_better"] > 0, sig["a"], sig["b"])
+                    ],
                     "worse": [
-                        f"`{m}`" for m in np.where(sig["delta_a_better"] > 0, sig["b"], sig["a"])
+                        label(m) for m in np.where(sig["delta_a_better"] > 0, sig["b"], sig["a"])
                     ],
                     "|δ|": sig["delta_a_better"].abs().map("{:.2f}".format),
                     "p (Holm)": sig["p_holm"].map(_p),
@@ -256,7 +352,9 @@ def _stats_section(tests: pd.DataFrame, metric: Metric) -> list[str]:
             lines += ["", f"No pair differs significantly at {ALPHA} after correction.", ""]
         rest = part[~part["significant"]]
         if len(rest):
-            pairs = ", ".join(f"{a}–{b}" for a, b in zip(rest["a"], rest["b"], strict=True))
+            pairs = ", ".join(
+                f"{label(a)}–{label(b)}" for a, b in zip(rest["a"], rest["b"], strict=True)
+            )
             lines += [f"Not significant: {pairs}.", ""]
     return [*lines, "All pairs with U, raw and Holm p-values and δ: [stats.csv](stats.csv).", ""]
 

@@ -1,8 +1,11 @@
-"""Turn result rows into scores: metric choice, the divergence convention, seeds selection.
+"""Turn result rows into scores: metric choice, the rule for unscored trials, seeds selection.
 
-Convention: a diverged or failed trial (or one without a value for the metric) is worse
-than every finished trial. In expectations and bootstraps it takes the worst finished
-score of its phase and dataset; in rank tests it ranks last (ties among such trials).
+Rule: a trial is *scored* when it has a value for the metric and did not fail. A diverged
+trial keeps the best value of the checkpoints evaluated before it diverged, so it is scored
+when at least one was. A trial is *unscored* when its value is NaN (failed, diverged before
+its first checkpoint, or not finished). An unscored trial never borrows a number from
+another trial or model: budget curves count it as a trial spent that found nothing
+(`analysis.stats.expected_best`), rank tests rank it below every scored trial.
 """
 
 from __future__ import annotations
@@ -15,6 +18,21 @@ from analysis.metrics import FALLBACK_METRIC, Metric, get_metric
 MODEL_ORDER = ("mm", "ns", "ls", "wgan", "wgan_gp", "dragan", "began")
 DATASET_ORDER = ("mnist", "fashion_mnist", "cifar10", "celeba", "polygons")
 PHASE_ORDER = ("default", "wide", "narrow", "seeds")
+#: The paper's names (Lucic et al. 2018), used in every table and legend.
+MODEL_LABELS = {
+    "mm": "MM GAN", "ns": "NS GAN", "ls": "LSGAN", "wgan": "WGAN", "wgan_gp": "WGAN GP",
+    "dragan": "DRAGAN", "began": "BEGAN",
+}  # fmt: skip
+DATASET_LABELS = {
+    "mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10",
+    "celeba": "CelebA", "polygons": "Polygons",
+}  # fmt: skip
+UNSCORED_RULE = (
+    "A trial is scored when it has a value: a diverged trial keeps the best of the "
+    "checkpoints evaluated before it diverged. Unscored trials (failed, diverged before any "
+    "checkpoint, or unfinished) count as budget spent that found nothing; they never take "
+    "a value from another trial or model."
+)
 HYPERPARAMETERS = ("lr", "beta1", "beta2", "n_disc", "d_bn", "clip", "lam", "lambda_k", "gamma")
 
 
@@ -22,6 +40,15 @@ def ordered(values, known: tuple[str, ...]) -> list[str]:
     """Known names in their canonical (paper) order, then the rest alphabetically."""
     values = set(values)
     return [v for v in known if v in values] + sorted(values - set(known))
+
+
+def label(model: str) -> str:
+    """The paper's name of a model (MM GAN, NS GAN, ...), or the registered name."""
+    return MODEL_LABELS.get(model, model)
+
+
+def dataset_label(dataset: str) -> str:
+    return DATASET_LABELS.get(dataset, dataset)
 
 
 def choose_metric(
@@ -42,14 +69,15 @@ def choose_metric(
 
 
 def add_scores(frame: pd.DataFrame, metric: Metric) -> pd.DataFrame:
-    """Add `value` (the metric, NaN unless finished), `finished` and `score` (lower is better)."""
+    """Add `value` (the metric; NaN when unscored), `finished` (scored) and `score` (the
+    value oriented so that lower is better; NaN when unscored). Row by row: a trial's score
+    depends on nothing but that trial."""
     frame = frame.copy()
     raw = frame[metric.name] if metric.name in frame.columns else np.nan
-    frame["finished"] = (frame["status"] == "ok") & pd.Series(raw, index=frame.index).notna()
-    frame["value"] = np.where(frame["finished"], raw, np.nan)
-    oriented = metric.sign * frame["value"]
-    worst = oriented.groupby([frame["phase"], frame["dataset"]]).transform("max")
-    frame["score"] = oriented.fillna(worst)
+    raw = pd.Series(raw, index=frame.index, dtype=float)
+    frame["finished"] = frame["status"].isin(("ok", "diverged")) & raw.notna()
+    frame["value"] = raw.where(frame["finished"])
+    frame["score"] = metric.sign * frame["value"]
     return frame
 
 
@@ -63,6 +91,8 @@ def setting_key(frame: pd.DataFrame) -> list[str]:
 def select_seeds(seeds: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """Pick each model's setting on `select` seeds; return its `report` rows and a note.
 
+    The chosen setting has the fewest unscored select seeds, then the lowest mean score.
+    A cell with no scored select seed keeps all its report rows (nothing to choose on).
     Without a `seed_role` column every row is kept and the note says the numbers are then
     optimistic (a setting selected and reported on the same seeds).
     """
@@ -72,13 +102,22 @@ def select_seeds(seeds: pd.DataFrame) -> tuple[pd.DataFrame, str]:
             "setting was selected on these seeds the numbers are optimistic."
         )
         return seeds, note
-    keep = []
-    for _, cell in seeds.groupby(["dataset", "model"], sort=False):
+    keep, blind = [], []
+    for (dataset, model), cell in seeds.groupby(["dataset", "model"], sort=False):
         select, report = cell[cell["seed_role"] == "select"], cell[cell["seed_role"] == "report"]
         key = setting_key(cell)
-        if len(select) and key:
-            means = select.groupby(key, dropna=False)["score"].mean()
-            best = means.idxmin()
+        ranked = (
+            select.groupby(key, dropna=False)["score"]
+            .agg(unscored=lambda s: int(s.isna().sum()), mean="mean")
+            .dropna(subset=["mean"])
+            .sort_values(["unscored", "mean"])
+            if key
+            else []
+        )
+        if not len(ranked):
+            blind.append(f"{label(model)} on {dataset_label(dataset)}")
+        else:
+            best = ranked.index[0]
             best = best if isinstance(best, tuple) else (best,)
             match = np.ones(len(report), dtype=bool)
             for column, value in zip(key, best, strict=True):
@@ -92,6 +131,8 @@ def select_seeds(seeds: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         f"seeds; every number reported for this phase uses only the {len(rows)} `report` "
         f"rows (fresh seeds), never the `select` rows."
     )
+    if blind:
+        note += f" No select seed was scored for {', '.join(blind)}: all report rows kept."
     return rows, note
 
 
@@ -109,7 +150,7 @@ def phases(frame: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], list[str]]:
 
 
 def rank_groups(rows: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Per-model scores for rank tests: unfinished trials are +inf (rank last)."""
+    """Per-model scores for rank tests and budget curves: unscored trials are +inf."""
     groups = {}
     for model in ordered(rows["model"].unique(), MODEL_ORDER):
         cell = rows[rows["model"] == model]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.load import STEP_PREFIX
+from analysis.load import STEP_PREFIX, results_frame
 
 MODELS = ("mm", "ns", "ls", "wgan", "wgan_gp", "dragan", "began")
 #: Model quality (log-FID offset), best log10 lr, divergence-proneness, relative step cost.
@@ -69,6 +69,8 @@ def _hyperparameters(rng: np.random.Generator, sample: int) -> dict:
 
 
 def _row(rng, dataset, model, phase, sample, seed, hp, log_fid, p_div, cost, fid) -> dict:
+    """One trial. A diverged trial stops at a random step; the checkpoints evaluated before
+    it keep their FID (its `fid_min`), later ones are NaN; before the first it is unscored."""
     diverged = rng.random() < p_div
     seconds = BASE_SECONDS.get(dataset, 600.0) * cost * rng.lognormal(0, 0.08)
     row = {
@@ -90,16 +92,20 @@ def _row(rng, dataset, model, phase, sample, seed, hp, log_fid, p_div, cost, fid
         "inception_sha256": "6726825d" + "0" * 56,
         "torch_version": "2.14.1", "ganbench_version": "0.1.0",
     }  # fmt: skip
-    row["g_steps"] = row["d_steps"] // hp["n_disc"]
-    if diverged:
-        return row | {"fid_min": np.nan, "fid_final": np.nan, "kid": np.nan}
     best = float(np.exp(log_fid + rng.normal(0, 0.2)))
     shape = 1 + 2.5 * np.exp(-np.arange(len(CHECKPOINTS)) / 1.2) + rng.uniform(0, 0.15, 5)
     shape = shape / shape.min()
     curve = best * shape
+    if diverged:
+        at = int(rng.integers(1, CHECKPOINTS[-1]))
+        curve = np.where(np.array(CHECKPOINTS) < at, curve, np.nan)
+        row |= {"diverged_at": at, "d_steps": at, "images_seen": at * 64}
+    row["g_steps"] = row["d_steps"] // hp["n_disc"]
+    seen = curve[np.isfinite(curve)]
+    best = float(seen.min()) if seen.size else np.nan
     row |= {"fid_min": best, "fid_final": curve[-1], "kid": best / 1000}
     row |= {f"{STEP_PREFIX}{d}": v for d, v in zip(CHECKPOINTS, curve, strict=True)}
-    if dataset == "polygons":
+    if dataset == "polygons" and not diverged:
         quality = np.exp(-(best / BASE_FID["polygons"] - 1) / 2)
         precision = float(np.clip(quality + rng.normal(0, 0.05), 0, 1))
         recall = float(np.clip(0.9 * quality + rng.normal(0, 0.05), 0, 1))
@@ -132,6 +138,7 @@ def write_sweep(frame: pd.DataFrame, sweep_dir: str | Path, csv: bool = True) ->
     """Store `frame` as a sweep: trials/<id>/result.json (with checkpoints) and results.csv."""
     sweep_dir = Path(sweep_dir)
     steps = [c for c in frame.columns if c.startswith(STEP_PREFIX)]
+    records = []
     for _, row in frame.iterrows():
         record = {k: _plain(v) for k, v in row.items() if k not in steps}
         record["checkpoints"] = [
@@ -140,8 +147,9 @@ def write_sweep(frame: pd.DataFrame, sweep_dir: str | Path, csv: bool = True) ->
         path = sweep_dir / "trials" / str(row["trial_id"]) / "result.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=2))
-    if csv:
-        frame.to_csv(sweep_dir / "results.csv", index=False)
+        records.append(record)
+    if csv:  # written as the sweep writes it
+        results_frame(records).to_csv(sweep_dir / "results.csv", index=False)
     return sweep_dir
 
 

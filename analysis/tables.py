@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis import paper
 from analysis.metrics import Metric
-from analysis.scores import DATASET_ORDER, MODEL_ORDER, ordered
+from analysis.scores import DATASET_ORDER, MODEL_ORDER, dataset_label, label, ordered
 from analysis.stats import bootstrap_ci
 
 MANIFOLD = ("precision", "recall", "f1")
@@ -71,7 +72,7 @@ def cell_text(row: pd.Series, metric: Metric, seeds: bool) -> str:
         return f"— ({done})"
     share = f"{100 * row['unfinished_share']:.0f}%"
     if row["n_finished"] == 0:
-        text = f"— / all {row['n_trials']} diverged or failed"
+        text = f"— / all {row['n_trials']} unscored"
     elif seeds:
         spread = f" ± {f(row['std'])}" if np.isfinite(row["std"]) else ""
         ci = f" [{f(row['mean_ci_low'])}, {f(row['mean_ci_high'])}]"
@@ -84,12 +85,23 @@ def cell_text(row: pd.Series, metric: Metric, seeds: bool) -> str:
     return text
 
 
-def grid(summary: pd.DataFrame, metric: Metric, seeds: bool) -> pd.DataFrame:
-    """Models as rows, datasets as columns, one formatted string per cell."""
+def grid(
+    summary: pd.DataFrame, metric: Metric, seeds: bool, published: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Models as rows (paper names), datasets as columns, one formatted string per cell;
+    a "published" column after each dataset in `published` (see analysis.paper)."""
     texts = summary.assign(text=[cell_text(r, metric, seeds) for _, r in summary.iterrows()])
     table = texts.pivot(index="model", columns="dataset", values="text")
-    table = table.loc[summary["model"].unique(), summary["dataset"].unique()]
-    table.index.name, table.columns.name = "model", None
+    models = list(summary["model"].unique())
+    table = table.loc[models, summary["dataset"].unique()]
+    columns = {}
+    for dataset in table.columns:
+        columns[dataset_label(dataset)] = table[dataset].to_list()
+        if dataset in published:
+            column = [paper.published(m, dataset) for m in models]
+            columns[f"{dataset_label(dataset)}: {paper.CITATION}"] = column
+    table = pd.DataFrame(columns, index=[label(m) for m in models])
+    table.index.name = "model"
     return table
 
 
@@ -109,19 +121,21 @@ def manifold_grid(summary: pd.DataFrame) -> pd.DataFrame | None:
                 for _, r in cell.iterrows()
             ]  # fmt: skip
         index = cell.index
-    return pd.DataFrame(parts, index=index).rename_axis("model") if parts else None
+    if not parts:
+        return None
+    return pd.DataFrame(parts, index=[label(m) for m in index]).rename_axis("model")
 
 
 def legend(metric: Metric, seeds: bool, expected: int) -> str:
     """What a cell of `grid` holds, in one sentence."""
     if seeds:
         return (
-            f"Each cell, for {metric.label}: mean ± std over the finished report seeds of the "
-            "selected setting [bootstrap 95% CI of the mean] / share of diverged or failed seeds."
+            f"Each cell, for {metric.label}: mean ± std over the scored report seeds of the "
+            "selected setting [bootstrap 95% CI of the mean] / share of unscored seeds."
         )
     return (
         f"Each cell, for {metric.label}: best ({metric.best_word} over trials) / median "
-        "(IQR, Q1–Q3) over finished trials / share of diverged or failed trials; "
+        "(IQR, Q1–Q3) over scored trials / share of unscored trials; "
         f"{expected} trials planned per cell."
     )
 
@@ -131,7 +145,7 @@ def markdown(table: pd.DataFrame) -> str:
     header = [table.index.name or ""] + [str(c) for c in table.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for index, row in table.iterrows():
-        lines.append("| " + " | ".join([f"`{index}`"] + [str(v) for v in row]) + " |")
+        lines.append("| " + " | ".join([str(index)] + [str(v) for v in row]) + " |")
     return "\n".join(lines)
 
 
@@ -154,15 +168,20 @@ def _tex(text: str) -> str:
 
 
 def write_tables(
-    summaries: dict[str, pd.DataFrame], metric: Metric, out: Path
+    summaries: dict[str, pd.DataFrame],
+    metric: Metric,
+    out: Path,
+    published: dict[str, tuple[str, ...]] | None = None,
 ) -> tuple[Path, Path, Path, str]:
-    """Write fid_table.{md,csv,tex} for every phase; return the paths and the Markdown text."""
+    """Write fid_table.{md,csv,tex} for every phase; return the paths and the Markdown text.
+    `published[phase]` names the datasets whose cells follow the paper's protocol."""
     md_parts, tex_parts, csv_parts = [], [], []
     for phase, summary in summaries.items():
         seeds = phase == "seeds"
         expected = int(summary["n_expected"].iloc[0])
-        table = grid(summary, metric, seeds)
-        text = legend(metric, seeds, expected)
+        shown = (published or {}).get(phase, ())
+        table = grid(summary, metric, seeds, shown)
+        text = legend(metric, seeds, expected) + (f" {paper.note()}" if shown else "")
         md_parts += [f"### Phase `{phase}`", "", markdown(table), "", text, ""]
         tex_parts.append(latex(table, f"Phase {phase}. {text}"))
         manifold = manifold_grid(summary)

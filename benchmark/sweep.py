@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from analysis.load import results_frame  # the one flattening of results
 from benchmark.config import TrialConfig, resolve_trial
 from benchmark.executors import EXECUTORS, RunContext, claim
 from benchmark.io import atomic_write, read_json
@@ -26,10 +27,6 @@ from benchmark.registry import ConfigError, load_plugins
 from benchmark.schedule import trial_schedule
 from benchmark.search import sample_hyperparameters
 from benchmark.spec import SweepSpec, load_spec
-
-# Leading columns of results.csv; the rest follow in result.json's (sorted) order.
-LEADING = ("trial_id", "sweep", "phase", "dataset", "model", "loss", "penalty", "sample", "seed")
-LEADING += ("seed_role", "status", "error")
 
 
 def trial_dir(spec: SweepSpec, trial: TrialConfig) -> Path:
@@ -156,27 +153,6 @@ def _plan_seeds(spec: SweepSpec) -> list[TrialConfig]:
 
 
 # ---- results -----------------------------------------------------------------------------
-
-
-def result_row(record: dict[str, Any]) -> dict[str, Any]:
-    """One flat results.csv row: the checkpoint list becomes <metric>_step_<d_steps> columns."""
-    row = {key: value for key, value in record.items() if key not in ("checkpoints", "extra")}
-    for key in ("metrics", "plugins"):
-        if isinstance(row.get(key), list):
-            row[key] = ",".join(row[key])
-    for key, value in (record.get("extra") or {}).items():
-        row[f"extra_{key}"] = value
-    for checkpoint in record.get("checkpoints") or []:
-        for key, value in checkpoint.items():
-            if key != "d_steps" and isinstance(value, int | float) and not isinstance(value, bool):
-                row[f"{key}_step_{checkpoint['d_steps']}"] = value
-    return row
-
-
-def results_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame([result_row(record) for record in records])
-    leading = [column for column in LEADING if column in frame]
-    return frame[leading + [column for column in frame if column not in leading]]
 
 
 def write_results(spec: SweepSpec, trials: Sequence[TrialConfig]) -> pd.DataFrame:

@@ -1,6 +1,7 @@
 """Tests of loading, tables, figures and the report on hand-made and synthetic sweeps."""
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -8,6 +9,7 @@ import pytest
 
 from analysis import ResultsError, build_report, load_results
 from analysis.__main__ import main
+from analysis.load import result_row, results_frame
 from analysis.metrics import get_metric
 from analysis.plots import (
     budget_curves,
@@ -16,6 +18,7 @@ from analysis.plots import (
     sensitivity,
     training_curves,
 )
+from analysis.ranking import ranking, verdict
 from analysis.scores import add_scores, choose_metric, phases, select_seeds
 from analysis.synthetic import make_sweep, write_sweep
 from analysis.tables import cell_text, grid, summarise
@@ -70,9 +73,13 @@ def test_higher_is_better_metric_takes_the_maximum():
     assert summarise(scored, metric).loc[0, "best"] == 0.9
 
 
-def test_diverged_trials_take_the_worst_finished_score(hand_table):
-    d1a = hand_table[(hand_table["dataset"] == "d1") & (hand_table["model"] == "a")]
-    assert list(d1a["score"]) == [10.0, 20.0, 30.0, 40.0, 40.0]
+def test_unscored_trials_have_no_score_and_diverged_ones_keep_theirs():
+    rows = pd.DataFrame(trials("d", "a", [10.0, np.nan, 30.0, 12.0]))
+    rows.loc[2, "status"] = "diverged"  # diverged after a checkpoint: keeps its minimum
+    rows.loc[3, "status"] = "failed"  # a failed trial is never scored
+    scored = add_scores(rows, FID)
+    assert list(scored["finished"]) == [True, False, True, False]
+    np.testing.assert_array_equal(scored["score"], [10.0, np.nan, 30.0, np.nan])
 
 
 def test_seeds_phase_selects_on_select_and_reports_on_report_seeds():
@@ -116,8 +123,18 @@ def test_report_writes_every_file(report):
     text = report.read_text()
     for name in figures:
         assert f"]({name}.png)" in text
-    for heading in ("## Protocol", "## Results", "## Statistical tests", "## Caveats"):
-        assert heading in text
+    for heading in (
+        "## Which loss is better under this budget?",
+        "## Protocol",
+        "## Measurement noise",
+        "## Results",
+        "## Statistical tests",
+        "## Caveats",
+    ):
+        assert heading in text  # fmt: skip
+    assert text.index("## Which loss") < text.index("## Protocol")
+    assert "diverged before any checkpoint" in text  # the rule for unscored trials
+    assert (out / "ranking.csv").stat().st_size > 0
     assert "`report` rows" in text
     assert "Significant at 0.05" in text or "No pair differs" in text
 
@@ -125,7 +142,7 @@ def test_report_writes_every_file(report):
 def test_report_tables_agree_with_results(report, sweep):
     table = pd.read_csv(report.parent / "fid_table.csv")
     frame = pd.read_csv(sweep / "results.csv")
-    wide = frame[(frame["phase"] == "wide") & (frame["status"] == "ok")]
+    wide = frame[(frame["phase"] == "wide") & frame["status"].isin(["ok", "diverged"])]
     best = wide.groupby(["dataset", "model"])["fid_min"].min()
     got = table[table["phase"] == "wide"].set_index(["dataset", "model"])["best"]
     pd.testing.assert_series_equal(got.sort_index(), best.sort_index(), check_names=False)
@@ -228,3 +245,160 @@ def test_unknown_metric_needs_a_direction(sweep, tmp_path, capsys):
     custom = get_metric("seconds", "min")
     assert (custom.name, custom.higher_is_better) == ("seconds", False)
     assert get_metric("f1", "min").higher_is_better is False
+
+
+# ---- a model's numbers are its own ---------------------------------------------------------
+
+
+def planted(values: dict[str, np.ndarray], dataset: str = "d") -> pd.DataFrame:
+    """Scored rows of a search phase, one model per key; NaN = unscored (diverged early)."""
+    rows = []
+    for model, scores in values.items():
+        rows += trials(dataset, model, list(scores))
+    return add_scores(pd.DataFrame(rows), FID)
+
+
+def _own_line(fig, title: str) -> np.ndarray:
+    """The y data of the panel's own (labelled) curve; None when it has none."""
+    ax = next(ax for ax in fig.axes if ax.get_title() == title)
+    own = [line for line in ax.lines if not line.get_label().startswith("_")]
+    return own[0].get_ydata() if own else None
+
+
+def test_a_model_does_not_move_when_another_is_added_or_removed():
+    rng = np.random.default_rng(3)
+    a = rng.lognormal(3, 0.3, 30)
+    a[:4] = np.nan  # a few unscored trials of its own
+    b = np.full(30, np.nan)
+    b[:3] = [500.0, 800.0, 900.0]  # another model with much worse scores and many unscored
+    alone, both = planted({"a": a}), planted({"a": a, "b": b})
+    key = ["budget", "estimate", "ci_low", "ci_high", "p_none"]
+    ra = ranking(alone, FID).query("model == 'a'")[key].reset_index(drop=True)
+    rb = ranking(both, FID).query("model == 'a'")[key].reset_index(drop=True)
+    pd.testing.assert_frame_equal(ra, rb)
+    assert list(ra["budget"]) == ["k = 1", "k = 10", "all trials", "compute"]
+    np.testing.assert_allclose(_own_line(budget_curves(alone, FID, "wide"), "d · a"),
+                               _own_line(budget_curves(both, FID, "wide"), "d · a"))  # fmt: skip
+    # the k = 1 cell is the mean of the model's scored trials, whoever else is there
+    assert ra.loc[0, "estimate"] == pytest.approx(np.nanmean(a))
+    assert ra.loc[0, "p_none"] == pytest.approx(4 / 30)
+    summary = summarise(both, FID).set_index("model")
+    assert summary.loc["a", "best"] == pytest.approx(np.nanmin(a))
+
+
+def test_a_model_with_every_trial_diverged_has_no_curve_and_says_why():
+    rows = planted({"a": np.arange(10.0, 30.0), "z": np.full(20, np.nan)})
+    fig = budget_curves(rows, FID, "wide")
+    assert _own_line(fig, "d · z") is None
+    panel = next(ax for ax in fig.axes if ax.get_title() == "d · z")
+    assert [t.get_text() for t in panel.texts] == ["no curve:\nall 20 trials\nunscored"]
+    table = ranking(rows, FID)
+    z = table[table["model"] == "z"]
+    assert set(z["mark"]) == {"no score"} and z["estimate"].isna().all()
+    assert verdict(table, "d", FID).endswith("z: no scored trial.")
+    assert grid(summarise(rows, FID), FID, seeds=False).loc["z", "d"] == "— / all 20 unscored"
+
+
+def test_ranking_finds_a_planted_winner_and_planted_ties():
+    rng = np.random.default_rng(0)
+    same = {m: rng.normal(10.0, 1.0, 60) for m in ("wgan", "ns", "dragan")}
+    rows = planted({"mm": rng.normal(14.0, 1.0, 60), **same})
+    table = ranking(rows, FID)
+    at = table[table["budget"] == "k = 50"].set_index("model")
+    assert at.loc["mm", "mark"] == "worse" and at.loc["mm", "p_holm"] < 0.01
+    assert sorted(at["mark"].drop("mm")) == ["best", "tie", "tie"]
+    best = at.index[at["mark"] == "best"][0]
+    expected = expected_best_at(same[best], 50)
+    assert at.loc[best, "estimate"] == pytest.approx(expected)
+    line = verdict(table, "d", FID)
+    assert line.startswith("d (k = 50): ") and "tie for best" in line
+    assert line.endswith("MM GAN is worse (p < 0.01, Holm).")
+    # a planted single winner: every other model significantly worse
+    rows = planted({"mm": rng.normal(14.0, 1.0, 60), "ns": rng.normal(6.0, 1.0, 60),
+                    "wgan": rng.normal(12.0, 1.0, 60)})  # fmt: skip
+    table = ranking(rows, FID)
+    assert verdict(table, "d", FID) == (
+        "d (k = 50): NS GAN is best; every other model is significantly worse "
+        "(MM GAN and WGAN; p < 0.01, Holm)."
+    )
+    # all tie: the report can say the paper's conclusion when it is true
+    rows = planted({m: rng.normal(10.0, 1.0, 60) for m in ("mm", "ns", "wgan")})
+    line = verdict(ranking(rows, FID), "d", FID)
+    assert line.endswith("tie — no difference from the best is significant.")
+
+
+def expected_best_at(values: np.ndarray, k: int) -> float:
+    """E[min of k of n] from survival counts: P(min >= x(i)) = C(n - i + 1, k) / C(n, k)."""
+    x, n = np.sort(values), len(values)
+    survive = [math.comb(n - i, k) for i in range(n + 1)]  # P(min >= x(i+1)) * C(n, k)
+    return sum(x[i] * (survive[i] - survive[i + 1]) for i in range(n)) / math.comb(n, k)
+
+
+# ---- report robustness, sweep.json, noise floor, published values -----------------------
+
+
+@pytest.mark.slow
+def test_report_builds_when_no_seeds_trial_was_scored(tmp_path):
+    frame = make_sweep(datasets=("mnist",), models=("ns", "wgan"), n_samples=4, seed=2)
+    seeds = frame["phase"] == "seeds"
+    frame.loc[seeds, "status"] = "failed"
+    frame.loc[seeds, ["fid_min", "fid_final", "kid"]] = np.nan
+    frame.loc[seeds, [c for c in frame.columns if c.startswith("fid_step_")]] = np.nan
+    write_sweep(frame, tmp_path)
+    text = build_report(tmp_path).read_text()
+    assert "No select seed was scored for NS GAN on MNIST" in text
+    assert "| NS GAN | — / all 20 unscored |" in text  # the seeds table says what it has
+    assert "## Which loss is better under this budget?" in text
+
+
+def test_description_noise_floor_and_published_values(tmp_path):
+    frame = make_sweep(datasets=("mnist",), models=("ns", "wgan"), n_samples=3, seed=4)
+    write_sweep(frame, tmp_path)
+    (tmp_path / "sweep.json").write_text('{"description": "Reduced-scale demonstration."}')
+    (tmp_path / "noise_floor.json").write_text(
+        '{"mnist": {"fid": 1.25, "n": 10000, "split": "train vs test"}}'
+    )
+    text = build_report(tmp_path).read_text()
+    assert text.splitlines()[2] == "> Reduced-scale demonstration."
+    assert "(train vs test, n = 10000) is 1.25: differences below this" in text
+    assert "| MNIST: Lucic et al. 2018, Table 2 |" in text.replace("| MNIST |", "|")
+    assert "| 6.8 ± 0.5 † |" in text and "| 6.7 ± 0.4 † |" in text  # NS GAN, WGAN
+    (tmp_path / "sweep.json").unlink()
+    (tmp_path / "noise_floor.json").unlink()
+    text = build_report(tmp_path).read_text()
+    assert text.splitlines()[2] == "## Which loss is better under this budget?"
+    assert "seed-to-seed spread" in text
+
+
+def test_results_csv_keeps_every_column_in_one_schema(tmp_path):
+    record = {"trial_id": "t1", "phase": "wide", "dataset": "mnist", "model": "ns",
+              "status": "diverged", "fid_min": 7.0, "diverged_at": 5000,
+              "metrics": ["fid", "kid"], "extra": {"from_trial": "abc"},
+              "checkpoints": [{"d_steps": 3906, "fid": 7.0, "kid": 0.01},
+                              {"d_steps": 7812, "fid": None}]}  # fmt: skip
+    row = result_row(record)
+    assert row["extra_from_trial"] == "abc" and row["metrics"] == "fid,kid"
+    assert (row["fid_step_3906"], row["kid_step_3906"], row["fid_step_7812"]) == (7.0, 0.01, None)
+    path = tmp_path / "trials" / "t1" / "result.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(record))
+    stale = results_frame([record | {"trial_id": "t0"}])
+    stale.to_csv(tmp_path / "results.csv", index=False)  # a stale table lacking t1
+    loaded = load_results(tmp_path)
+    assert list(loaded.columns) == list(results_frame([record]).columns)
+    assert list(pd.read_csv(tmp_path / "results.csv").columns) == list(loaded.columns)
+    assert loaded.loc[0, "diverged_at"] == 5000.0
+    scored = add_scores(loaded, FID)
+    assert bool(scored.loc[0, "finished"]) and scored.loc[0, "score"] == 7.0
+
+
+def test_one_trial_per_model_is_ranked_but_not_tested():
+    rows = planted({"mm": np.array([12.0]), "ns": np.array([9.0]), "wgan": np.array([np.nan])})
+    table = ranking(rows, FID).set_index(["budget", "model"])
+    assert list(table.loc["k = 1", "mark"]) == ["untested", "best", "no score"]
+    assert table.loc[("k = 1", "ns"), "estimate"] == 9.0
+    assert np.isnan(table.loc[("k = 1", "ns"), "ci_low"])  # no interval from one trial
+    assert verdict(table.reset_index(), "d", FID) == (
+        "d (k = 1): NS GAN has the best estimate; MM GAN: too few trials to test against the "
+        "best; WGAN: no scored trial."
+    )

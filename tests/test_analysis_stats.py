@@ -1,21 +1,27 @@
 """Tests of analysis.stats against brute force, hand computations and scipy itself."""
 
+import math
 from itertools import combinations
 
 import numpy as np
 import pytest
+from scipy import integrate
 from scipy import stats as sps
 
 from analysis.stats import (
+    band_k_max,
     bootstrap_ci,
     cliffs_delta,
     compare_groups,
+    expected_best,
+    expected_best_by_cost,
+    expected_best_by_cost_ci,
+    expected_best_ci,
     expected_min,
-    expected_min_band,
-    expected_min_by_cost,
     holm,
     kruskal,
     min_weights,
+    permutation_p,
 )
 
 
@@ -47,16 +53,91 @@ def test_expected_min_with_inf():
         expected_min([1.0, np.nan])
 
 
-def test_band_of_constant_values_is_that_value():
-    low, high = expected_min_band([4.0] * 6, n_boot=50)
-    np.testing.assert_allclose(low, 4.0)
-    np.testing.assert_allclose(high, 4.0)
+def test_expected_best_equals_enumeration_with_unscored_trials():
+    values = [3.0, np.inf, 1.0, np.inf, 5.0, 2.0]
+    curve, none = expected_best(values)
+    for k in range(1, len(values) + 1):
+        best = [min(subset) for subset in combinations(values, k)]
+        scored = [b for b in best if np.isfinite(b)]
+        assert curve[k - 1] == pytest.approx(np.mean(scored))
+        assert none[k - 1] == pytest.approx(1 - len(scored) / len(best))
+    assert (curve[0], none[0]) == (pytest.approx(2.75), pytest.approx(2 / 6))
+    curve, none = expected_best([np.inf, np.inf])  # a model with no scored trial: no number
+    assert np.isnan(curve).all() and (none == 1).all()
 
 
-def test_expected_min_by_cost_exact_over_orders():
+def test_band_of_constant_values_is_that_value_and_stops_at_k_max():
+    low, high = expected_best_ci([4.0] * 30, n_boot=50)
+    assert (band_k_max(30), band_k_max(9), band_k_max(100)) == (3, 0, 10)
+    np.testing.assert_allclose(low[:3], 4.0)
+    np.testing.assert_allclose(high[:3], 4.0)
+    assert np.isnan(low[3:]).all() and np.isnan(high[3:]).all()
+    assert np.isnan(expected_best_ci([4.0, 5.0])).all()  # too few trials for any interval
+
+
+def _truth(dist, k: int, unscored: float) -> float:
+    """E[best of k | at least one scored] with each trial unscored with probability q."""
+    q = unscored
+    by_j = [integrate.quad(lambda t, j=j: dist.sf(t) ** j, 0, np.inf)[0] for j in range(1, k + 1)]
+    weights = [math.comb(k, j) * (1 - q) ** j * q ** (k - j) for j in range(1, k + 1)]
+    return sum(w * by_j[j - 1] for j, w in enumerate(weights, start=1)) / (1 - q**k)
+
+
+def test_interval_covers_the_expected_best_at_the_stated_level():
+    """Coverage of the 95% interval of E[best of k], from 1000 synthetic searches of n = 50
+    trials with a known answer: FID-like lognormal scores, 20% of trials unscored.
+
+    Tolerance 0.04: the Monte-Carlo standard error of a coverage of 0.95 from 1000 repeats
+    is 0.007, and the percentile bootstrap at n = 50 under-covers by about 0.02 (a known
+    O(1/n) effect; measured 0.925 to 0.949 for k = 1..5 with 1000 other repeats); 0.04 is
+    that bias plus 3 standard errors. The measured values are pinned so that a change of
+    method shows up here.
+    """
+    dist = sps.lognorm(0.5, scale=30)
+    n, q, repeats = 50, 0.2, 1000
+    ks = (1, band_k_max(n))
+    truth = np.array([_truth(dist, k, q) for k in ks])
+    rng = np.random.default_rng(0)
+    hits = np.zeros(len(ks))
+    for i in range(repeats):
+        x = dist.rvs(n, random_state=rng)
+        x[rng.random(n) < q] = np.inf
+        low, high = expected_best_ci(x, n_boot=500, seed=i)
+        index = np.array(ks) - 1
+        hits += (low[index] <= truth) & (truth <= high[index])
+    coverage = hits / repeats
+    np.testing.assert_allclose(coverage, 0.95, atol=0.04)
+    np.testing.assert_allclose(coverage, [0.931, 0.920], atol=1e-9)
+
+
+def test_expected_best_by_cost_exact_over_orders():
     # Orders (a, b): a done at 1, b at 3. Orders (b, a): b done at 2, a at 3.
-    curve = expected_min_by_cost([3.0, 1.0], [1.0, 2.0], [0.5, 1, 2, 3], empty=10.0)
-    np.testing.assert_allclose(curve, [10.0, (3 + 10) / 2, (3 + 1) / 2, 1.0])
+    curve, none = expected_best_by_cost([3.0, 1.0], [1.0, 2.0], [0.5, 1, 2, 3])
+    np.testing.assert_allclose(curve, [np.nan, 3.0, (3 + 1) / 2, 1.0])
+    np.testing.assert_allclose(none, [1.0, 0.5, 0.0, 0.0])
+    # An unscored trial (+inf) spends its cost and finds nothing.
+    curve, none = expected_best_by_cost([np.inf, 1.0], [1.0, 2.0], [1, 2, 3])
+    np.testing.assert_allclose(curve, [np.nan, 1.0, 1.0])
+    np.testing.assert_allclose(none, [1.0, 0.5, 0.0])
+    low, high = expected_best_by_cost_ci([2.0] * 20, [1.0] * 20, [1.0, 2.0, 3.0], n_boot=20)
+    np.testing.assert_allclose(low, [2.0, 2.0, np.nan])  # band only up to 10% of 20
+    np.testing.assert_allclose(high, [2.0, 2.0, np.nan])
+
+
+def test_permutation_p_equals_enumeration_of_all_splits():
+    a, b = np.array([1.0, 2.0]), np.array([3.0, 4.0, 6.0])
+    pooled = np.concatenate([a, b])
+    observed = a.mean() - b.mean()
+    diffs = []
+    for pick in combinations(range(5), 2):
+        rest = [i for i in range(5) if i not in pick]
+        diffs.append(pooled[list(pick)].mean() - pooled[rest].mean())
+    diffs = np.array(diffs)
+    tail = min(np.mean(diffs <= observed + 1e-12), np.mean(diffs >= observed - 1e-12))
+    p = permutation_p(a, b, lambda x: x.mean(axis=-1))
+    assert p == pytest.approx(min(1.0, 2 * tail))
+    assert p == pytest.approx(0.2)
+    assert np.isnan(permutation_p(np.array([np.inf]), b, lambda x: x.min(axis=-1)))
 
 
 def test_holm_hand_computed():

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from analysis.load import result_row
 from benchmark import trainer
 from benchmark.__main__ import main
 from benchmark.config import TrialConfig, resolve_trial
@@ -19,7 +20,7 @@ from benchmark.io import read_json, write_json
 from benchmark.losses import LOSSES
 from benchmark.models import MODELS, PAPER_MODELS
 from benchmark.spec import load_spec
-from benchmark.sweep import best_settings, plan, result_row, seed_sets, summary
+from benchmark.sweep import best_settings, plan, seed_sets, summary
 
 REPO = Path(__file__).resolve().parent.parent
 
