@@ -8,9 +8,9 @@ stored trial.json differs from the planned config is refused.
 The step follows the reference code (benchmark/schedule.py, DESIGN.md): every step draws
 one real batch and one z and updates D; G is updated at steps 0, 1, 1 + n_disc, ... with
 the same z (a fresh one for WGAN-GP); a relativistic G loss also sees D on that step's real
-batch; a loss's end-of-step update (BEGAN's k) sees the updated networks. The dataset lives on the device as one uint8 tensor and batches are
-drawn by index. Losses are read back to the host only every LOG_EVERY steps, so the step
-itself never waits for the device.
+batch; a loss's end-of-step update (BEGAN's k) sees the updated networks. The dataset lives
+on the device as one uint8 tensor and batches are drawn by index. Losses are read back to
+the host only every LOG_EVERY steps, so the step itself never waits for the device.
 """
 
 from __future__ import annotations

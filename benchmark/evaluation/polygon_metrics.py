@@ -15,10 +15,11 @@
 - Precision: share of `n_precision` generated samples within delta of the manifold.
 - Recall: share of the first `n_recall` test triangles x that G reconstructs within delta,
   with z* = argmin_z ||G(z) - x||^2. The inversion is batched Adam (lr 0.05, 100 steps, z
-  clamped to the latent's support [-1, 1] after every step; not clamped for a Gaussian z) from `restarts` (3) starts per triangle: the z of the
-  3 generated samples nearest to x in pixel space (they are computed for precision anyway),
-  which finds the right basin far more often than random starts at the same cost. The best
-  error seen over restarts and steps counts.
+  clamped to the latent's support [-1, 1] after every step; not clamped for a Gaussian z)
+  from `restarts` (3) starts per triangle: the z of the 3 generated samples nearest to x in
+  pixel space (they are computed for precision anyway), which finds the right basin far more
+  often than random starts at the same cost. The best error seen over restarts and steps
+  counts.
 - F1 = 2PR / (P + R), 0 when both are 0.
 Generated samples are scored as float images (not quantised): quantisation moves RMSE by at
 most 0.5/255.
