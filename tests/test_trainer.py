@@ -423,3 +423,17 @@ def test_new_models_train_a_few_steps(model):
     losses = training.losses()
     assert (training.step, training.g_steps) == (3, 3)
     assert math.isfinite(losses["d_loss"]) and math.isfinite(losses["g_loss"])
+
+
+def test_evaluation_draws_z_from_the_trials_latent():
+    images = _tiny_images(16, 2)
+    for latent, bound in (("uniform", 1.0), ("normal", None)):
+        trial = tiny("ns", latent=latent, metrics=("polygon",), polygon_n_precision=50)
+        evaluator = trainer._make_evaluator(trial, images, torch.device("cpu"), None)
+        assert evaluator.polygon.z_bound == bound
+        draws = torch.Generator().manual_seed(0)  # the evaluator's fixed z seed
+        if latent == "uniform":
+            expected = torch.rand(50, 64, generator=draws) * 2 - 1
+        else:
+            expected = torch.randn(50, 64, generator=draws)
+        assert torch.equal(evaluator.z, expected)
