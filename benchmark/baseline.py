@@ -21,11 +21,12 @@ import torch
 from torch import Tensor
 
 from benchmark.config import TrialConfig
-from benchmark.losses import LOSSES
+from benchmark.latents import LATENTS
+from benchmark.losses import LOSSES, discriminator_targets
 from benchmark.networks import clip_parameters
 from benchmark.penalties import PENALTIES
 from benchmark.schedule import is_g_step
-from benchmark.trainer import build_networks, uniform_z
+from benchmark.trainer import build_networks
 
 
 class EagerBaseline:
@@ -43,6 +44,7 @@ class EagerBaseline:
         self.loss = LOSSES.get(trial.loss)
         self.penalty = PENALTIES.get(trial.penalty)
         self.loss_state = self.loss.initial_state(device)
+        self.latent = LATENTS.get(trial.latent)
         self.rng = torch.Generator(device=device)
         self.rng.manual_seed(trial.seed)
         # A sampler draws on the host; on a CPU device it shares the noise generator.
@@ -61,11 +63,17 @@ class EagerBaseline:
         """The reference step (see `GANTraining.train_step`), written the plain way."""
         trial = self.trial
         real = self.real_batch()
-        z = uniform_z(trial.batch_size, trial.z_dim, self.rng, self.device)
+        z = self.latent.sample(trial.batch_size, trial.z_dim, self.rng, self.device)
         with torch.no_grad():
             fake = self.g(z)
         real_out, fake_out = self.d(real), self.d(fake)
-        d_loss = self.loss.d(real_out, fake_out, self.loss_state)
+        if trial.label_smoothing > 0 or trial.label_flip > 0:
+            targets = discriminator_targets(
+                real_out, fake_out, trial.label_smoothing, trial.label_flip, self.rng
+            )
+            d_loss = self.loss.d_targets(real_out, fake_out, *targets, self.loss_state)
+        else:
+            d_loss = self.loss.d(real_out, fake_out, self.loss_state)
         if trial.lam is not None:
             d_loss = d_loss + trial.lam * self.penalty(self.d, real, fake, self.rng)
         self.d_opt.zero_grad(set_to_none=True)
@@ -76,8 +84,12 @@ class EagerBaseline:
         self.last["d_loss"] = d_loss.item()
         if is_g_step(self.step, trial.n_disc):
             if trial.resample_z_for_g:
-                z = uniform_z(trial.batch_size, trial.z_dim, self.rng, self.device)
-            g_loss = self.loss.g(self.d(self.g(z)), self.loss_state)
+                z = self.latent.sample(trial.batch_size, trial.z_dim, self.rng, self.device)
+            fake_out = self.d(self.g(z))
+            if self.loss.g_needs_real:
+                g_loss = self.loss.g(fake_out, self.loss_state, self.d(real))
+            else:
+                g_loss = self.loss.g(fake_out, self.loss_state)
             self.g_opt.zero_grad(set_to_none=True)
             g_loss.backward()
             self.g_opt.step()

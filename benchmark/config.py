@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from benchmark.datasets import DATASETS
+from benchmark.latents import LATENTS
 from benchmark.losses import LOSSES
 from benchmark.models import MODELS
 from benchmark.networks import DISCRIMINATORS, GENERATORS
@@ -51,6 +52,13 @@ class TrialConfig:
     # Whether the G update draws a fresh z (the reference: only WGAN-GP) or reuses the z of
     # that step's D update (every other model).
     resample_z_for_g: bool = False
+    # The practitioners' tricks (Radford et al. 2015; the "GAN hacks" list), all off by default:
+    # D's real target 1 - label_smoothing (one-sided), a share label_flip of D's targets
+    # swapped, and the latent z ~ `latent` (benchmark/latents.py). Smoothing and flipping
+    # need a loss with real/fake targets (mm, ns, ls); any other loss refuses them.
+    label_smoothing: float = 0.0
+    label_flip: float = 0.0
+    latent: str = "uniform"
     # Schedule (benchmark/schedule.py), in reference epochs of the dataset so that no spec does
     # the arithmetic: `epochs` unset means the dataset's reference length; `steps` (D steps)
     # replaces it for short runs. One D step = one real batch.
@@ -169,6 +177,23 @@ def validate(trial: TrialConfig) -> None:
     )
     _check(trial.gamma is None or 0 <= trial.gamma <= 1, "gamma", trial.gamma, "a number in [0, 1]")
     _check(0 < trial.bn_momentum <= 1, "bn_momentum", trial.bn_momentum, "a number in (0, 1]")
+    LATENTS.get(trial.latent, "latent")
+    _check(
+        0 <= trial.label_smoothing < 1,
+        "label_smoothing",
+        trial.label_smoothing,
+        "a number in [0, 1)",
+    )
+    _check(0 <= trial.label_flip <= 0.5, "label_flip", trial.label_flip, "a number in [0, 0.5]")
+    for name in ("label_smoothing", "label_flip"):
+        value = getattr(trial, name)
+        _check(
+            value == 0 or LOSSES.get(trial.loss).d_targets is not None,
+            name,
+            value,
+            f"0: loss {trial.loss!r} has no real/fake targets "
+            f"(losses with targets: {[n for n in LOSSES.names() if LOSSES.get(n).d_targets]})",
+        )
     _check(
         trial.penalty == "none" or trial.lam is not None,
         "lam",

@@ -2,7 +2,8 @@
 
 The ranges are the reference study's (DESIGN.md, "Search spaces"). A parameter a model's
 preset leaves unset (None) does not apply to that model and is never searched: clip only
-for wgan, lam only for the gradient penalties, lambda_k and gamma only for began. Sample
+for wgan, lam only for the gradient penalties (its range depends on the penalty: GP and
+DRAGAN have the paper's, R1 and R1+R2 their own), lambda_k and gamma only for began. Sample
 #0 of every search is the model's preset default; sample i > 0 is drawn from a generator
 seeded by (sweep seed, dataset, model, i), so growing a search from 50 to 100 samples keeps
 the first 50, and nothing depends on the order in which trials are planned.
@@ -72,22 +73,32 @@ Range = LogUniform | Uniform | Choice
 
 @dataclass(frozen=True)
 class Space:
-    """Ranges by TrialConfig field; `with_penalty` replaces some for gradient-penalty models."""
+    """Ranges by TrialConfig field; `with_penalty` replaces some for gradient-penalty models,
+    `by_penalty[name]` some for the models with that penalty (its lam's range)."""
 
     ranges: Mapping[str, Range] = field(default_factory=dict)
     with_penalty: Mapping[str, Range] = field(default_factory=dict)
+    by_penalty: Mapping[str, Mapping[str, Range]] = field(default_factory=dict)
 
     def ranges_for(self, preset: ModelPreset) -> dict[str, Range]:
         """The ranges that apply to a model: those of parameters its preset sets."""
         ranges = dict(self.ranges)
         if preset.penalty != "none":
             ranges.update(self.with_penalty)
+        ranges.update(self.by_penalty.get(preset.penalty, {}))
         return {
             name: r for name, r in sorted(ranges.items()) if getattr(preset, name, None) is not None
         }
 
 
 SPACES: Registry[Space] = Registry("space")
+
+# The zero-centred penalties' gamma spans orders of magnitude with the data and the network:
+# 0.01 (StyleGAN2-ADA, CIFAR-10), 0.05 to 0.005 (Huang et al. 2024, CIFAR-10), 10 (Mescheder
+# et al. 2018), 150 (Huang et al. 2024, FFHQ 256). The wide range covers the small-image
+# values and Mescheder's; the narrow one the middle three decades.
+ZERO_CENTRED_WIDE = {"lam": LogUniform(-3, 2)}
+ZERO_CENTRED_NARROW = {"lam": LogUniform(-2, 1)}
 
 SPACES.register("default", Space())
 SPACES.register(
@@ -102,7 +113,8 @@ SPACES.register(
             "lam": LogUniform(-1, 2),
             "lambda_k": LogUniform(-4, -2),
             "gamma": Uniform(0, 1),
-        }
+        },
+        by_penalty={"r1": ZERO_CENTRED_WIDE, "r1r2": ZERO_CENTRED_WIDE},
     ),
 )
 SPACES.register(
@@ -120,6 +132,7 @@ SPACES.register(
         },
         # Batch norm in D mixes the samples whose per-sample gradient norm a penalty constrains.
         with_penalty={"d_bn": Fixed(False)},
+        by_penalty={"r1": ZERO_CENTRED_NARROW, "r1r2": ZERO_CENTRED_NARROW},
     ),
 )
 

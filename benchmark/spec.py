@@ -39,6 +39,16 @@ TRIAL_FIELDS = tuple(f.name for f in fields(TrialConfig) if f.name not in PLANNE
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One arm of an ablation: TrialConfig fields set on top of the spec's, for `models` (all
+    of the spec's when empty). Its name is stored in each trial's `extra["variant"]`."""
+
+    name: str
+    trial: dict[str, Any]
+    models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     """One sweep: what to run, how each trial is configured, and where it runs."""
 
@@ -64,6 +74,8 @@ class SweepSpec:
     data_root: str | None = None
     # TrialConfig fields fixed for every trial (they win over the search space).
     trial: dict[str, Any] = field(default_factory=dict)
+    # Arms of an ablation ([[variants]] tables): every planned setting runs once per variant.
+    variants: tuple[Variant, ...] = ()
 
     @property
     def directory(self) -> Path:
@@ -125,6 +137,41 @@ class _Reader:
         if self.table:
             key = sorted(self.table)[0]
             raise self.error(key, self.table[key], f"a known key: one of {sorted(known)}")
+
+
+def _read_variants(r: _Reader, models: tuple[str, ...], hints: dict[str, Any]) -> list[Variant]:
+    """[[variants]] tables: a distinct `name`, optional `models`, TrialConfig fields."""
+    tables = r.get(
+        "variants",
+        [],
+        lambda v: isinstance(v, list) and len(v) > 0 and all(isinstance(t, dict) for t in v),
+        "an array of tables [[variants]], each with a name and TrialConfig fields",
+    )
+    variants: list[Variant] = []
+    for index, table in enumerate(tables):
+        v = _Reader(table, r.where, prefix=f"variants[{index}].")
+        name = v.get(
+            "name",
+            None,
+            lambda n: isinstance(n, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", n),
+            "a name: letters, digits, '.', '_', '-'",
+        )
+        if name is None or name in {variant.name for variant in variants}:
+            raise v.error("name", name, "a name, distinct from the other variants'")
+        only = v.get(
+            "models",
+            [],
+            lambda m: _is_str_list(m) and len(m) > 0 and set(m) <= set(models),
+            f"a non-empty subset of the spec's models {list(models)}",
+        )
+        trial = {}
+        for key in TRIAL_FIELDS:
+            if key != "plugins" and key in v.table:
+                value = v.get(key, None, *_type_check(hints[key]))
+                trial[key] = tuple(value) if isinstance(value, list) else value
+        v.finish(("name", "models", *TRIAL_FIELDS))
+        variants.append(Variant(name=name, trial=trial, models=tuple(only)))
+    return variants
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -202,6 +249,9 @@ def load_spec(path: str | Path) -> SweepSpec:
     for metric in trial.get("metrics", ()):
         if metric not in METRIC_NAMES:
             raise r.error("metrics", metric, f"a subset of {list(METRIC_NAMES)}")
+    variants = _read_variants(r, tuple(models), hints)
+    if variants and phase == "seeds":
+        raise r.error("variants", [v.name for v in variants], 'nothing in phase = "seeds"')
 
     metrics = trial.get("metrics", TrialConfig.__dataclass_fields__["metrics"].default)
     default_metric = "f1" if "polygon" in metrics and "fid" not in metrics else "fid_min"
@@ -268,7 +318,7 @@ def load_spec(path: str | Path) -> SweepSpec:
         executor_options[kind] = EXECUTORS.get(kind).read_options(table, where)
     device = r.get("device", None, lambda v: isinstance(v, str) and v, "a torch device, e.g. cuda")
     data_root = r.get("data_root", None, lambda v: isinstance(v, str) and v, "a directory")
-    r.finish((*SPEC_KEYS, "plugins", *EXECUTORS.names(), *TRIAL_FIELDS))
+    r.finish((*SPEC_KEYS, "plugins", "variants", *EXECUTORS.names(), *TRIAL_FIELDS))
 
     return SweepSpec(
         path=path,
@@ -283,5 +333,6 @@ def load_spec(path: str | Path) -> SweepSpec:
         device=device,
         data_root=data_root,
         trial=trial,
+        variants=tuple(variants),
         **options,
     )

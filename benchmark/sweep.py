@@ -57,16 +57,30 @@ def _plan_search(spec: SweepSpec) -> Iterable[TrialConfig]:
                 sampled = sample_hyperparameters(
                     spec.space, model, dataset, sample, spec.search_seed
                 )
-                for seed in spec.seeds:
-                    yield resolve_trial(
-                        model,
-                        dataset,
-                        **{**sampled, **spec.trial},
-                        sweep=spec.name,
-                        phase=spec.phase,
-                        sample=sample,
-                        seed=seed,
-                    )
+                for options, extra in _variant_options(spec, model):
+                    for seed in spec.seeds:
+                        yield resolve_trial(
+                            model,
+                            dataset,
+                            **{**sampled, **spec.trial, **options},
+                            sweep=spec.name,
+                            phase=spec.phase,
+                            sample=sample,
+                            seed=seed,
+                            extra=extra,
+                        )
+
+
+def _variant_options(spec: SweepSpec, model: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(trial fields, extra) per variant of the spec that applies to `model`; one plain entry
+    for a spec without variants. A variant's fields win over the spec's and the search's."""
+    if not spec.variants:
+        return [({}, {})]
+    return [
+        (variant.trial, {"variant": variant.name})
+        for variant in spec.variants
+        if not variant.models or model in variant.models
+    ]
 
 
 def load_results(directory: Path, trial_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
@@ -163,7 +177,8 @@ def write_results(spec: SweepSpec, trials: Sequence[TrialConfig]) -> pd.DataFram
 
 
 def summary(frame: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
-    """Per dataset and model: trials, ok/diverged/failed, best and median of `metric`.
+    """Per dataset and model (and ablation variant): trials, ok/diverged/failed, best and
+    median of `metric`.
 
     In a seeds sweep only the report seeds count: the select seeds chose the setting.
     """
@@ -173,7 +188,8 @@ def summary(frame: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
         frame = frame[frame["seed_role"] == "report"]
     values = frame[metric] if metric in frame else pd.Series(math.nan, index=frame.index)
     frame = frame.assign(_metric=pd.to_numeric(values, errors="coerce"))
-    groups = frame.groupby(["dataset", "model"])
+    keys = ["dataset", "model"] + (["extra_variant"] if "extra_variant" in frame else [])
+    groups = frame.groupby(keys)
     table = groups.size().to_frame("trials")
     for status in ("ok", "diverged", "failed"):
         table[status] = groups["status"].apply(lambda s, status=status: int((s == status).sum()))
@@ -281,9 +297,13 @@ def print_plan(spec: SweepSpec, trials: Sequence[TrialConfig], out=None) -> None
     for trial in trials:
         path = trial_dir(spec, trial) / "result.json"
         status = read_json(path)["status"] if path.exists() else "to run"
-        rows.append({"dataset": trial.dataset, "model": trial.model, "status": status})
+        variant = trial.extra.get("variant", "")
+        rows.append(
+            {"dataset": trial.dataset, "model": trial.model, "variant": variant, "status": status}
+        )
     frame = pd.DataFrame(rows)
-    table = pd.crosstab([frame["dataset"], frame["model"]], frame["status"], margins=True)
+    keys = ["dataset", "model"] + (["variant"] if spec.variants else [])
+    table = pd.crosstab([frame[key] for key in keys], frame["status"], margins=True)
     steps = sum(
         trial_schedule(t).steps
         for t, row in zip(trials, rows, strict=True)

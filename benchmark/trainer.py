@@ -7,10 +7,10 @@ stored trial.json differs from the planned config is refused.
 
 The step follows the reference code (benchmark/schedule.py, DESIGN.md): every step draws
 one real batch and one z and updates D; G is updated at steps 0, 1, 1 + n_disc, ... with
-the same z (a fresh one for WGAN-GP); a loss's end-of-step update (BEGAN's k) sees the
-updated networks. The dataset lives on the device as one uint8 tensor and batches are
-drawn by index. Losses are read back to the host only every LOG_EVERY steps, so the step
-itself never waits for the device.
+the same z (a fresh one for WGAN-GP); a relativistic G loss also sees D on that step's real
+batch; a loss's end-of-step update (BEGAN's k) sees the updated networks. The dataset lives
+on the device as one uint8 tensor and batches are drawn by index. Losses are read back to
+the host only every LOG_EVERY steps, so the step itself never waits for the device.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from torch import Tensor, nn
 import benchmark
 from benchmark.config import TrialConfig
 from benchmark.io import atomic_write, read_json, write_json
-from benchmark.losses import LOSSES
+from benchmark.latents import LATENTS
+from benchmark.losses import LOSSES, discriminator_targets
 from benchmark.networks import DISCRIMINATORS, GENERATORS, NetworkOptions, clip_parameters
 from benchmark.penalties import PENALTIES
 from benchmark.registry import ConfigError
@@ -97,6 +98,10 @@ class GANTraining:
         self.loss = LOSSES.get(trial.loss)
         self.penalty = PENALTIES.get(trial.penalty)
         self.loss_state = self.loss.initial_state(device)
+        self.latent = LATENTS.get(trial.latent)
+        # Label smoothing or flipping: D's loss with explicit targets (only losses that have it
+        # pass validation).
+        self.targets = trial.label_smoothing > 0 or trial.label_flip > 0
         self.rng = torch.Generator(device=device)
         self.rng.manual_seed(trial.seed)
         self.step = 0
@@ -127,19 +132,34 @@ class GANTraining:
         real = self.images[index].float().div_(255)
         return real.contiguous(memory_format=self.memory_format)
 
+    def sample_z(self) -> Tensor:
+        return self.latent.sample(self.trial.batch_size, self.trial.z_dim, self.rng, self.device)
+
     def _d_step(self, real: Tensor, z: Tensor) -> Tensor:
+        trial = self.trial
         with self.autocast:
             with torch.no_grad():
                 fake = self.g_forward(z)
             real_out, fake_out = self.d_forward(real).float(), self.d_forward(fake).float()
-            d_loss = self.loss.d(real_out, fake_out, self.loss_state)
+            if self.targets:
+                real_target, fake_target = discriminator_targets(
+                    real_out, fake_out, trial.label_smoothing, trial.label_flip, self.rng
+                )
+                d_loss = self.loss.d_targets(
+                    real_out, fake_out, real_target, fake_target, self.loss_state
+                )
+            else:
+                d_loss = self.loss.d(real_out, fake_out, self.loss_state)
             if self.trial.lam is not None:
                 d_loss = d_loss + self.trial.lam * self.penalty(self.d, real, fake, self.rng)
         return d_loss
 
-    def _g_step(self, z: Tensor) -> Tensor:
+    def _g_step(self, z: Tensor, real: Tensor) -> Tensor:
         with self.autocast:
-            return self.loss.g(self.d_forward(self.g_forward(z)).float(), self.loss_state)
+            fake_out = self.d_forward(self.g_forward(z)).float()
+            if self.loss.g_needs_real:  # relativistic: D's outputs on the step's real batch too
+                return self.loss.g(fake_out, self.loss_state, self.d_forward(real).float())
+            return self.loss.g(fake_out, self.loss_state)
 
     def train_step(self) -> None:
         """One step of the reference loop: a D update on one real batch and one z; a G update
@@ -149,7 +169,7 @@ class GANTraining:
         if self.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()  # the previous step's outputs are done
         real = self.real_batch()
-        z = uniform_z(trial.batch_size, trial.z_dim, self.rng, self.device)
+        z = self.sample_z()
         d_loss = self._d_step(real, z)
         self.d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
@@ -159,10 +179,10 @@ class GANTraining:
         self._track(d_loss, "d_loss")
         if is_g_step(self.step, trial.n_disc):
             if trial.resample_z_for_g:
-                z = uniform_z(trial.batch_size, trial.z_dim, self.rng, self.device)
+                z = self.sample_z()
             # D's parameters need no gradient in the G step; this saves its weight gradients.
             self.d.requires_grad_(False)
-            g_loss = self._g_step(z)
+            g_loss = self._g_step(z, real)
             self.g_opt.zero_grad(set_to_none=True)
             g_loss.backward()
             self.g_opt.step()
@@ -248,7 +268,8 @@ def _save_samples(generator: nn.Module, trial: TrialConfig, device: torch.device
     was_training = generator.training
     generator.eval()
     with torch.inference_mode():
-        images = generator(uniform_z(SAMPLE_GRID, trial.z_dim, rng, device)).float().cpu()
+        z = LATENTS.get(trial.latent).sample(SAMPLE_GRID, trial.z_dim, rng, device)
+        images = generator(z).float().cpu()
     generator.train(was_training)
     atomic_write(path, lambda tmp: save_image(images, tmp, nrow=8, padding=2, format="png"))
 
@@ -280,10 +301,12 @@ def _make_evaluator(trial: TrialConfig, test_images: Tensor, device: torch.devic
         weights=weights,
         device=device,
         z_dim=trial.z_dim,
+        latent=trial.latent,
         polygon=PolygonSettings(
             n_precision=trial.polygon_n_precision,
             n_recall=trial.polygon_n_recall,
             steps=trial.polygon_steps,
+            z_bound=LATENTS.get(trial.latent).bound,
         ),
     )
 

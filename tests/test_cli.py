@@ -98,3 +98,16 @@ def test_a_loss_from_a_user_module_is_picked_up_by_name(tmp_path):
     # Without the plugin, the name is unknown and the error says so.
     done = run_cli(*BASE, "--out", str(tmp_path / "t2"), "--loss", "test_plugin_loss")
     assert done.returncode == 2 and "loss='test_plugin_loss' is not allowed" in done.stderr
+
+
+def test_a_trick_the_loss_cannot_take_exits_2_naming_option_and_loss(tmp_path):
+    done = run_cli(
+        "trial", "--dataset", "polygons", "--model", "wgan_gp", "--steps", "4",
+        "--out", str(tmp_path / "t"), "--label-smoothing", "0.1",
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: label_smoothing=0.1 is not allowed; expected 0: loss 'wgan' has no real/fake "
+        "targets (losses with targets: ['ls', 'mm', 'ns'])"
+    )
+    assert not (tmp_path / "t").exists()

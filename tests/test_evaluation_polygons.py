@@ -139,3 +139,21 @@ def test_evaluator_polygon_metric(test_triangles) -> None:
     assert scores["recall"] == pytest.approx(1 / 20)  # only test_triangles[0] itself
     assert generator.training
     assert evaluator.record()["polygon_delta"] == SETTINGS.delta
+
+
+class _ScaledFirstCoordinate(nn.Module):
+    """G(z) = z_0 / 4 in every pixel: a gray image of 0.5 needs z_0 = 2, outside [-1, 1]."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return (z[:, :1] / 4).expand(-1, 28 * 28).reshape(-1, 1, 28, 28)
+
+
+def test_inversion_respects_the_latents_support():
+    gray = torch.full((1, 1, 28, 28), 0.5)
+    start = torch.zeros(1, 1, 4)
+    z, err = invert(_ScaledFirstCoordinate(), gray, start, steps=100, bound=1.0)
+    assert float(z[0, 0]) == pytest.approx(1.0)  # U[-1, 1]: clamped at the edge
+    assert float(err[0]) == pytest.approx(0.25, abs=1e-6)
+    z, err = invert(_ScaledFirstCoordinate(), gray, start, steps=100, bound=None)
+    assert float(z[0, 0]) == pytest.approx(2.0, abs=0.05)  # N(0, I): unbounded
+    assert float(err[0]) == pytest.approx(0.0, abs=0.0125)

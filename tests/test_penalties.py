@@ -102,3 +102,50 @@ def test_no_penalty_is_zero():
     assert (
         float(PENALTIES.get("none")(LinearD([1.0]), torch.ones(2, 1), torch.ones(2, 1), rng())) == 0
     )
+
+
+# ---- zero-centred penalties: R1 (real) and R2 (generated) ------------------------------------
+
+
+class QuadraticD(nn.Module):
+    """l(x) = 1/2 ||x||^2 + w . x: the gradient at x is x + w, different for every sample."""
+
+    def __init__(self, w: list[float]) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(w, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        return 0.5 * x.square().sum(dim=1) + x @ self.w
+
+
+def test_r1_and_r2_on_linear_discriminator():
+    """grad l = w everywhere: R1 = 1/2 ||w||^2 = 12.5, R1 + R2 = 25, with lam = gamma."""
+    d = LinearD([3.0, 4.0])
+    real, fake = torch.randn(8, 2), torch.randn(8, 2)
+    r1 = PENALTIES.get("r1")(d, real, fake, rng())
+    assert float(r1) == pytest.approx(12.5, rel=1e-6)
+    r1.backward()
+    torch.testing.assert_close(d.w.grad, torch.tensor([3.0, 4.0]))  # d/dw 1/2 ||w||^2 = w
+    d.w.grad = None
+    both = PENALTIES.get("r1r2")(d, real, fake, rng())
+    assert float(both) == pytest.approx(25.0, rel=1e-6)
+    both.backward()
+    torch.testing.assert_close(d.w.grad, torch.tensor([6.0, 8.0]))
+
+
+def test_r1_is_taken_on_the_real_batch_and_r2_on_the_generated_one():
+    d = QuadraticD([1.0, -1.0])
+    real = torch.tensor([[0.0, 0.0], [1.0, 2.0]], dtype=torch.float64)  # grads [1,-1], [2, 1]
+    fake = torch.tensor([[-1.0, 1.0], [3.0, 0.0]], dtype=torch.float64)  # grads [0, 0], [4,-1]
+    r1 = PENALTIES.get("r1")(d, real, fake, rng())
+    assert float(r1) == pytest.approx(0.5 * (2 + 5) / 2)  # 1/2 E ||x + w||^2 on real
+    both = PENALTIES.get("r1r2")(d, real, fake, rng())
+    assert float(both) == pytest.approx(0.5 * (2 + 5) / 2 + 0.5 * (0 + 17) / 2)
+
+
+def test_r1_draws_no_randomness():
+    generator = rng(4)
+    state = generator.get_state()
+    PENALTIES.get("r1r2")(LinearD([1.0]), torch.ones(3, 1), torch.zeros(3, 1), generator)
+    assert torch.equal(generator.get_state(), state)

@@ -105,3 +105,28 @@ def test_log_ranges_are_uniform_in_the_exponent():
 
 def test_default_space_searches_nothing():
     assert sample_hyperparameters("default", "wgan", "mnist", 0) == {}
+
+
+def test_new_models_sample_zero_and_their_lam_ranges():
+    """rpgan and ns_r1 search lam over the zero-centred penalties' range, not GP's."""
+    assert sample_hyperparameters("wide", "rpgan", "mnist", 0) == {
+        "beta1": 0.0,
+        "d_bn": False,
+        "lam": 0.05,
+        "lr": 2e-4,
+        "n_disc": 1,
+    }
+    assert sample_hyperparameters("wide", "ns_r1", "mnist", 0)["lam"] == 10.0
+    assert set(sample_hyperparameters("wide", "ragan", "mnist", 3)) == APPLIES["ns"]
+    for model in ("rpgan", "ns_r1"):
+        wide = SPACES.get("wide").ranges_for(MODELS.get(model))
+        narrow = SPACES.get("narrow").ranges_for(MODELS.get(model))
+        assert wide["lam"] == LogUniform(-3, 2) and narrow["lam"] == LogUniform(-2, 1)
+        assert narrow["d_bn"] == Choice((False,))
+    for model in ("wgan_gp", "dragan"):  # the paper's ranges stay the paper's
+        assert SPACES.get("wide").ranges_for(MODELS.get(model))["lam"] == LogUniform(-1, 2)
+    exponents = np.log10(
+        [sample_hyperparameters("wide", "rpgan", "mnist", i)["lam"] for i in range(1, 2001)]
+    )
+    assert exponents.min() == pytest.approx(-3, abs=0.02)
+    assert exponents.max() == pytest.approx(2, abs=0.02)

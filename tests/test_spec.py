@@ -171,3 +171,147 @@ def test_quick_spec():
     spec = load_spec(REPO / "runs" / "quick.toml")
     assert spec.datasets == ("polygons",) and spec.metric == "f1" and spec.direction == "max"
     assert spec.trial["metrics"] == ("polygon",)
+
+
+# ---- ablations: [[variants]] --------------------------------------------------------------
+
+VARIANTS = """
+[[variants]]
+name = "none"
+
+[[variants]]
+name = "smooth"
+models = ["ns"]
+label_smoothing = 0.1
+
+[[variants]]
+name = "normal_z"
+latent = "normal"
+"""
+
+
+def test_variants_plan_every_setting_once_per_arm(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('datasets = ["mnist"]\nmodels = ["ns", "wgan_gp"]\nsteps = 9\n' + VARIANTS)
+    spec = load_spec(path)
+    assert [v.name for v in spec.variants] == ["none", "smooth", "normal_z"]
+    assert spec.variants[1].models == ("ns",) and spec.variants[1].trial == {"label_smoothing": 0.1}
+    trials = plan(spec)
+    arms = [(t.model, t.extra["variant"], t.label_smoothing, t.latent) for t in trials]
+    assert arms == [
+        ("ns", "none", 0.0, "uniform"),
+        ("ns", "smooth", 0.1, "uniform"),
+        ("ns", "normal_z", 0.0, "normal"),
+        ("wgan_gp", "none", 0.0, "uniform"),
+        ("wgan_gp", "normal_z", 0.0, "normal"),
+    ]
+    assert len({t.trial_id for t in trials}) == 5 and {t.steps for t in trials} == {9}
+
+
+def test_a_spec_without_variants_plans_trials_without_one(tmp_path):
+    (trial,) = plan(load_spec(write(tmp_path, "steps = 9\n")))
+    assert trial.extra == {}
+
+
+def test_a_variant_a_loss_cannot_take_is_refused_naming_the_spec(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'datasets = ["mnist"]\nmodels = ["ns", "wgan_gp"]\n[[variants]]\nname = "smooth"\n'
+        "label_smoothing = 0.1\n"
+    )
+    spec = load_spec(path)
+    with pytest.raises(ConfigError) as info:
+        plan(spec)
+    assert str(info.value) == (
+        f"{path}: label_smoothing=0.1 is not allowed; expected 0: loss 'wgan' has no "
+        "real/fake targets (losses with targets: ['ls', 'mm', 'ns'])"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[[variants]]\nlr = 1e-3\n", "variants[0].name=None is not allowed; expected a name"),
+        (
+            '[[variants]]\nname = "a"\n[[variants]]\nname = "a"\n',
+            "variants[1].name='a' is not allowed; expected a name, distinct",
+        ),
+        (
+            '[[variants]]\nname = "a"\nmodels = ["wgan"]\n',
+            "variants[0].models=['wgan'] is not allowed; expected a non-empty subset of the "
+            "spec's models ['ns']",
+        ),
+        ('[[variants]]\nname = "a"\nlatent = 1\n', "variants[0].latent=1 is not allowed"),
+        ('[[variants]]\nname = "a"\nseed = 1\n', "variants[0].seed=1 is not allowed"),
+        ("variants = 3\n", "variants=3 is not allowed; expected an array of tables"),
+    ],
+)
+def test_variant_errors_name_the_table_and_key(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_spec(path)
+    assert str(info.value).startswith(f"{path}: {message}")
+
+
+def test_variants_are_refused_in_the_seeds_phase(tmp_path):
+    (tmp_path / "src" / "trials").mkdir(parents=True)
+    text = f'phase = "seeds"\nfrom = "{tmp_path / "src"}"\nreport_seeds = 2\n'
+    with pytest.raises(ConfigError, match=r"variants=\['a'\] is not allowed; expected nothing"):
+        load_spec(write(tmp_path, text + '[[variants]]\nname = "a"\n'))
+
+
+def test_the_tricks_specs():
+    """NS, LS and WGAN-GP with the tricks off and on; WGAN-GP only takes the latent."""
+    quick = load_spec(REPO / "runs" / "tricks-quick.toml")
+    full = load_spec(REPO / "runs" / "tricks-polygons-wide.toml")
+    for spec in (quick, full):
+        assert spec.datasets == ("polygons",) and spec.models == ("ns", "ls", "wgan_gp")
+        assert [v.name for v in spec.variants] == ["none", "smooth", "flip", "normal_z", "all"]
+    trials = plan(quick)
+    arms = {(t.model, t.extra["variant"]) for t in trials}
+    assert len(trials) == 12 and {v for m, v in arms if m == "wgan_gp"} == {"none", "normal_z"}
+    for trial in trials:
+        tricks = (trial.label_smoothing, trial.label_flip, trial.latent)
+        assert (
+            tricks
+            == {
+                "none": (0.0, 0.0, "uniform"),
+                "smooth": (0.1, 0.0, "uniform"),
+                "flip": (0.0, 0.05, "uniform"),
+                "normal_z": (0.0, 0.0, "normal"),
+                "all": (0.1, 0.05, "normal"),
+            }[trial.extra["variant"]]
+        )
+        assert (trial.steps, trial.metrics) == (200, ("polygon",))
+    assert quick.trial["polygon_n_recall"] == 50 and quick.device == "cpu"
+    trials = plan(full)
+    assert len(trials) == 1200
+    schedule = trial_schedule(trials[0])
+    assert (schedule.steps, schedule.eval_steps) == PAPER_SCHEDULES["polygons"]
+    # The arms are paired: sample i is the same setting in every variant of a model.
+    ns_sample_7 = {
+        (t.lr, t.beta1, t.n_disc, t.d_bn) for t in trials if t.model == "ns" and t.sample == 7
+    }
+    assert len(ns_sample_7) == 1
+
+
+def test_the_modern_losses_specs():
+    models = ("ns", "wgan_gp", "rsgan", "ragan", "rpgan", "ns_r1")
+    quick = load_spec(REPO / "runs" / "modern-quick.toml")
+    full = load_spec(REPO / "runs" / "modern-polygons-wide.toml")
+    for spec in (quick, full):
+        assert spec.datasets == ("polygons",) and spec.models == models
+        assert (spec.phase, spec.space) == ("wide", "wide")
+    trials = plan(quick)
+    assert len(trials) == 18 and {t.steps for t in trials} == {200}
+    defaults = {t.model: t for t in trials if t.sample == 0}
+    assert (defaults["rpgan"].loss, defaults["rpgan"].penalty, defaults["rpgan"].lam) == (
+        "rsgan",
+        "r1r2",
+        0.05,
+    )
+    assert (defaults["ns_r1"].penalty, defaults["ns_r1"].lam) == ("r1", 10.0)
+    trials = plan(full)
+    assert len(trials) == 600
+    schedule = trial_schedule(trials[0])
+    assert (schedule.steps, schedule.eval_steps) == PAPER_SCHEDULES["polygons"]

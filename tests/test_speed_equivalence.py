@@ -41,6 +41,25 @@ def test_optimised_step_matches_eager_baseline(model):
     assert abs(eager[-1]["d_loss"] - eager[0]["d_loss"]) > 0  # the losses did move
 
 
+@pytest.mark.parametrize(
+    ("model", "options"),
+    [
+        ("ragan", {}),
+        ("rpgan", {"latent": "normal"}),
+        ("ns", {"label_smoothing": 0.1, "label_flip": 0.2}),
+    ],
+)
+def test_new_losses_and_tricks_match_the_eager_baseline(model, options):
+    trial = resolve_trial(model, "mnist", batch_size=8, metrics=(), **options)
+    cpu = torch.device("cpu")
+    eager = _losses(EagerBaseline(trial, _images(), cpu), STEPS)
+    optimised = _losses(GANTraining(trial, _images(), cpu), STEPS)
+    for step, (a, b) in enumerate(zip(optimised, eager, strict=True)):
+        assert sorted(a) == sorted(b)
+        for name in a:
+            torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6, msg=f"{step} {name}")
+
+
 def test_channels_last_step_matches_the_default_layout():
     # Same maths in another memory layout: only the summation order of the kernels differs.
     trial = resolve_trial("ns", "cifar10", batch_size=8, metrics=())

@@ -275,6 +275,22 @@ def test_summary_reports_only_report_seeds():
     assert row["best fid_min"] == 7.0 and row["median fid_min"] == 7.0
 
 
+def test_summary_keeps_ablation_variants_apart():
+    frame = pd.DataFrame(
+        {
+            "dataset": ["polygons"] * 4,
+            "model": ["ns"] * 4,
+            "extra_variant": ["none", "none", "smooth", "smooth"],
+            "status": ["ok"] * 4,
+            "f1": [0.2, 0.4, 0.5, 0.1],
+        }
+    )
+    table = summary(frame, "f1", "max")
+    assert list(table.index) == [("polygons", "ns", "none"), ("polygons", "ns", "smooth")]
+    assert list(table["best f1"]) == [0.4, 0.5]
+    assert list(table["trials"]) == [2, 2]
+
+
 # ---- results -----------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -306,3 +307,144 @@ def test_short_mnist_training_beats_the_untrained_generator():
         training.train_step()
     assert math.isfinite(training.losses()["d_loss"])
     assert distance() <= 0.6 * untrained, (distance(), untrained)
+
+
+# ---- the tricks and the relativistic losses in the step --------------------------------------
+
+
+def _spy_on_loss(training: GANTraining, **spies) -> None:
+    """Replace some of the trial's loss functions by spies (the Loss itself is frozen)."""
+    training.loss = dataclasses.replace(training.loss, **spies)
+
+
+def test_label_smoothing_and_flipping_targets_in_a_step():
+    """The exact targets D's loss sees on the first step of seed 0: drawn from the trial's
+    generator after the real batch indices and z, real flips first."""
+    trial = tiny("ns", label_smoothing=0.1, label_flip=0.25)
+    training = GANTraining(trial, _tiny_images(32, 0), torch.device("cpu"))
+    seen = []
+    d_targets = training.loss.d_targets
+
+    def spy(real, fake, real_target, fake_target, state):
+        seen.append((real_target.clone(), fake_target.clone()))
+        return d_targets(real, fake, real_target, fake_target, state)
+
+    _spy_on_loss(training, d_targets=spy)
+    training.train_step()
+    (real_target, fake_target), *_ = seen
+    assert real_target.tolist() == pytest.approx([0.9, 0.9, 0.9, 0, 0, 0, 0.9, 0.9])
+    assert fake_target.tolist() == pytest.approx([0, 0, 0, 0, 0.9, 0.9, 0.9, 0])
+    draws = torch.Generator().manual_seed(trial.seed)  # the step's draws, in order
+    torch.randint(32, (8,), generator=draws)
+    torch.rand(8, trial.z_dim, generator=draws)
+    flip_real = torch.rand(8, generator=draws) < 0.25
+    flip_fake = torch.rand(8, generator=draws) < 0.25
+    assert torch.equal(real_target, torch.where(flip_real, 0.0, 0.9))
+    assert torch.equal(fake_target, torch.where(flip_fake, 0.9, 0.0))
+
+
+def test_without_tricks_the_loss_sees_no_targets():
+    training = GANTraining(tiny("ns"), _tiny_images(32, 0), torch.device("cpu"))
+    _spy_on_loss(training, d_targets=None)  # would fail if the step asked for targets
+    training.train_step()
+    assert training.step == 1
+
+
+def test_relativistic_g_update_sees_d_on_the_steps_real_batch():
+    training = GANTraining(tiny("ragan"), _tiny_images(32, 0), torch.device("cpu"))
+    batches: list[torch.Tensor] = []
+    real_batch = training.real_batch
+    training.real_batch = lambda: batches.append(real_batch()) or batches[-1]
+    d_inputs: list[torch.Tensor] = []
+    training.d.register_forward_pre_hook(lambda module, args: d_inputs.append(args[0].clone()))
+    g_calls = []
+    g = training.loss.g
+
+    def spy(fake, state, real):
+        g_calls.append(real.detach().clone())
+        return g(fake, state, real)
+
+    _spy_on_loss(training, g=spy)
+    training.train_step()
+    # D runs on: real and fake (D update), then G(z) and the real batch again (G update).
+    assert len(d_inputs) == 4 and torch.equal(d_inputs[3], batches[0])
+    (real_out,) = g_calls
+    with torch.no_grad():
+        expected = copy.deepcopy(training.d)(batches[0])
+    torch.testing.assert_close(real_out, expected)
+
+
+def test_the_default_latent_is_uniform_and_normal_is_gaussian():
+    for latent, low, high in (("uniform", -1.0, 1.0), ("normal", -math.inf, math.inf)):
+        trial = tiny("ns", **({} if latent == "uniform" else {"latent": latent}))
+        assert trial.latent == latent
+        training = GANTraining(trial, _tiny_images(32, 0), torch.device("cpu"))
+        seen = _generator_inputs(training)
+        training.train_step()
+        draws = torch.Generator().manual_seed(trial.seed)
+        torch.randint(32, (8,), generator=draws)
+        expected = (
+            torch.rand(8, trial.z_dim, generator=draws) * 2 - 1
+            if latent == "uniform"
+            else torch.randn(8, trial.z_dim, generator=draws)
+        )
+        torch.testing.assert_close(seen[0], expected, rtol=0, atol=0)
+        assert low <= float(seen[0].min()) and float(seen[0].max()) <= high
+
+
+@pytest.mark.parametrize(
+    ("model", "option", "value", "loss"),
+    [
+        ("wgan_gp", "label_smoothing", 0.1, "wgan"),
+        ("wgan", "label_flip", 0.05, "wgan"),
+        ("hinge", "label_smoothing", 0.1, "hinge"),
+        ("began", "label_flip", 0.1, "began"),
+        ("rpgan", "label_smoothing", 0.1, "rsgan"),
+        ("ragan", "label_flip", 0.1, "ragan"),
+    ],
+)
+def test_a_trick_a_loss_cannot_take_is_refused(model, option, value, loss):
+    with pytest.raises(ConfigError) as error:
+        tiny(model, **{option: value})
+    assert str(error.value) == (
+        f"{option}={value!r} is not allowed; expected 0: loss {loss!r} has no real/fake "
+        "targets (losses with targets: ['ls', 'mm', 'ns'])"
+    )
+
+
+def test_trick_values_are_checked():
+    with pytest.raises(ConfigError, match=r"label_smoothing=1\.0 is not allowed; expected a nu"):
+        tiny("ns", label_smoothing=1.0)
+    with pytest.raises(ConfigError, match=r"label_flip=0\.6 is not allowed; expected a number in"):
+        tiny("ls", label_flip=0.6)
+    with pytest.raises(ConfigError, match=r"latent='cauchy' is not allowed; expected one of"):
+        tiny("ns", latent="cauchy")
+    # Every loss with targets takes both; the Gaussian latent suits every loss.
+    for model in ("mm", "ns", "ls", "dragan"):
+        assert tiny(model, label_smoothing=0.2, label_flip=0.1).label_flip == 0.1
+    for model in ("wgan_gp", "began", "rsgan", "rpgan", "ns_r1"):
+        assert tiny(model, latent="normal").latent == "normal"
+
+
+@pytest.mark.parametrize("model", ["rsgan", "ragan", "rpgan", "ns_r1"])
+def test_new_models_train_a_few_steps(model):
+    training = GANTraining(tiny(model), _tiny_images(32, 0), torch.device("cpu"))
+    for _ in range(3):
+        training.train_step()
+    losses = training.losses()
+    assert (training.step, training.g_steps) == (3, 3)
+    assert math.isfinite(losses["d_loss"]) and math.isfinite(losses["g_loss"])
+
+
+def test_evaluation_draws_z_from_the_trials_latent():
+    images = _tiny_images(16, 2)
+    for latent, bound in (("uniform", 1.0), ("normal", None)):
+        trial = tiny("ns", latent=latent, metrics=("polygon",), polygon_n_precision=50)
+        evaluator = trainer._make_evaluator(trial, images, torch.device("cpu"), None)
+        assert evaluator.polygon.z_bound == bound
+        draws = torch.Generator().manual_seed(0)  # the evaluator's fixed z seed
+        if latent == "uniform":
+            expected = torch.rand(50, 64, generator=draws) * 2 - 1
+        else:
+            expected = torch.randn(50, 64, generator=draws)
+        assert torch.equal(evaluator.z, expected)

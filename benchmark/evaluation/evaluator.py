@@ -1,6 +1,7 @@
 """`Evaluator`: the trainer's view of evaluation; scores a generator at every checkpoint.
 
-It draws z ~ U[-1, 1]^z_dim once from a fixed seed (the same z at every call), samples G in
+It draws z ~ U[-1, 1]^z_dim (or the trial's other `latent`) once from a fixed seed (the same
+z at every call), samples G in
 eval mode (restoring its mode afterwards), and computes the requested metrics. The real
 statistics are computed once, lazily, through the on-disk reference-statistics cache.
 """
@@ -29,13 +30,15 @@ from benchmark.evaluation.metrics import (
 from benchmark.evaluation.polygon_metrics import PolygonSettings, polygon_metrics
 from benchmark.evaluation.preprocess import FID_RESIZE, to_uint8
 from benchmark.evaluation.refstats import RefStats, images_sha256, key_fields, load_or_compute
+from benchmark.latents import LATENTS
 from benchmark.registry import ConfigError
 
 
-def fixed_z(n: int, z_dim: int, seed: int) -> Tensor:
-    """z ~ U[-1, 1]^(n, z_dim) from a CPU generator seeded with `seed` (device independent)."""
+def fixed_z(n: int, z_dim: int, seed: int, latent: str = "uniform") -> Tensor:
+    """z ~ U[-1, 1]^(n, z_dim) (or another registered latent) from a CPU generator seeded with
+    `seed` (device independent)."""
     generator = torch.Generator().manual_seed(seed)
-    return torch.rand(n, z_dim, generator=generator) * 2.0 - 1.0
+    return LATENTS.get(latent, "latent").sample(n, z_dim, generator, torch.device("cpu"))
 
 
 class Evaluator:
@@ -54,6 +57,7 @@ class Evaluator:
         device: torch.device | str = "cpu",
         z_dim: int = 64,
         z_seed: int = 0,
+        latent: str = "uniform",
         batch_size: int = 500,
         polygon: PolygonSettings | None = None,
     ) -> None:
@@ -79,7 +83,7 @@ class Evaluator:
         self.polygon = polygon or PolygonSettings()
         self.needs_features = any(METRICS.get(m).needs_features for m in self.metrics)
         n_z = max(self.n_fake if self.needs_features else 0, self._polygon_n())
-        self.z = fixed_z(n_z, z_dim, z_seed)
+        self.z = fixed_z(n_z, z_dim, z_seed, latent)
         self._extractor: FeatureExtractor | None = None
         self._real: RefStats | None = None
         self.cache_hit: bool | None = None
