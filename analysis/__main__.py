@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--expected-trials",
         type=int,
         default=None,
-        help="trials planned per model and dataset (default: the largest count seen)",
+        help="trials planned per model (and ablation variant) and dataset (default: the "
+        "largest count seen)",
     )
 
 

@@ -1,5 +1,8 @@
 """Figures: budget curves, compute curves, distributions, sensitivity and training curves.
 
+Each arm (`analysis.scores.arm_names`: a model, or one of its ablation variants) has its own
+panel, box or line, labelled "NS GAN · <variant>" for a variant.
+
 Every function returns a matplotlib Figure (or None when the data cannot support it) built
 without pyplot, so no global state or display backend is involved; `save` writes PNG+SVG.
 """
@@ -20,7 +23,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from analysis.load import STEP_PREFIX, step_columns
 from analysis.metrics import Metric
-from analysis.scores import DATASET_ORDER, MODEL_ORDER, dataset_label, label, ordered
+from analysis.scores import DATASET_ORDER, dataset_label, label, ordered, ordered_arms
 from analysis.stats import (
     expected_best,
     expected_best_by_cost,
@@ -32,10 +35,12 @@ PANEL = (4.6, 3.6)  # inches per dataset panel
 sns.set_theme(style="whitegrid", context="notebook")
 
 
-def palette(models) -> dict[str, tuple]:
-    """One fixed colour per model (paper order), the same in every figure."""
-    names = ordered(models, MODEL_ORDER)
-    return dict(zip(names, sns.color_palette("tab10", len(names)), strict=True))
+def palette(arms) -> dict[str, tuple]:
+    """One fixed colour per arm (paper order), the same in every figure; tab10 while it has
+    enough colours, else evenly spaced hues."""
+    names = ordered_arms(arms)
+    colours = sns.color_palette("tab10" if len(names) <= 10 else "husl", len(names))
+    return dict(zip(names, colours, strict=True))
 
 
 def _panels(rows: pd.DataFrame, width: float = PANEL[0]) -> tuple[Figure, list, list[str]]:
@@ -77,9 +82,9 @@ def _set_y(axes, log: bool) -> None:
 
 
 def _facets(rows: pd.DataFrame) -> tuple[Figure, np.ndarray, list[str], list[str]]:
-    """One row of panels per dataset, one column per model, y shared within a dataset."""
+    """One row of panels per dataset, one column per arm, y shared within a dataset."""
     datasets = ordered(rows["dataset"].unique(), DATASET_ORDER)
-    models = ordered(rows["model"].unique(), MODEL_ORDER)
+    models = ordered_arms(rows["arm"].unique())
     size = (max(2.3 * len(models) + 1.0, 10.0), 2.3 * len(datasets) + 1.2)
     fig = Figure(figsize=size, layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(datasets), len(models), sharex=True, sharey="row"))
@@ -104,7 +109,7 @@ def _curve_panels(
         part = rows[rows["dataset"] == dataset]
         curves = {}
         for model in models:
-            cell = part[part["model"] == model]
+            cell = part[part["arm"] == model]
             curves[model] = curve_of(cell) if len(cell) else None
         drawn = [c for c in curves.values() if c is not None]
         values.append(np.concatenate([c[1] for c in drawn]) if drawn else np.array([]))
@@ -113,7 +118,7 @@ def _curve_panels(
             for other, curve in curves.items():
                 if other != model and curve is not None:
                     ax.plot(curve[0] / xscale, curve[1], color="0.6", lw=0.7, alpha=0.7)
-            cell = part[part["model"] == model]
+            cell = part[part["arm"] == model]
             curve = curves[model]
             if curve is None:
                 reason = (
@@ -180,7 +185,7 @@ def compute_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure | N
     bootstrap 95% CI of that expectation, for budgets up to a tenth of the model's total."""
     if "seconds" not in rows.columns or rows["seconds"].isna().all():
         return None
-    unit, scale = _time_unit(rows.groupby(["dataset", "model"])["seconds"].sum().max())
+    unit, scale = _time_unit(rows.groupby(["dataset", "arm"])["seconds"].sum().max())
 
     def curve_of(cell: pd.DataFrame):
         cell = cell[cell["seconds"].notna()]
@@ -209,9 +214,9 @@ def compute_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure | N
 
 
 def distribution(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure:
-    """The metric of every finished trial per model (box plus points); the tick label
+    """The metric of every finished trial per arm (box plus points); the tick label
     counts the diverged or failed trials, which have no value to plot."""
-    models = ordered(rows["model"].unique(), MODEL_ORDER)
+    models = ordered_arms(rows["arm"].unique())
     fig, axes, datasets = _panels(rows, width=max(PANEL[0], 0.75 * len(models)))
     colours = palette(models)
     log = _wants_log([rows.loc[rows["dataset"] == d, "value"].to_numpy(float) for d in datasets])
@@ -221,15 +226,15 @@ def distribution(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure:
         if log:
             _log_axis(ax, "y")
         if not done.empty:
-            kwargs = dict(data=done, x="model", y="value", order=models, ax=ax)
+            kwargs = dict(data=done, x="arm", y="value", order=models, ax=ax)
             with warnings.catch_warnings():  # seaborn 0.13 passes `vert` to matplotlib 3.11
                 warnings.simplefilter("ignore", MatplotlibDeprecationWarning)
-                sns.boxplot(**kwargs, hue="model", palette=colours, showfliers=False,
+                sns.boxplot(**kwargs, hue="arm", palette=colours, showfliers=False,
                             boxprops={"alpha": 0.55}, legend=False)  # fmt: skip
             sns.stripplot(**kwargs, color="0.15", size=3.5, alpha=0.7, jitter=0.2)
         labels = []
         for model in models:
-            cell = part[part["model"] == model]
+            cell = part[part["arm"] == model]
             lost = int((~cell["finished"]).sum())
             name = label(model)
             labels.append(f"{name}\n{lost}/{len(cell)} unscored" if lost else name)
@@ -243,12 +248,12 @@ def distribution(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure:
 
 
 def sensitivity(rows: pd.DataFrame, metric: Metric, phase: str, param: str) -> Figure | None:
-    """Metric against one hyperparameter, one panel per dataset (row) and model (column),
+    """Metric against one hyperparameter, one panel per dataset (row) and arm (column),
     coloured by n_disc; diverged or failed trials are crosses along the top edge."""
     if param not in rows.columns or rows[param].nunique() < 2:
         return None
     datasets = ordered(rows["dataset"].unique(), DATASET_ORDER)
-    models = ordered(rows["model"].unique(), MODEL_ORDER)
+    models = ordered_arms(rows["arm"].unique())
     fig = Figure(figsize=(2.5 * len(models) + 1.2, 2.4 * len(datasets) + 0.8), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(datasets), len(models), sharex=True, sharey="row"))
     hue = "n_disc" if "n_disc" in rows.columns and rows["n_disc"].nunique() > 1 else None
@@ -260,7 +265,7 @@ def sensitivity(rows: pd.DataFrame, metric: Metric, phase: str, param: str) -> F
     for r, dataset in enumerate(datasets):
         for c, model in enumerate(models):
             ax = axes[r, c]
-            cell = rows[(rows["dataset"] == dataset) & (rows["model"] == model)]
+            cell = rows[(rows["dataset"] == dataset) & (rows["arm"] == model)]
             done = cell[cell["finished"]]
             for level in levels or [None]:
                 pick = done if level is None else done[done[hue] == level]
@@ -289,19 +294,19 @@ def sensitivity(rows: pd.DataFrame, metric: Metric, phase: str, param: str) -> F
 
 
 def training_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure | None:
-    """FID at every checkpoint against D steps, for the best trial of each model."""
+    """FID at every checkpoint against D steps, for the best trial of each arm."""
     steps = step_columns(rows)
     if not steps or rows[steps].isna().all().all():
         return None
     fig, axes, datasets = _panels(rows)
-    colours = palette(rows["model"].unique())
+    colours = palette(rows["arm"].unique())
     x = np.array([int(c[len(STEP_PREFIX) :]) for c in steps])
     values = []
     for ax, dataset in zip(axes, datasets, strict=True):
         part = rows[(rows["dataset"] == dataset) & rows["finished"]]
         drawn = [np.array([])]
-        for model in ordered(part["model"].unique(), MODEL_ORDER):
-            cell = part[part["model"] == model]
+        for model in ordered_arms(part["arm"].unique()):
+            cell = part[part["arm"] == model]
             best = cell.loc[cell["score"].idxmin(), steps].to_numpy(dtype=float)
             keep = np.isfinite(best)
             if keep.any():
@@ -316,7 +321,7 @@ def training_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure | 
         f"Phase {phase}: FID during training of each model's best trial\n"
         f"(selected by {metric.name})"
     )
-    _legend(fig, colours, ordered(rows["model"].unique(), MODEL_ORDER), "model")
+    _legend(fig, colours, ordered_arms(rows["arm"].unique()), "model")
     return fig
 
 

@@ -6,7 +6,8 @@ trials, or a fixed amount of compute), every model gets its expected best score
 one can be trusted. The best model is the one with the best estimate; every other model is
 compared with it by a permutation test of the difference of the two estimates (null: the two
 models' trials come from one distribution), Holm-corrected over the comparisons of that
-budget. A model not significantly worse than the best ties with it.
+budget. A model not significantly worse than the best ties with it. Each ablation variant of
+a model is ranked as its own arm (`analysis.scores.arm_names`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.metrics import Metric
-from analysis.scores import DATASET_ORDER, MODEL_ORDER, dataset_label, label, ordered
+from analysis.scores import DATASET_ORDER, dataset_label, label, ordered, ordered_arms
 from analysis.stats import (
     band_k_max,
     best_of_k_sorted,
@@ -66,15 +67,16 @@ def compute_budget(rows: pd.DataFrame) -> float | None:
 
 
 def ranking(rows: pd.DataFrame, metric: Metric, budgets_k=BUDGETS_K, seed: int = 0):
-    """One row per (dataset, budget, model) of one search phase: estimate, interval, P(no
-    scored trial), p-value against the best (raw and Holm) and the verdict mark:
+    """One row per (dataset, budget, arm) of one search phase, the arm in the `model` column:
+    estimate, interval, P(no scored trial), p-value against the best (raw and Holm) and the
+    verdict mark:
     `best`, `tie`, `worse`, `untested` (a group of fewer than 2 trials), `no score` or
     `too few` (fewer trials than the budget)."""
     out = []
     for dataset in ordered(rows["dataset"].unique(), DATASET_ORDER):
         part = rows[rows["dataset"] == dataset]
-        models = ordered(part["model"].unique(), MODEL_ORDER)
-        scores = {m: _scores(part[part["model"] == m]) for m in models}
+        models = ordered_arms(part["arm"].unique())
+        scores = {m: _scores(part[part["arm"] == m]) for m in models}
         n_max = max(len(v) for v in scores.values())
         fixed = [k for k in budgets_k if k < n_max or k == budgets_k[0]]
         for k in fixed + ([None] if n_max > 1 else []):
@@ -84,7 +86,7 @@ def ranking(rows: pd.DataFrame, metric: Metric, budgets_k=BUDGETS_K, seed: int =
             out += _judge(dataset, name, k, models, cells, tests, metric, seed)
         budget = compute_budget(part)
         if budget is not None:
-            costs = {m: part.loc[part["model"] == m, "seconds"].to_numpy(float) for m in models}
+            costs = {m: part.loc[part["arm"] == m, "seconds"].to_numpy(float) for m in models}
             cells = [_cost_cell(scores[m], costs[m], budget) for m in models]
             tests = {}
             for m in models:

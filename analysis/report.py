@@ -28,6 +28,7 @@ from analysis.scores import (
     MODEL_ORDER,
     PHASE_ORDER,
     UNSCORED_RULE,
+    VARIANT,
     add_scores,
     choose_metric,
     dataset_label,
@@ -55,10 +56,11 @@ def build_report(
     """Write the report of the sweep in `sweep_dir` to `out` (default `<sweep_dir>/report`).
 
     `metric` is the result column to rank by (its direction comes from the metric registry);
-    `expected_trials` is the number of trials planned per model and dataset in a search
-    phase (default: the largest count seen); `direction` ("min"/"max") is needed only for a
-    column the registry does not know. Returns the path of report.md. Raises
-    ResultsError naming the file when the results are missing or malformed.
+    `expected_trials` is the number of trials planned per arm (model, or model and ablation
+    variant) and dataset in a search phase (default: the largest count seen); `direction`
+    ("min"/"max") is needed only for a column the registry does not know. Returns the path
+    of report.md. Raises ResultsError naming the file when the results are missing or
+    malformed.
     """
     sweep_dir = Path(sweep_dir)
     frame = load_results(sweep_dir)
@@ -204,13 +206,20 @@ def _protocol(frame: pd.DataFrame, metric: Metric, metric_note: str) -> list[str
         if "d_steps" in frame.columns
         else "not recorded"
     )
+    variants = _values(frame, VARIANT)
+    if variants != "not recorded":
+        variants = (
+            f" Ablation variants, each analysed as its own arm (model · variant): {variants}."
+        )
+    else:
+        variants = ""
     lines = [
         "## Protocol",
         "",
         f"- Sweep: {_values(frame, 'sweep')}; {len(frame)} trials. {per_phase}.",
         f"- Datasets: {', '.join(ordered(frame['dataset'].unique(), DATASET_ORDER))}; models: "
         + ", ".join(f"{label(m)} (`{m}`)" for m in ordered(frame["model"].unique(), MODEL_ORDER))
-        + ".",
+        + f".{variants}",
         f"- Training length (D steps, trials that did not diverge): {steps}.",
         f"- Primary score: `{metric.name}` ({metric.label}; "
         f"{'higher' if metric.higher_is_better else 'lower'} is better).",
@@ -299,7 +308,7 @@ def _noise_section(sweep_dir: Path, by_phase: dict[str, pd.DataFrame], metric: M
             continue
         seeds = by_phase.get("seeds")
         part = None if seeds is None else seeds[(seeds["dataset"] == dataset) & seeds["finished"]]
-        spread = part.groupby("model")["value"].std().dropna() if part is not None else None
+        spread = part.groupby("arm")["value"].std().dropna() if part is not None else None
         if spread is not None and len(spread):
             lines.append(
                 f"- {name}: no real-data floor stored; the seed-to-seed spread of each model's "

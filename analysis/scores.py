@@ -1,4 +1,4 @@
-"""Turn result rows into scores: metric choice, the rule for unscored trials, seeds selection.
+"""Turn result rows into scores: metric choice, the rule for unscored trials, arms, seeds selection.
 
 Rule: a trial is *scored* when it has a value for the metric and did not fail. A diverged
 trial keeps the best value of the checkpoints evaluated before it diverged, so it is scored
@@ -33,6 +33,8 @@ UNSCORED_RULE = (
     "checkpoint, or unfinished) count as budget spent that found nothing; they never take "
     "a value from another trial or model."
 )
+#: The results column naming a trial's ablation variant (a spec's [[variants]] table).
+VARIANT = "extra_variant"
 HYPERPARAMETERS = ("lr", "beta1", "beta2", "n_disc", "d_bn", "clip", "lam", "lambda_k", "gamma")
 
 
@@ -42,9 +44,30 @@ def ordered(values, known: tuple[str, ...]) -> list[str]:
     return [v for v in known if v in values] + sorted(values - set(known))
 
 
-def label(model: str) -> str:
-    """The paper's name of a model (MM GAN, NS GAN, ...), or the registered name."""
-    return MODEL_LABELS.get(model, model)
+def label(arm: str) -> str:
+    """The paper's name of a model (MM GAN, NS GAN, ...), or the registered name; for an
+    arm of an ablation (`model/variant`, see `arm_names`) that name and the variant's."""
+    model, _, variant = arm.partition("/")
+    name = MODEL_LABELS.get(model, model)
+    return f"{name} · {variant}" if variant else name
+
+
+def arm_names(frame: pd.DataFrame) -> pd.Series:
+    """Each trial's arm, the unit every table, test and figure groups by: the model, or
+    `model/variant` for a trial of an ablation variant (a non-empty `extra_variant`), so
+    the variants of one model are never pooled."""
+    arm = frame["model"].astype(str)
+    if VARIANT not in frame.columns:
+        return arm
+    variant = frame[VARIANT].fillna("").astype(str)
+    return arm.where(variant == "", arm + "/" + variant)
+
+
+def ordered_arms(values) -> list[str]:
+    """Arms by model in the paper's order, then by variant name (a plain model first)."""
+    values = set(values)
+    models = ordered({v.partition("/")[0] for v in values}, MODEL_ORDER)
+    return sorted(values, key=lambda v: (models.index(v.partition("/")[0]), v.partition("/")[2]))
 
 
 def dataset_label(dataset: str) -> str:
@@ -69,10 +92,11 @@ def choose_metric(
 
 
 def add_scores(frame: pd.DataFrame, metric: Metric) -> pd.DataFrame:
-    """Add `value` (the metric; NaN when unscored), `finished` (scored) and `score` (the
-    value oriented so that lower is better; NaN when unscored). Row by row: a trial's score
-    depends on nothing but that trial."""
+    """Add `arm` (see `arm_names`), `value` (the metric; NaN when unscored), `finished`
+    (scored) and `score` (the value oriented so that lower is better; NaN when unscored).
+    Row by row: a trial's score depends on nothing but that trial."""
     frame = frame.copy()
+    frame["arm"] = arm_names(frame)
     raw = frame[metric.name] if metric.name in frame.columns else np.nan
     raw = pd.Series(raw, index=frame.index, dtype=float)
     frame["finished"] = frame["status"].isin(("ok", "diverged")) & raw.notna()
@@ -89,7 +113,7 @@ def setting_key(frame: pd.DataFrame) -> list[str]:
 
 
 def select_seeds(seeds: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """Pick each model's setting on `select` seeds; return its `report` rows and a note.
+    """Pick each arm's setting on `select` seeds; return its `report` rows and a note.
 
     The chosen setting has the fewest unscored select seeds, then the lowest mean score.
     A cell with no scored select seed keeps all its report rows (nothing to choose on).
@@ -103,7 +127,7 @@ def select_seeds(seeds: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         )
         return seeds, note
     keep, blind = [], []
-    for (dataset, model), cell in seeds.groupby(["dataset", "model"], sort=False):
+    for (dataset, arm), cell in seeds.groupby(["dataset", "arm"], sort=False):
         select, report = cell[cell["seed_role"] == "select"], cell[cell["seed_role"] == "report"]
         key = setting_key(cell)
         ranked = (
@@ -115,7 +139,7 @@ def select_seeds(seeds: pd.DataFrame) -> tuple[pd.DataFrame, str]:
             else []
         )
         if not len(ranked):
-            blind.append(f"{label(model)} on {dataset_label(dataset)}")
+            blind.append(f"{label(arm)} on {dataset_label(dataset)}")
         else:
             best = ranked.index[0]
             best = best if isinstance(best, tuple) else (best,)
@@ -150,9 +174,9 @@ def phases(frame: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], list[str]]:
 
 
 def rank_groups(rows: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Per-model scores for rank tests and budget curves: unscored trials are +inf."""
+    """Per-arm scores for rank tests and budget curves: unscored trials are +inf."""
     groups = {}
-    for model in ordered(rows["model"].unique(), MODEL_ORDER):
-        cell = rows[rows["model"] == model]
-        groups[model] = np.where(cell["finished"], cell["score"], np.inf)
+    for arm in ordered_arms(rows["arm"].unique()):
+        cell = rows[rows["arm"] == arm]
+        groups[arm] = np.where(cell["finished"], cell["score"], np.inf)
     return groups

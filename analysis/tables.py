@@ -1,4 +1,6 @@
-"""Summary tables in the paper's layout (models x datasets), as Markdown, CSV and LaTeX."""
+"""Summary tables in the paper's layout (models x datasets), as Markdown, CSV and LaTeX.
+
+A row is an arm (`analysis.scores.arm_names`): the model, or one of its ablation variants."""
 
 from __future__ import annotations
 
@@ -9,27 +11,28 @@ import pandas as pd
 
 from analysis import paper
 from analysis.metrics import Metric
-from analysis.scores import DATASET_ORDER, MODEL_ORDER, dataset_label, label, ordered
+from analysis.scores import DATASET_ORDER, dataset_label, label, ordered, ordered_arms
 from analysis.stats import bootstrap_ci
 
 MANIFOLD = ("precision", "recall", "f1")
 
 
 def summarise(rows: pd.DataFrame, metric: Metric, expected: int | None = None) -> pd.DataFrame:
-    """One row per (dataset, model): best, median, IQR, mean, std, CIs, divergence, counts.
+    """One row per (dataset, arm): best, median, IQR, mean, std, CIs, divergence, counts; the
+    arm is in the `model` column.
 
     `expected` is the number of trials planned per cell; by default the largest count seen
     in any cell (a balanced design), so cells of a partly finished sweep show n/K.
     """
     datasets = ordered(rows["dataset"].unique(), DATASET_ORDER)
-    models = ordered(rows["model"].unique(), MODEL_ORDER)
-    counts = rows.groupby(["dataset", "model"]).size()
+    arms = ordered_arms(rows["arm"].unique())
+    counts = rows.groupby(["dataset", "arm"]).size()
     expected = int(expected or counts.max())
     out = []
     for dataset in datasets:
-        for model in models:
-            cell = rows[(rows["dataset"] == dataset) & (rows["model"] == model)]
-            out.append({"dataset": dataset, "model": model, **_cell(cell, metric, expected)})
+        for arm in arms:
+            cell = rows[(rows["dataset"] == dataset) & (rows["arm"] == arm)]
+            out.append({"dataset": dataset, "model": arm, **_cell(cell, metric, expected)})
     return pd.DataFrame(out)
 
 
