@@ -59,8 +59,9 @@ def arm_names(frame: pd.DataFrame) -> pd.Series:
     arm = frame["model"].astype(str)
     if VARIANT not in frame.columns:
         return arm
-    variant = frame[VARIANT].fillna("").astype(str)
-    return arm.where(variant == "", arm + "/" + variant)
+    variant = frame[VARIANT].astype(str)
+    named = frame[VARIANT].notna() & (variant != "")
+    return arm.where(~named, arm + "/" + variant)
 
 
 def ordered_arms(values) -> list[str]:

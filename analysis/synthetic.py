@@ -34,10 +34,17 @@ def make_sweep(
     seeds: bool = True,
     fid: bool = True,
     seed: int = 0,
+    variants: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """A wide phase (sample 0 = default) and, if `seeds`, a seeds phase with select/report
     seeds for the two best wide settings of each model. FID rises away from each model's
-    best learning rate and divergence is likelier at large learning rates."""
+    best learning rate and divergence is likelier at large learning rates.
+
+    `variants` maps ablation variant names to a log-FID shift: each sample of each model then
+    runs once per variant (its name in `extra_variant`), as a spec's [[variants]] do; like
+    a spec, such a sweep has no seeds phase."""
+    if variants and seeds:
+        raise ValueError("a sweep with variants has no seeds phase: pass seeds=False")
     rng = np.random.default_rng(seed)
     rows = []
     for dataset in datasets:
@@ -48,8 +55,13 @@ def make_sweep(
                 penalty = (np.log10(hp["lr"]) - best_lr) ** 2 * 0.35 + 0.25 * hp["beta1"]
                 log_fid = np.log(BASE_FID.get(dataset, 30.0)) + quality + penalty
                 p_div = unstable / (1 + np.exp(-3.0 * (np.log10(hp["lr"]) + 2.7)))
-                rows.append(_row(rng, dataset, model, "wide", sample, 0, hp, log_fid,
-                                 p_div, cost, fid))  # fmt: skip
+                for variant, shift in (variants or {"": 0.0}).items():
+                    row = _row(rng, dataset, model, "wide", sample, 0, hp, log_fid + shift,
+                               p_div, cost, fid)  # fmt: skip
+                    if variant:
+                        row["trial_id"] = _trial_id(dataset, model, variant, sample)
+                        row["extra_variant"] = variant
+                    rows.append(row)
     frame = pd.DataFrame(rows)
     if seeds:
         frame = pd.concat([frame, _seeds_phase(rng, frame, fid)], ignore_index=True)
@@ -135,12 +147,16 @@ def _seeds_phase(rng: np.random.Generator, wide: pd.DataFrame, fid: bool) -> pd.
 
 
 def write_sweep(frame: pd.DataFrame, sweep_dir: str | Path, csv: bool = True) -> Path:
-    """Store `frame` as a sweep: trials/<id>/result.json (with checkpoints) and results.csv."""
+    """Store `frame` as a sweep: trials/<id>/result.json (with checkpoints and, from the
+    `extra_<key>` columns, `extra`) and results.csv."""
     sweep_dir = Path(sweep_dir)
     steps = [c for c in frame.columns if c.startswith(STEP_PREFIX)]
+    extra = [c for c in frame.columns if c.startswith("extra_")]
     records = []
     for _, row in frame.iterrows():
-        record = {k: _plain(v) for k, v in row.items() if k not in steps}
+        record = {k: _plain(v) for k, v in row.items() if k not in steps + extra}
+        if extra:
+            record["extra"] = {c[len("extra_") :]: _plain(row[c]) for c in extra}
         record["checkpoints"] = [
             {"d_steps": int(c[len(STEP_PREFIX) :]), "fid": _plain(row[c])} for c in steps
         ]

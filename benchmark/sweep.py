@@ -352,8 +352,8 @@ def run(args: argparse.Namespace) -> int:
     if not table.empty:
         print(table.to_string(float_format=lambda x: f"{x:.4g}"))
     print(f"results: {spec.directory / 'results.csv'}")
-    per_cell = Counter((trial.dataset, trial.model) for trial in trials)
-    planned = max(per_cell.values(), default=0)  # trials planned per (dataset, model) cell
+    per_cell = Counter((t.dataset, t.model, t.extra.get("variant")) for t in trials)
+    planned = max(per_cell.values(), default=0)  # trials planned per (dataset, arm) cell
     reported = args.no_report or not len(frame) or _report(spec, planned)
     return 0 if failed == 0 and unfinished == 0 and reported else 1
 

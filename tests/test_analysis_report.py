@@ -2,6 +2,8 @@
 
 import json
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -402,3 +404,92 @@ def test_one_trial_per_model_is_ranked_but_not_tested():
         "d (k = 1): NS GAN has the best estimate; MM GAN: too few trials to test against the "
         "best; WGAN: no scored trial."
     )
+
+
+# ---- ablation variants: each (model, variant) is its own arm --------------------------------
+
+GOLDEN = Path(__file__).parent / "data" / "report_no_variants.md"
+
+
+def _masked(text: str) -> str:
+    """Report text with every number replaced by '#': the layout, labels and verdicts stay."""
+    return re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "#", text)
+
+
+def test_report_without_variants_is_unchanged(report):
+    """report.md of the `sweep` fixture, numbers masked, as built before variants were
+    analysed (tests/data/report_no_variants.md; rebuild it with `_masked` when the report's
+    layout changes on purpose)."""
+    assert _masked(report.read_text()) == GOLDEN.read_text()
+    for name in ("fid_table.csv", "ranking.csv"):
+        table = pd.read_csv(report.parent / name)
+        assert "arm" not in table.columns and "variant" not in table.columns
+        assert set(table["model"]) == {"ns", "wgan", "wgan_gp"}
+    stats = pd.read_csv(report.parent / "stats.csv")
+    assert set(stats["a"]) | set(stats["b"]) == {"ns", "wgan", "wgan_gp"}
+
+
+def test_empty_variant_column_changes_nothing(sweep):
+    frame = add_scores(load_results(sweep), FID)
+    assert (frame["arm"] == frame["model"]).all()
+    for empty in (np.nan, ""):
+        blank = add_scores(load_results(sweep).assign(extra_variant=empty), FID)
+        assert (blank["arm"] == frame["arm"]).all()
+
+
+def test_variants_of_one_model_are_separate_arms():
+    rows = (
+        trials("d", "ns", [10.0, 20.0, 30.0], extra_variant="none")
+        + trials("d", "ns", [1.0, 2.0, np.nan], extra_variant="smooth")
+        + trials("d", "wgan", [5.0, 6.0, 7.0], extra_variant="none")
+    )
+    rows = add_scores(pd.DataFrame(rows), FID)
+    summary = summarise(rows, FID).set_index("model")
+    assert list(summary.index) == ["ns/none", "ns/smooth", "wgan/none"]
+    assert list(summary["best"]) == [10.0, 1.0, 5.0]
+    assert list(summary["median"]) == [20.0, 1.5, 6.0]
+    assert list(summary["n_trials"]) == [3, 3, 3] and (summary["n_expected"] == 3).all()
+    table = grid(summarise(rows, FID), FID, seeds=False)
+    assert list(table.index) == ["NS GAN · none", "NS GAN · smooth", "WGAN · none"]
+    assert table.loc["NS GAN · smooth", "d"] == "1.0 / 1.5 (1.2–1.8) / 33%"
+    ranked = ranking(rows, FID).set_index(["budget", "model"])
+    assert ranked.loc[("all trials", "ns/smooth"), "mark"] == "best"
+    assert ranked.loc[("all trials", "ns/smooth"), "value"] == 1.0
+    assert ranked.loc[("all trials", "ns/none"), "value"] == 10.0
+    assert ranked.loc[("k = 1", "ns/none"), "value"] == pytest.approx(20.0)
+    line = verdict(ranked.reset_index(), "d", FID)
+    assert line.startswith("d (k = 1): ") and "NS GAN · smooth" in line
+
+
+def test_report_of_an_ablation_shows_every_arm(tmp_path):
+    variants = {"none": 0.0, "smooth": -1.0}  # smoothing lowers log-FID by 1: a planted gain
+    frame = make_sweep(datasets=("polygons",), models=("ns", "wgan"), n_samples=8, seeds=False,
+                       seed=5, variants=variants)  # fmt: skip
+    sweep = write_sweep(frame, tmp_path / "ablation")
+    text = build_report(sweep, expected_trials=8).read_text()
+    results = pd.read_csv(sweep / "results.csv")
+    assert set(results["extra_variant"]) == set(variants)
+    scored = results[results["status"].isin(["ok", "diverged"])]
+    best = scored.groupby(["model", "extra_variant"])["fid_min"].min()
+    best.index = [f"{m}/{v}" for m, v in best.index]
+    table = pd.read_csv(sweep / "report" / "fid_table.csv").set_index("model")
+    assert list(table.index) == ["ns/none", "ns/smooth", "wgan/none", "wgan/smooth"]
+    assert (table["n_trials"] == 8).all() and (table["n_expected"] == 8).all()
+    pd.testing.assert_series_equal(table["best"], best.loc[table.index], check_names=False)
+    ranked = pd.read_csv(sweep / "report" / "ranking.csv")
+    every = ranked[ranked["budget"] == "all trials"].set_index("model")
+    pd.testing.assert_series_equal(every["value"], best.loc[every.index], check_names=False)
+    assert every.loc[every["value"].idxmin(), "mark"] == "best"
+    for arm in ("NS GAN · none", "NS GAN · smooth", "WGAN · none", "WGAN · smooth"):
+        assert f"| {arm} |" in text  # a row of the ranking table and of the results table
+    assert "trials done" not in text  # 8 trials planned per arm, 8 run
+    assert "Ablation variants, each analysed as its own arm" in text
+    stats = pd.read_csv(sweep / "report" / "stats.csv")
+    assert len(stats[stats["phase"] == "wide"]) == 6  # every pair of the four arms
+    rows = phases(add_scores(load_results(sweep), FID))[0]["wide"]
+    fig = budget_curves(rows, FID, "wide")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == [f"Polygons · {arm}" for arm in ("NS GAN · none", "NS GAN · smooth",
+                                                      "WGAN · none", "WGAN · smooth")]  # fmt: skip
+    own = _own_line(fig, "Polygons · NS GAN · smooth")
+    assert own[-1] == pytest.approx(best["ns/smooth"])  # all trials: the arm's own best
