@@ -56,6 +56,11 @@ def _legend(fig: Figure, colours: dict[str, tuple], models: list[str], title: st
     fig.legend(handles=handles, title=title, loc="outside right center", frameon=False)
 
 
+def _unit(arms: list[str]) -> str:
+    """What a box or line stands for: 'model', or 'model · variant' in an ablation."""
+    return "model · variant" if any("/" in arm for arm in arms) else "model"
+
+
 def _log_axis(ax, which: str, subs: tuple[float, ...] = (1.0, 2.0, 5.0)) -> None:
     """Log scale with plain tick labels at 1, 2, 5 x 10^n (no 6 x 10^1 notation)."""
     getattr(ax, f"set_{which}scale")("log")
@@ -239,7 +244,7 @@ def distribution(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure:
             name = label(model)
             labels.append(f"{name}\n{lost}/{len(cell)} unscored" if lost else name)
         ax.set_xticks(range(len(models)), labels, rotation=35, ha="right", fontsize=9)
-        ax.set_xlabel("model (unscored / trials)")
+        ax.set_xlabel(f"{_unit(models)} (unscored / trials)")
         ax.set_ylabel(metric.label)
         ax.set_title(dataset_label(dataset))
     note = " (report seeds of the selected setting)" if phase == "seeds" else ""
@@ -321,7 +326,8 @@ def training_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure | 
         f"Phase {phase}: FID during training of each model's best trial\n"
         f"(selected by {metric.name})"
     )
-    _legend(fig, colours, ordered_arms(rows["arm"].unique()), "model")
+    arms = ordered_arms(rows["arm"].unique())
+    _legend(fig, colours, arms, _unit(arms))
     return fig
 
 
