@@ -31,6 +31,7 @@ from benchmark.io import atomic_write, read_json, write_json
 from benchmark.losses import LOSSES
 from benchmark.networks import DISCRIMINATORS, GENERATORS, NetworkOptions, clip_parameters
 from benchmark.penalties import PENALTIES
+from benchmark.progress import progress_bar
 from benchmark.registry import ConfigError
 
 LOG_EVERY = 50
@@ -324,7 +325,14 @@ def run_trial(
 
     status, error = "ok", ""
     started = time.perf_counter() - seconds
-    bar = _progress_bar(trial, training.step, progress, progress_position)
+    bar = progress_bar(
+        trial.steps,
+        f"{trial.model}/{trial.dataset} seed {trial.seed}",
+        "step",
+        initial=training.step,
+        enabled=progress,
+        position=progress_position,
+    )
     try:
         while training.step < trial.steps:
             training.train_step()
@@ -391,18 +399,3 @@ def _write_metrics(path: Path, history: list[dict], evaluations: list[dict]) -> 
     lines = [json.dumps({"kind": "train", **h}) for h in history]
     lines += [json.dumps({"kind": "eval", **e}) for e in evaluations]
     atomic_write(path, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
-
-
-def _progress_bar(trial: TrialConfig, initial: int, enabled: bool, position: int):
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=trial.steps,
-        initial=initial,
-        desc=f"{trial.model}/{trial.dataset} seed {trial.seed}",
-        unit="step",
-        disable=not enabled,
-        position=position,
-        leave=position == 0,
-        dynamic_ncols=True,
-    )

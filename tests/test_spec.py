@@ -26,7 +26,7 @@ def test_minimal_spec_defaults(tmp_path):
     assert spec.name == "s" and spec.directory == tmp_path / "s"
     assert (spec.phase, spec.space, spec.samples, spec.seeds) == ("default", "default", 1, (0,))
     assert (spec.metric, spec.direction, spec.executor) == ("fid_min", "min", "local")
-    assert spec.executor_options["local"] == {"workers_per_gpu": 1}
+    assert spec.executor_options["local"] == {"workers_per_gpu": 1, "cpu_workers": 1}
     assert spec.executor_options["slurm"]["timeout_min"] == 24 * 60
     assert spec.trial == {}
 
