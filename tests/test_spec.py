@@ -45,7 +45,7 @@ def test_phase_sets_the_space_and_fields_go_to_the_trial(tmp_path):
         ("colour = 1\n", "colour", "1", "a known key"),
         ("samples = 0\n", "samples", "0", "an integer >= 1"),
         ('phase = "long"\n', "phase", "'long'", "one of ['default', 'wide', 'narrow', 'seeds']"),
-        ('space = "huge"\n', "space", "'huge'", "one of ['default', 'narrow', 'wide']"),
+        ('space = "huge"\n', "space", "'huge'", "one of ['default', 'narrow', 'quick', 'wide']"),
         ("samples = 3\n", "samples", "3", '1 (space "default"'),
         ('lr = "fast"\n', "lr", "'fast'", "a number"),
         ("steps = 1.5\n", "steps", "1.5", "an integer"),
@@ -53,6 +53,10 @@ def test_phase_sets_the_space_and_fields_go_to_the_trial(tmp_path):
         ('executor = "k8s"\n', "executor", "'k8s'", "one of ['local', 'slurm']"),
         ("[slurm]\ngpus = 2\n", "gpus", "2", "one of ['additional', 'array_parallelism'"),
         ("[local]\nworkers_per_gpu = 0\n", "workers_per_gpu", "0", "an integer >= 1"),
+        ("[local]\ncpu_workers = 0\n", "cpu_workers", "0", "an integer >= 1 (trials at once"),
+        ('networks = "resnet"\n', "networks", "'resnet'", "one of ['infogan', 'mlp']"),
+        ('networks = "mlp"\ngenerator = "infogan"\n', "generator", "'infogan'", "nothing when"),
+        ("description = 3\n", "description", "3", "a string"),
         ("seed = 3\n", "seed", "3", "a known key"),
         ('from = "runs/x"\n', "from", "'runs/x'", 'nothing outside phase = "seeds"'),
         ('metric = "sharpness"\n', "direction", "None", '"min" or "max"'),
@@ -157,7 +161,17 @@ def test_the_paper_specs(dataset, tmp_path, monkeypatch):
     assert len(plan(specs["narrow"])) == 350
 
 
+def test_description_and_networks(tmp_path):
+    spec = load_spec(write(tmp_path, 'description = "A test."\nnetworks = "mlp"\n'))
+    assert (spec.description, spec.networks) == ("A test.", "mlp")
+    assert load_spec(write(tmp_path, "")).description == ""
+
+
 def test_quick_spec():
     spec = load_spec(REPO / "runs" / "quick.toml")
     assert spec.datasets == ("polygons",) and spec.metric == "f1" and spec.direction == "max"
     assert spec.trial["metrics"] == ("polygon",)
+    # It says what it is, and where the paper's protocol is.
+    assert spec.description.startswith("A reduced-scale demonstration, not the paper's study")
+    assert "MLP" in spec.description and "runs/<dataset>-wide.toml" in spec.description
+    assert "\n" not in spec.description
