@@ -146,6 +146,14 @@ def run_list(args: argparse.Namespace) -> int:
     from benchmark.networks import DISCRIMINATORS, FAMILIES, GENERATORS
     from benchmark.penalties import PENALTIES
 
-    for registry in (MODELS, LOSSES, PENALTIES, FAMILIES, GENERATORS, DISCRIMINATORS, DATASETS):
-        print(f"{registry.kind + 's':15s} {', '.join(registry.names())}")
+    for label, registry in (
+        ("models", MODELS),
+        ("losses", LOSSES),
+        ("penalties", PENALTIES),
+        ("networks", FAMILIES),
+        ("generators", GENERATORS),
+        ("discriminators", DISCRIMINATORS),
+        ("datasets", DATASETS),
+    ):
+        print(f"{label:15s} {', '.join(registry.names())}")
     return 0
