@@ -69,8 +69,10 @@ def lint(session: nox.Session) -> None:
 def sweep(session: nox.Session) -> None:
     """Run a sweep spec (default runs/quick.toml) and then its report."""
     install(session)
-    spec = session.posargs or ["runs/quick.toml"]
-    session.run("python", "-m", "benchmark", "sweep", *spec)
+    args = list(session.posargs)
+    if not any(arg.endswith(".toml") for arg in args):
+        args.insert(0, "runs/quick.toml")  # `nox -s sweep -- --dry-run` plans the quick spec
+    session.run("python", "-m", "benchmark", "sweep", *args)
 
 
 @nox.session

@@ -10,8 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -67,8 +66,13 @@ def option_name(field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
 
-def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, skip: set[str]) -> None:
-    """One --option per dataclass field, typed from its annotation; unset means "default"."""
+def add_dataclass_options(
+    parser: argparse.ArgumentParser, cls: type, skip: set[str], help_of: Callable[[str], str]
+) -> None:
+    """One --option per dataclass field, typed from its annotation; unset means "default".
+
+    `help_of(field name)` gives its one-line help, so the help comes from the same fields.
+    """
     import typing
 
     hints = typing.get_type_hints(cls)
@@ -79,16 +83,15 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, skip: set[
         args = typing.get_args(hint)
         base = next((a for a in args if a is not type(None)), hint) if args else hint
         name = option_name(f.name)
+        text = help_of(f.name)
         if base is bool:
-            parser.add_argument(name, action=argparse.BooleanOptionalAction, default=None)
-        elif typing.get_origin(hint) is tuple:
             parser.add_argument(
-                name, type=_comma_list, default=None, metavar="A,B", help="comma-separated"
+                name, action=argparse.BooleanOptionalAction, default=None, help=text
             )
-        elif isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-            parser.add_argument(name, type=base, default=None)
+        elif typing.get_origin(hint) is tuple:
+            parser.add_argument(name, type=_comma_list, default=None, metavar="A,B", help=text)
         else:
-            parser.add_argument(name, type=base, default=None)
+            parser.add_argument(name, type=base, default=None, help=text)
 
 
 def _comma_list(text: str) -> tuple[str, ...]:

@@ -56,6 +56,10 @@ class SweepSpec:
     name: str
     datasets: tuple[str, ...]
     models: tuple[str, ...]
+    # One paragraph for the top of the report: what the sweep is for and what it is not.
+    description: str = ""
+    # A network family (benchmark.networks.FAMILIES) replacing the presets' networks.
+    networks: str | None = None
     phase: str = "default"
     space: str = "default"
     samples: int = 1
@@ -185,6 +189,8 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 SPEC_KEYS = (
     "name",
+    "description",
+    "networks",
     "phase",
     "datasets",
     "models",
@@ -208,6 +214,7 @@ def load_spec(path: str | Path) -> SweepSpec:
     from benchmark.datasets import DATASETS
     from benchmark.executors import EXECUTORS
     from benchmark.models import MODELS
+    from benchmark.networks import FAMILIES
     from benchmark.search import SPACES
 
     path = Path(path)
@@ -226,6 +233,7 @@ def load_spec(path: str | Path) -> SweepSpec:
         lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v),
         "a folder name: letters, digits, '.', '_', '-'",
     )
+    description = r.get("description", "", lambda v: isinstance(v, str), "a string")
     phase = r.get("phase", "default", lambda v: v in PHASES, f"one of {list(PHASES)}")
 
     def names_in(registry) -> tuple[Callable[[Any], bool], str]:
@@ -252,6 +260,10 @@ def load_spec(path: str | Path) -> SweepSpec:
     variants = _read_variants(r, tuple(models), hints)
     if variants and phase == "seeds":
         raise r.error("variants", [v.name for v in variants], 'nothing in phase = "seeds"')
+    networks = r.get("networks", None, lambda v: v in FAMILIES, f"one of {FAMILIES.names()}")
+    for key in ("generator", "discriminator"):
+        if networks is not None and key in trial:
+            raise r.error(key, trial[key], "nothing when `networks` names the family")
 
     metrics = trial.get("metrics", TrialConfig.__dataclass_fields__["metrics"].default)
     default_metric = "f1" if "polygon" in metrics and "fid" not in metrics else "fid_min"
@@ -285,6 +297,10 @@ def load_spec(path: str | Path) -> SweepSpec:
         for key in ("space", "samples", "seeds", "search_seed"):
             if key in r.table:
                 raise r.error(key, r.table[key], "nothing: phase seeds takes its settings from")
+        if networks is not None:
+            raise r.error(
+                "networks", networks, "nothing in phase seeds (the source sweep fixed them)"
+            )
     else:
         for key in ("from", "select_seeds", "report_seeds"):
             if key in r.table:
@@ -325,6 +341,8 @@ def load_spec(path: str | Path) -> SweepSpec:
         name=name,
         datasets=tuple(datasets),
         models=tuple(models),
+        description=description,
+        networks=networks,
         phase=phase,
         metric=metric,
         direction=direction,

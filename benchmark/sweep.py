@@ -22,7 +22,10 @@ import pandas as pd
 from analysis.load import results_frame  # the one flattening of results
 from benchmark.config import TrialConfig, resolve_trial
 from benchmark.executors import EXECUTORS, RunContext, claim
-from benchmark.io import atomic_write, read_json
+from benchmark.io import atomic_write, read_json, write_json
+from benchmark.models import MODELS
+from benchmark.networks import FAMILIES
+from benchmark.progress import progress_bar
 from benchmark.registry import ConfigError, load_plugins
 from benchmark.schedule import trial_schedule
 from benchmark.search import sample_hyperparameters
@@ -57,12 +60,16 @@ def _plan_search(spec: SweepSpec) -> Iterable[TrialConfig]:
                 sampled = sample_hyperparameters(
                     spec.space, model, dataset, sample, spec.search_seed
                 )
+                networks = {}
+                if spec.networks is not None:
+                    family = FAMILIES.get(spec.networks)
+                    networks = family.networks_for(MODELS.get(model).discriminator)
                 for options, extra in _variant_options(spec, model):
                     for seed in spec.seeds:
                         yield resolve_trial(
                             model,
                             dataset,
-                            **{**sampled, **spec.trial, **options},
+                            **{**sampled, **networks, **spec.trial, **options},
                             sweep=spec.name,
                             phase=spec.phase,
                             sample=sample,
@@ -169,6 +176,24 @@ def _plan_seeds(spec: SweepSpec) -> list[TrialConfig]:
 # ---- results -----------------------------------------------------------------------------
 
 
+def write_sweep_record(spec: SweepSpec, trials: Sequence[TrialConfig]) -> Path:
+    """runs/<name>/sweep.json: what the sweep is (its description heads the report)."""
+    record = {
+        "name": spec.name,
+        "spec": str(spec.path),
+        "description": spec.description,
+        "phase": spec.phase,
+        "datasets": list(spec.datasets),
+        "models": list(spec.models),
+        "space": spec.space,
+        "samples": spec.samples,
+        "seeds": list(spec.seeds),
+        "networks": spec.networks,
+        "trials": len(trials),
+    }
+    return write_json(spec.directory / "sweep.json", record)
+
+
 def write_results(spec: SweepSpec, trials: Sequence[TrialConfig]) -> pd.DataFrame:
     """runs/<name>/results.csv: one row per finished trial of the plan, written atomically."""
     frame = results_frame(load_results(spec.directory, [t.trial_id for t in trials]))
@@ -248,19 +273,15 @@ def run_sweep(
     executor: str | None = None,
 ) -> tuple[int, int]:
     """Run every unfinished trial; returns (failed, unfinished) counts among the planned."""
-    from tqdm.auto import tqdm
-
     name = executor or spec.executor
     tasks = [(t, trial_dir(spec, t)) for t in trials]
     pending = [(t, d) for t, d in tasks if not (d / "result.json").exists()]
-    bar = tqdm(
-        total=len(tasks),
+    bar = progress_bar(
+        len(tasks),
+        f"sweep {spec.name}",
+        "trial",
         initial=len(tasks) - len(pending),
-        desc=f"sweep {spec.name}",
-        unit="trial",
-        position=0,
-        dynamic_ncols=True,
-        disable=not context.progress,
+        enabled=context.progress,
     )
     failed = 0
 
@@ -317,15 +338,23 @@ def print_plan(spec: SweepSpec, trials: Sequence[TrialConfig], out=None) -> None
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="a sweep spec, e.g. runs/quick.toml")
-    parser.add_argument("--executor", choices=EXECUTORS.names(), help="default: the spec's")
-    parser.add_argument("--device", default=None, help="default: the spec's, else cuda if any")
-    parser.add_argument("--data-root", default=None, help="default: spec, else $GANBENCH_DATA")
-    parser.add_argument("--weights", default=None, help="Inception weights ($GANBENCH_INCEPTION)")
+    parser.add_argument(
+        "--executor", choices=EXECUTORS.names(), help="where trials run (default: the spec's)"
+    )
+    parser.add_argument(
+        "--device", default=None, help="torch device (default: the spec's, else cuda if any)"
+    )
+    parser.add_argument(
+        "--data-root", default=None, help="data folder (default: the spec's, else $GANBENCH_DATA)"
+    )
+    parser.add_argument(
+        "--weights", default=None, help="Inception weights (default: $GANBENCH_INCEPTION)"
+    )
     parser.add_argument("--download", action="store_true", help="fetch missing datasets first")
     parser.add_argument("--retry-failed", action="store_true", help="re-run failed trials")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     parser.add_argument("--no-report", action="store_true", help="skip the analysis report")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars or lines")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -338,6 +367,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.retry_failed:
         print(f"{forget_failed(spec, trials)} failed trials will run again", file=sys.stderr)
+    write_sweep_record(spec, trials)
     context = RunContext(
         data_root=data_root,
         device=args.device or spec.device,

@@ -33,8 +33,9 @@ from benchmark.latents import LATENTS
 from benchmark.losses import LOSSES, discriminator_targets
 from benchmark.networks import DISCRIMINATORS, GENERATORS, NetworkOptions, clip_parameters
 from benchmark.penalties import PENALTIES
+from benchmark.progress import progress_bar
 from benchmark.registry import ConfigError
-from benchmark.schedule import Schedule, is_g_step, trial_schedule
+from benchmark.schedule import is_g_step, trial_schedule
 
 LOG_EVERY = 50
 SAMPLE_GRID = 64
@@ -370,7 +371,14 @@ def run_trial(
     status, error, diverged_at = "ok", "", None
     schedule = trial_schedule(trial)
     started = time.perf_counter() - seconds
-    bar = _progress_bar(schedule, trial, training.step, progress, progress_position)
+    bar = progress_bar(
+        schedule.steps,
+        f"{trial.model}/{trial.dataset} seed {trial.seed}",
+        "step",
+        initial=training.step,
+        enabled=progress,
+        position=progress_position,
+    )
     try:
         while training.step < schedule.steps:
             training.train_step()
@@ -442,20 +450,3 @@ def _write_metrics(path: Path, history: list[dict], evaluations: list[dict]) -> 
     lines = [json.dumps({"kind": "train", **h}) for h in history]
     lines += [json.dumps({"kind": "eval", **e}) for e in evaluations]
     atomic_write(path, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
-
-
-def _progress_bar(
-    schedule: Schedule, trial: TrialConfig, initial: int, enabled: bool, position: int
-):
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=schedule.steps,
-        initial=initial,
-        desc=f"{trial.model}/{trial.dataset} seed {trial.seed}",
-        unit="step",
-        disable=not enabled,
-        position=position,
-        leave=position == 0,
-        dynamic_ncols=True,
-    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -111,3 +113,58 @@ def test_a_trick_the_loss_cannot_take_exits_2_naming_option_and_loss(tmp_path):
         "targets (losses with targets: ['ls', 'mm', 'ns'])"
     )
     assert not (tmp_path / "t").exists()
+
+
+# ---- help ----------------------------------------------------------------------------------
+
+
+def command_parsers() -> dict[str, argparse.ArgumentParser]:
+    from benchmark.__main__ import COMMANDS, build_parser
+
+    parsers = {}
+    for command in COMMANDS:
+        sub = next(a for a in build_parser(command)._actions if a.dest == "command")
+        parsers[command] = sub.choices[command]
+    return parsers
+
+
+def test_every_option_of_every_command_has_a_one_line_help():
+    """Walks the parsers: each option says what it is; one that takes a value (and is not
+    required) names its default. The report's options are the analysis package's."""
+    missing = []
+    for command, parser in command_parsers().items():
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            text = (action.help or "").strip()
+            name = f"{command} {'/'.join(action.option_strings) or action.dest}"
+            if not text or "\n" in text:
+                missing.append(f"{name}: no one-line help")
+            takes_value = action.option_strings and action.nargs != 0 and not action.required
+            if takes_value and command != "report" and "default" not in text:
+                missing.append(f"{name}: help names no default")
+    assert missing == []
+
+
+def test_every_trial_field_has_help_with_its_default():
+    from benchmark.cli_trial import FIELD_HELP, field_help
+    from benchmark.config import TrialConfig
+
+    assert set(FIELD_HELP) == {f.name for f in dataclasses.fields(TrialConfig)}
+    assert field_help("steps") == (
+        "training length in D steps (one D step = one real batch) (default: 15,625)"
+    )
+    assert field_help("lr") == "Adam learning rate of D and G (default: the model's preset)"
+    assert field_help("metrics").endswith(
+        "(default: none (a single trial evaluates only when asked))"
+    )
+    assert field_help("channels_last").endswith("(default: off)")
+    parser = command_parsers()["trial"]
+    shown = {a.dest: a.help for a in parser._actions}
+    assert shown["polygon_steps"] == field_help("polygon_steps")
+
+
+def test_help_prints_and_exits_zero():
+    done = run_cli("trial", "--help")
+    assert done.returncode == 0
+    assert "--polygon-n-recall" in done.stdout and "(default: 200)" in done.stdout

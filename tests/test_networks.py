@@ -7,13 +7,18 @@ import torch
 from torch import nn
 
 from benchmark.networks import (
+    FAMILIES,
     AutoencoderDiscriminator,
     Discriminator,
     Generator,
+    MLPAutoencoderDiscriminator,
+    MLPDiscriminator,
+    MLPGenerator,
     NetworkOptions,
     clip_parameters,
     count_parameters,
 )
+from benchmark.registry import ConfigError
 
 
 @pytest.mark.parametrize(
@@ -121,3 +126,38 @@ def test_spectral_norm_bounds_each_layer():
     linear = d.net[6]
     sigma = torch.linalg.matrix_norm(linear.weight.detach(), ord=2)
     assert float(sigma) == pytest.approx(1.0, rel=0.05)
+
+
+def test_mlp_parameter_counts():
+    """Layer by layer at 28x28x1, 256 hidden units: G 64*256+256 + 256*256+256 + 256*784+784
+    weights and biases + 2*2*256 BN; D 784*256+256 + 256*256+256 + 257 (+ 2*256 BN); the
+    autoencoder 784*256+256 + 256*64+64 | 64*256+256 + 256*784+784 (+ 2*64 + 2*256 BN)."""
+    opts, plain = NetworkOptions((1, 28, 28)), NetworkOptions((1, 28, 28), d_bn=False)
+    assert count_parameters(MLPGenerator(opts)) == 284_944
+    assert count_parameters(MLPDiscriminator(opts)) == 267_521
+    assert count_parameters(MLPDiscriminator(plain)) == 267_009
+    assert count_parameters(MLPAutoencoderDiscriminator(opts)) == 436_176
+    assert count_parameters(MLPAutoencoderDiscriminator(plain)) == 435_536
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+def test_mlp_shapes_and_ranges(shape):
+    opts = NetworkOptions(shape, d_bn=False)
+    g, d, ae = MLPGenerator(opts), MLPDiscriminator(opts), MLPAutoencoderDiscriminator(opts)
+    images = g(torch.rand(5, 64) * 2 - 1)
+    assert images.shape == (5, *shape)
+    assert float(images.min()) >= 0 and float(images.max()) <= 1
+    assert d(images).shape == (5,)
+    torch.testing.assert_close(ae(images), (ae.reconstruct(images) - images).abs().mean((1, 2, 3)))
+
+
+def test_a_network_family_keeps_began_an_autoencoder():
+    mlp = FAMILIES.get("mlp")
+    assert mlp.networks_for("infogan") == {"generator": "mlp", "discriminator": "mlp"}
+    assert mlp.networks_for("began") == {"generator": "mlp", "discriminator": "mlp_began"}
+    assert FAMILIES.get("infogan").networks_for("began") == {
+        "generator": "infogan",
+        "discriminator": "began",
+    }
+    with pytest.raises(ConfigError, match="discriminator='mine' is not allowed"):
+        mlp.networks_for("mine")

@@ -130,3 +130,33 @@ def test_new_models_sample_zero_and_their_lam_ranges():
     )
     assert exponents.min() == pytest.approx(-3, abs=0.02)
     assert exponents.max() == pytest.approx(2, abs=0.02)
+
+
+def test_the_quick_space_draws_every_sample_and_fixes_what_an_mlp_needs():
+    """The CPU demonstration's space: no preset at #0 (their learning rates are tuned for
+    15,625 steps), D without batch norm, one D step per G step, lr in 10^[-3.7, -3]."""
+    quick = SPACES.get("quick")
+    assert not quick.preset_first
+    assert quick.ranges == {
+        "lr": LogUniform(-3.7, -3),
+        "beta1": Choice((0.5,)),
+        "n_disc": Choice((1,)),
+        "d_bn": Choice((False,)),
+        "clip": LogUniform(-2, -1),
+        "lam": LogUniform(-1, 1),
+        "lambda_k": Choice((1e-3,)),
+        "gamma": Uniform(0.6, 0.9),
+    }
+    for model in PAPER_MODELS:
+        ranges = quick.ranges_for(MODELS.get(model))
+        for index in range(40):
+            values = sample_hyperparameters("quick", model, "polygons", index)
+            assert set(values) == APPLIES[model]
+            assert all(ranges[name].contains(value) for name, value in values.items())
+    # Sample 0 is drawn, like the others, not the preset (ns: lr 5e-5, beta1 0).
+    assert sample_hyperparameters("quick", "ns", "polygons", 0) == {
+        "beta1": 0.5,
+        "d_bn": False,
+        "lr": pytest.approx(0.00043790507913940937),
+        "n_disc": 1,
+    }

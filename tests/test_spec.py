@@ -28,7 +28,7 @@ def test_minimal_spec_defaults(tmp_path):
     assert spec.name == "s" and spec.directory == tmp_path / "s"
     assert (spec.phase, spec.space, spec.samples, spec.seeds) == ("default", "default", 1, (0,))
     assert (spec.metric, spec.direction, spec.executor) == ("fid_min", "min", "local")
-    assert spec.executor_options["local"] == {"workers_per_gpu": 1}
+    assert spec.executor_options["local"] == {"workers_per_gpu": 1, "cpu_workers": 1}
     assert spec.executor_options["slurm"]["timeout_min"] == 24 * 60
     assert spec.trial == {}
 
@@ -47,7 +47,7 @@ def test_phase_sets_the_space_and_fields_go_to_the_trial(tmp_path):
         ("colour = 1\n", "colour", "1", "a known key"),
         ("samples = 0\n", "samples", "0", "an integer >= 1"),
         ('phase = "long"\n', "phase", "'long'", "one of ['default', 'wide', 'narrow', 'seeds']"),
-        ('space = "huge"\n', "space", "'huge'", "one of ['default', 'narrow', 'wide']"),
+        ('space = "huge"\n', "space", "'huge'", "one of ['default', 'narrow', 'quick', 'wide']"),
         ("samples = 3\n", "samples", "3", '1 (space "default"'),
         ('lr = "fast"\n', "lr", "'fast'", "a number"),
         ("steps = 1.5\n", "steps", "1.5", "an integer"),
@@ -55,6 +55,10 @@ def test_phase_sets_the_space_and_fields_go_to_the_trial(tmp_path):
         ('executor = "k8s"\n', "executor", "'k8s'", "one of ['local', 'slurm']"),
         ("[slurm]\ngpus = 2\n", "gpus", "2", "one of ['additional', 'array_parallelism'"),
         ("[local]\nworkers_per_gpu = 0\n", "workers_per_gpu", "0", "an integer >= 1"),
+        ("[local]\ncpu_workers = 0\n", "cpu_workers", "0", "an integer >= 1 (trials at once"),
+        ('networks = "resnet"\n', "networks", "'resnet'", "one of ['infogan', 'mlp']"),
+        ('networks = "mlp"\ngenerator = "infogan"\n', "generator", "'infogan'", "nothing when"),
+        ("description = 3\n", "description", "3", "a string"),
         ("seed = 3\n", "seed", "3", "a known key"),
         ('from = "runs/x"\n', "from", "'runs/x'", 'nothing outside phase = "seeds"'),
         ('metric = "sharpness"\n', "direction", "None", '"min" or "max"'),
@@ -165,6 +169,12 @@ def test_the_paper_specs(dataset, tmp_path, monkeypatch):
         schedule = trial_schedule(trial)
         assert (schedule.steps, schedule.eval_steps) == PAPER_SCHEDULES[dataset]
     assert len(plan(specs["narrow"])) == 350
+
+
+def test_description_and_networks(tmp_path):
+    spec = load_spec(write(tmp_path, 'description = "A test."\nnetworks = "mlp"\n'))
+    assert (spec.description, spec.networks) == ("A test.", "mlp")
+    assert load_spec(write(tmp_path, "")).description == ""
 
 
 def test_quick_spec():
@@ -315,3 +325,8 @@ def test_the_modern_losses_specs():
     assert len(trials) == 600
     schedule = trial_schedule(trials[0])
     assert (schedule.steps, schedule.eval_steps) == PAPER_SCHEDULES["polygons"]
+
+    # It says what it is, and where the paper's protocol is.
+    assert spec.description.startswith("A reduced-scale demonstration, not the paper's study")
+    assert "MLP" in spec.description and "runs/<dataset>-wide.toml" in spec.description
+    assert "\n" not in spec.description

@@ -145,18 +145,36 @@ def marker_counts(directory: Path) -> dict[str, tuple[int, int]]:
 # ---- planning ----------------------------------------------------------------------------
 
 
-def test_quick_spec_plans_the_seven_defaults():
+def test_quick_spec_plan():
+    """runs/quick.toml, what `nox -s sweep` runs: the seven models, 2 settings of the quick
+    space each, 2 seeds, 3,000 D steps of the MLP networks: 28 trials, 84,000 D steps.
+
+    Measured wall time: see QUICK_WALL_NOTE below (2 CPU workers, one thread each).
+    """
     spec = load_spec(REPO / "runs" / "quick.toml")
+    assert (spec.space, spec.samples, spec.seeds, spec.networks) == ("quick", 2, (0, 1), "mlp")
+    assert spec.executor_options["local"]["cpu_workers"] == 2
     trials = plan(spec)
-    assert [t.model for t in trials] == list(PAPER_MODELS)
+    assert len(trials) == 28 and len({t.trial_id for t in trials}) == 28
+    assert [(t.sample, t.model, t.seed) for t in trials[:3]] == [
+        (0, "mm", 0), (0, "mm", 1), (0, "ns", 0),
+    ]  # fmt: skip
+    assert sum(t.steps for t in trials) == 84_000
     for trial in trials:
-        default = resolve_trial(trial.model, "polygons")
-        for name in ("lr", "beta1", "n_disc", "d_bn", "clip", "lam", "lambda_k", "gamma"):
-            assert getattr(trial, name) == getattr(default, name)
-        assert (trial.sweep, trial.phase, trial.sample, trial.seed) == ("quick", "default", 0, 0)
-        assert trial.metrics == ("polygon",)
-        assert trial.bn_momentum == 0.1
-    assert len({t.trial_id for t in trials}) == 7
+        assert trial.model in PAPER_MODELS and trial.sample in (0, 1) and trial.seed in (0, 1)
+        assert (trial.sweep, trial.phase, trial.steps, trial.checkpoint_every) == (
+            "quick", "narrow", 3000, 3000,
+        )  # fmt: skip
+        ae = "mlp_began" if trial.model == "began" else "mlp"
+        assert (trial.generator, trial.discriminator) == ("mlp", ae)
+        assert (trial.beta1, trial.n_disc, trial.d_bn) == (0.5, 1, False)
+        assert 10**-3.7 <= trial.lr <= 1e-3
+        assert trial.metrics == ("polygon",) and trial.bn_momentum == 0.1
+        sizes = (trial.polygon_n_precision, trial.polygon_n_recall, trial.polygon_steps)
+        assert sizes == (1000, 100, 50)
+    # Both seeds of a setting share its hyperparameters; the two settings differ.
+    ns = [t for t in trials if t.model == "ns"]
+    assert ns[0].lr == ns[1].lr != ns[2].lr == ns[3].lr
 
 
 def test_wide_plan_is_sample_major_and_deterministic(tmp_path):
@@ -347,6 +365,29 @@ def test_sweep_runs_skips_and_refuses(plugin, tmp_path, capsys):
     assert main(["sweep", str(spec), "--no-report", "--no-progress"]) == 2
     error = capsys.readouterr().err
     assert "tiny.toml" in error and str(trial_json) in error and "differs in lr" in error
+
+
+def test_sweep_json_describes_the_sweep_and_networks_apply(plugin, tmp_path):
+    extra = 'description = "Two losses on noise."\nnetworks = "mlp"\nsamples = 1\n'
+    spec = tiny_spec(tmp_path / "tiny.toml", models=("ns", "began"), extra=extra)
+    assert main(["sweep", str(spec), "--no-report", "--no-progress"]) == 0
+    assert read_json(tmp_path / "tiny" / "sweep.json") == {
+        "name": "tiny",
+        "spec": str(spec),
+        "description": "Two losses on noise.",
+        "phase": "default",
+        "datasets": ["tiny"],
+        "models": ["ns", "began"],
+        "space": "default",
+        "samples": 1,
+        "seeds": [0],
+        "networks": "mlp",
+        "trials": 2,
+    }
+    frame = pd.read_csv(tmp_path / "tiny" / "results.csv").set_index("model")
+    assert frame.loc["ns", ["generator", "discriminator"]].tolist() == ["mlp", "mlp"]
+    assert frame.loc["began", ["generator", "discriminator"]].tolist() == ["mlp", "mlp_began"]
+    assert list(frame["status"]) == ["ok", "ok"]
 
 
 def test_failed_trial_does_not_stop_the_sweep(plugin, tmp_path, capsys):

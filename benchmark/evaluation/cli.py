@@ -70,12 +70,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("b", help="evaluated images: a folder (png/jpg) or an .npz with `x`")
     parser.add_argument("--kid", action="store_true", help="also print KID")
     parser.add_argument("--pr", action="store_true", help="also print precision and recall")
-    parser.add_argument("--weights", default=None, help="Inception weights (default: env)")
     parser.add_argument(
-        "--extractor", default="inception", choices=FEATURE_EXTRACTORS.names(), help="features"
+        "--weights", default=None, help="Inception weights (default: $GANBENCH_INCEPTION)"
     )
-    parser.add_argument("--batch-size", type=int, default=100, help="images per forward pass")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--extractor",
+        default="inception",
+        choices=FEATURE_EXTRACTORS.names(),
+        help="feature network (default: inception, FID's InceptionV3 pool3)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=100, help="images per forward pass (default: 100)"
+    )
+    parser.add_argument(
+        "--device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="torch device (default: cuda if available, else cpu)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
