@@ -152,7 +152,11 @@ def test_every_trial_field_has_help_with_its_default():
 
     assert set(FIELD_HELP) == {f.name for f in dataclasses.fields(TrialConfig)}
     assert field_help("steps") == (
-        "training length in D steps (one D step = one real batch) (default: 15,625)"
+        "training length in D steps, for short runs (one D step = one real batch) "
+        "(default: unset (epochs))"
+    )
+    assert field_help("eval_every_epochs") == (
+        "reference epochs between evaluated checkpoints (and the last step) (default: 5.0)"
     )
     assert field_help("lr") == "Adam learning rate of D and G (default: the model's preset)"
     assert field_help("metrics").endswith(

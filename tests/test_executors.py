@@ -31,7 +31,7 @@ def test_cpu_workers_record_their_thread_count(tmp_path, monkeypatch, workers, c
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(executors, "available_cores", lambda: cores)
     extra = f"[local]\ncpu_workers = {workers}\n"
-    spec = tiny_spec(tmp_path / "t.toml", models=("ns",), seeds=2, steps=2, checkpoint_every=2,
+    spec = tiny_spec(tmp_path / "t.toml", models=("ns",), seeds=2, steps=2, eval_every=2,
                      extra=extra)  # fmt: skip
     assert main(["sweep", str(spec), "--no-progress", "--no-report"]) == 0
     frame = pd.read_csv(tmp_path / "t" / "results.csv")

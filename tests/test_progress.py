@@ -85,7 +85,7 @@ def test_a_1000_step_trial_logs_about_ten_lines(tmp_path):
         done = subprocess.run(
             [sys.executable, "-m", "benchmark", "trial", "--plugin", "tinydata",
              "--dataset", "tiny", "--model", "ns", "--networks", "mlp", "--batch-size", "8",
-             "--steps", "1000", "--checkpoint-every", "1000", "--out", str(tmp_path / "t")],
+             "--steps", "1000", "--out", str(tmp_path / "t")],
             env=env, stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=600,
         )  # fmt: skip
     seconds = time.monotonic() - started

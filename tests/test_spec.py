@@ -181,6 +181,10 @@ def test_quick_spec():
     spec = load_spec(REPO / "runs" / "quick.toml")
     assert spec.datasets == ("polygons",) and spec.metric == "f1" and spec.direction == "max"
     assert spec.trial["metrics"] == ("polygon",)
+    # It says what it is, and where the paper's protocol is.
+    assert spec.description.startswith("A reduced-scale demonstration, not the paper's study")
+    assert "MLP" in spec.description and "runs/<dataset>-wide.toml" in spec.description
+    assert "\n" not in spec.description
 
 
 # ---- ablations: [[variants]] --------------------------------------------------------------
@@ -325,8 +329,3 @@ def test_the_modern_losses_specs():
     assert len(trials) == 600
     schedule = trial_schedule(trials[0])
     assert (schedule.steps, schedule.eval_steps) == PAPER_SCHEDULES["polygons"]
-
-    # It says what it is, and where the paper's protocol is.
-    assert spec.description.startswith("A reduced-scale demonstration, not the paper's study")
-    assert "MLP" in spec.description and "runs/<dataset>-wide.toml" in spec.description
-    assert "\n" not in spec.description
