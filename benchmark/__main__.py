@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 import types
+import typing
 from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
@@ -36,9 +37,16 @@ def _preload_plugins(argv: Sequence[str]) -> None:
     load_plugins(modules)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the error first), not a usage block."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only the chosen command's module is imported (keeps start-up fast)."""
-    parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m benchmark", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         parser_of_command = sub.add_parser(name, help=help_text, description=help_text)
@@ -52,11 +60,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; returns its exit code (2, with one line on stderr, for bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         _preload_plugins(argv)
         command = next((arg for arg in argv if not arg.startswith("-")), None)
-        args = build_parser(command).parse_args(argv)
+        try:
+            args = build_parser(command).parse_args(argv)
+        except SystemExit as stop:  # --help, or a usage error already printed in one line
+            return stop.code if isinstance(stop.code, int) else 2
         return int(args._run(args) or 0)
     except (ConfigError, DatasetMissing) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -69,8 +81,6 @@ def option_name(field_name: str) -> str:
 
 def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, skip: set[str]) -> None:
     """One --option per dataclass field, typed from its annotation; unset means "default"."""
-    import typing
-
     hints = typing.get_type_hints(cls)
     for f in fields(cls):
         if f.name in skip:
