@@ -25,7 +25,7 @@ COMMANDS = {
     "trial": ("benchmark.cli_trial", "train and evaluate one trial"),
     "sweep": ("benchmark.sweep", "run a sweep spec (runs/<name>.toml)"),
     "fid": ("benchmark.evaluation.cli", "FID (and KID, precision/recall) between two image sets"),
-    "report": ("analysis.__main__", "build the tables and plots of a finished sweep"),
+    "report": ("benchmark.cli_report", "build the tables and plots of a finished sweep"),
     "list": ("benchmark.cli_trial", "list registered models, losses, penalties, datasets"),
 }
 
