@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     resolve_device(args.device)
     out = check_writable_dir(args.out, "out")
     created = [path for path in (out, *out.parents) if not path.exists()]  # deepest first
+    lock_created = not (out / ".lock").exists()
     try:
         with claim(out, wait=False) as claimed:  # the same claim a sweep takes on a trial
             if not claimed:
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
                 progress=not args.no_progress,
             )
     except (ConfigError, DatasetMissing):
-        if created:  # refused before any work: leave no directory behind
+        if lock_created:  # refused before any work: leave nothing behind
             (out / ".lock").unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 for path in created:

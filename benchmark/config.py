@@ -130,8 +130,10 @@ def _int_in(trial: TrialConfig, name: str, low: int, high: int | None = None) ->
 
 def validate(trial: TrialConfig) -> None:
     """Raise ConfigError naming the first bad field, its value and what is allowed."""
+    from benchmark.datasets import DATASETS
     from benchmark.evaluation.extractors import FEATURE_EXTRACTORS
 
+    DATASETS.get(trial.dataset, "dataset")
     LOSSES.get(trial.loss, "loss")
     PENALTIES.get(trial.penalty, "penalty")
     GENERATORS.get(trial.generator, "generator")
