@@ -30,7 +30,8 @@ class DamagedFile(ConfigError):
 
     def __init__(self, path: str | Path, problem: str, remedy: str) -> None:
         ValueError.__init__(self, f"{path}: damaged ({problem}); {remedy}")
-        self.field, self.value, self.allowed, self.where = Path(path).name, str(path), remedy, ""
+        self.field, self.value, self.allowed = Path(path).name, str(path), remedy
+        self.where = str(path)  # the message names the file already; callers add no prefix
 
 
 def _host() -> str:

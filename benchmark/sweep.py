@@ -23,7 +23,7 @@ from benchmark.config import TrialConfig, resolve_trial
 from benchmark.evaluation.extractors import build_extractor
 from benchmark.evaluation.metrics import METRICS
 from benchmark.executors import EXECUTORS, RunContext, claim
-from benchmark.io import DamagedFile, atomic_write, cache_dir, check_writable_dir
+from benchmark.io import atomic_write, cache_dir, check_writable_dir
 from benchmark.registry import ConfigError, load_plugins
 from benchmark.search import sample_hyperparameters
 from benchmark.spec import METRIC_SOURCES, SweepSpec, load_spec
@@ -235,7 +235,7 @@ def preflight(spec: SweepSpec, trials: Sequence[TrialConfig], data_root: str | N
             check_trial_dir(trial, directory)
             read_result(directory, trial)
         except ConfigError as error:
-            if error.where or isinstance(error, DamagedFile):
+            if error.where:
                 raise
             raise type(error)(error.field, error.value, error.allowed, where) from None
 

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_sweep
 import torch
-from test_sweep import plugin, plugin_dir, subprocess_env  # noqa: F401 - fixtures
+from test_sweep import subprocess_env
 
 from benchmark.__main__ import main
+
+plugin_dir, plugin = test_sweep.plugin_dir, test_sweep.plugin  # fixtures
 
 BAD_PLUGINS = {
     "bad_raises": "raise RuntimeError('plugin broke on import')\n",
@@ -265,7 +268,7 @@ def test_corpus_of_malformed_input(corpus_root, capsys):
     [
         (("trial", "--plugin", "bad_raises", "--dataset", "polygons", "--model", "ns"), "plugins"),
         (("sweep", "{root}/0.toml"), "UTF-8"),
-        (("trial", "--dataset", "polygons", "--model", "ns", "--out", "{root}/o", "--lr", "x"), "--lr"),
+        (("trial", "--dataset", "polygons", "--model", "ns", "--lr", "x"), "--lr"),
     ],
 )  # fmt: skip
 def test_real_processes_print_one_line_and_no_usage_block(corpus_root, argv, field):

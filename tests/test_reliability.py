@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import test_sweep
 import torch
-from test_sweep import plugin, plugin_dir, subprocess_env, tiny_spec  # noqa: F401 - fixtures
+from test_sweep import subprocess_env, tiny_spec
 from test_trainer import tiny
 
 from benchmark import trainer
@@ -22,6 +23,8 @@ from benchmark.evaluation.refstats import load_or_compute, refstats_path
 from benchmark.executors import claim
 from benchmark.io import read_json
 from benchmark.polygons import cache_path, generate_polygons
+
+plugin_dir, plugin = test_sweep.plugin_dir, test_sweep.plugin  # fixtures
 
 # SIGKILLs its own process at one rename, chosen by GANBENCH_TEST_KILL_AT:
 # "before:<suffix>[#n]" kills between the n-th temporary write of a file whose name ends with
@@ -228,8 +231,9 @@ def test_a_damaged_checkpoint_restarts_the_trial_and_says_so(tmp_path, monkeypat
 CACHE_DAMAGE = {
     "empty": lambda data: b"",
     "truncated": lambda data: data[: len(data) // 2],
-    "flipped byte": lambda data: data[: len(data) // 2] + bytes([data[len(data) // 2] ^ 1])
-    + data[len(data) // 2 + 1 :],
+    "flipped byte": lambda data: (
+        data[: len(data) // 2] + bytes([data[len(data) // 2] ^ 1]) + data[len(data) // 2 + 1 :]
+    ),
     "garbage": lambda data: b"not a zip archive at all",
 }
 
@@ -319,6 +323,7 @@ def test_an_unusable_cache_is_refused_before_training(plugin, tmp_path, capsys, 
     (tmp_path / "afile").write_text("x")
     cache = tmp_path / "afile" / ("sub" if kind == "under a file" else "")
     monkeypatch.setenv("GANBENCH_CACHE", str(cache).rstrip("/"))
+    monkeypatch.setenv("GANBENCH_TEST_MARKERS", "0")  # the plugin's run log would make `out`
     out = tmp_path / "trial"
     assert main([*TRIAL, *FID, "--out", str(out)]) == 2
     line = one_error_line(capsys)
