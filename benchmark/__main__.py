@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any
@@ -23,7 +24,7 @@ COMMANDS = {
     "trial": ("benchmark.cli_trial", "train and evaluate one trial"),
     "sweep": ("benchmark.sweep", "run a sweep spec (runs/<name>.toml)"),
     "fid": ("benchmark.evaluation.cli", "FID (and KID, precision/recall) between two image sets"),
-    "report": ("analysis.__main__", "build the tables and plots of a finished sweep"),
+    "report": ("benchmark.cli_report", "build the tables and plots of a finished sweep"),
     "list": ("benchmark.cli_trial", "list registered models, losses, penalties, datasets"),
 }
 
@@ -35,9 +36,16 @@ def _preload_plugins(argv: Sequence[str]) -> None:
     load_plugins(modules)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the error first), not a usage block."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only the chosen command's module is imported (keeps start-up fast)."""
-    parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m benchmark", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         parser_of_command = sub.add_parser(name, help=help_text, description=help_text)
@@ -51,11 +59,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; returns its exit code (2, with one line on stderr, for bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         _preload_plugins(argv)
         command = next((arg for arg in argv if not arg.startswith("-")), None)
-        args = build_parser(command).parse_args(argv)
+        try:
+            args = build_parser(command).parse_args(argv)
+        except SystemExit as stop:  # --help, or a usage error already printed in one line
+            return stop.code if isinstance(stop.code, int) else 2
         return int(args._run(args) or 0)
     except (ConfigError, DatasetMissing) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -73,8 +85,6 @@ def add_dataclass_options(
 
     `help_of(field name)` gives its one-line help, so the help comes from the same fields.
     """
-    import typing
-
     hints = typing.get_type_hints(cls)
     for f in fields(cls):
         if f.name in skip:

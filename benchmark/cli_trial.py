@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from dataclasses import fields
 
@@ -116,9 +117,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from benchmark.__main__ import overrides_from
-    from benchmark.datasets import load_dataset
+    from benchmark.datasets import DatasetMissing
+    from benchmark.executors import claim
+    from benchmark.io import check_writable_dir
     from benchmark.networks import FAMILIES
-    from benchmark.trainer import run_trial
+    from benchmark.registry import ConfigError
+    from benchmark.trainer import resolve_device, run_trial
 
     overrides = overrides_from(args, TrialConfig, _SKIP)
     overrides["plugins"] = tuple(args.plugin)
@@ -128,16 +132,30 @@ def run(args: argparse.Namespace) -> int:
     if overrides.get("metrics") is None:
         overrides["metrics"] = ()  # a single trial evaluates only when asked
     trial = resolve_trial(args.model, args.dataset, **overrides)
-    load_dataset(trial.dataset, args.data_root, download=args.download)  # fail before training
-    result = run_trial(
-        trial,
-        args.out,
-        data_root=args.data_root,
-        device=args.device,
-        weights=args.weights,
-        download=args.download,
-        progress=not args.no_progress,
-    )
+    resolve_device(args.device)
+    out = check_writable_dir(args.out, "out")
+    created = [path for path in (out, *out.parents) if not path.exists()]  # deepest first
+    lock_created = not (out / ".lock").exists()
+    try:
+        with claim(out, wait=False) as claimed:  # the same claim a sweep takes on a trial
+            if not claimed:
+                raise ConfigError("out", args.out, "a trial directory no other process runs")
+            result = run_trial(
+                trial,
+                out,
+                data_root=args.data_root,
+                device=args.device,
+                weights=args.weights,
+                download=args.download,
+                progress=not args.no_progress,
+            )
+    except (ConfigError, DatasetMissing):
+        if lock_created:  # refused before any work: leave nothing behind
+            (out / ".lock").unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                for path in created:
+                    path.rmdir()
+        raise
     shown = ("trial_id", "status", "error", "d_steps", "g_steps", "seconds", "fid_min", "fid_final")
     print(json.dumps({k: result.get(k) for k in shown}, indent=2))
     return 0 if result["status"] == "ok" else 1

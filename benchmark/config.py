@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -132,24 +133,48 @@ def _check(ok: bool, name: str, value: object, allowed: str) -> None:
         raise ConfigError(name, value, allowed)
 
 
+# Upper bounds on sizes, so a typo is refused instead of exhausting memory: a batch of 65,536
+# CelebA images is 3 GB as floats; z_dim 65,536 makes G's first layer 256 MB; 200,000 features
+# per side are 1.6 GB at 2048-d (the study uses 10,000). Seeds must fit torch's 64-bit seed.
+MAX_BATCH = 65_536
+MAX_Z_DIM = 65_536
+MAX_EVAL_IMAGES = 200_000
+MAX_POLYGON_STEPS = 100_000
+MAX_SEED = 2**63 - 1
+FLOAT_FIELDS = ("lr", "beta1", "beta2", "clip", "lam", "lambda_k", "gamma", "bn_momentum")
+FLOAT_FIELDS += ("epochs", "eval_every_epochs", "label_smoothing", "label_flip")
+
+
+def _int_in(trial: TrialConfig, name: str, low: int, high: int | None = None) -> None:
+    value = getattr(trial, name)
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+    if high is None:
+        _check(ok, name, value, f"an integer >= {low}")
+    else:
+        _check(ok and value <= high, name, value, f"an integer in [{low}, {high:,}]")
+
+
 def validate(trial: TrialConfig) -> None:
     """Raise ConfigError naming the first bad field, its value and what is allowed."""
+    from benchmark.evaluation.extractors import FEATURE_EXTRACTORS
+
+    DATASETS.get(trial.dataset, "dataset")
     LOSSES.get(trial.loss, "loss")
     PENALTIES.get(trial.penalty, "penalty")
     GENERATORS.get(trial.generator, "generator")
     DISCRIMINATORS.get(trial.discriminator, "discriminator")
+    for name in FLOAT_FIELDS:
+        value = getattr(trial, name)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        _check(value is None or (number and math.isfinite(value)), name, value, "a finite number")
     _check(trial.lr > 0, "lr", trial.lr, "a number > 0")
     _check(0 <= trial.beta1 <= 1, "beta1", trial.beta1, "a number in [0, 1]")
     _check(0 <= trial.beta2 < 1, "beta2", trial.beta2, "a number in [0, 1)")
-    for name in ("n_disc", "batch_size", "z_dim"):
-        value = getattr(trial, name)
-        _check(isinstance(value, int) and value >= 1, name, value, "an integer >= 1")
-    _check(
-        trial.steps is None or (isinstance(trial.steps, int) and trial.steps >= 1),
-        "steps",
-        trial.steps,
-        "an integer >= 1 (or unset, to train `epochs`)",
-    )
+    _int_in(trial, "n_disc", 1)
+    _int_in(trial, "batch_size", 1, MAX_BATCH)
+    _int_in(trial, "z_dim", 1, MAX_Z_DIM)
+    if trial.steps is not None:
+        _int_in(trial, "steps", 1)
     _check(
         trial.steps is None or trial.epochs is None,
         "epochs",
@@ -206,13 +231,13 @@ def validate(trial: TrialConfig) -> None:
     for metric in trial.metrics:
         _check(metric in METRIC_NAMES, "metrics", metric, f"a subset of {list(METRIC_NAMES)}")
     for name in ("fid_n_real", "fid_n_fake"):
-        value = getattr(trial, name)
-        _check(isinstance(value, int) and value >= 2, name, value, "an integer >= 2")
+        _int_in(trial, name, 2, MAX_EVAL_IMAGES)
+    FEATURE_EXTRACTORS.get(trial.feature_extractor, "feature_extractor")
     _check(trial.amp_dtype in AMP_DTYPES, "amp_dtype", trial.amp_dtype, f"one of {AMP_DTYPES}")
-    for name in ("polygon_n_precision", "polygon_n_recall", "polygon_steps"):
-        value = getattr(trial, name)
-        _check(isinstance(value, int) and value >= 1, name, value, "an integer >= 1")
-    _check(trial.seed >= 0, "seed", trial.seed, "an integer >= 0")
+    for name in ("polygon_n_precision", "polygon_n_recall"):
+        _int_in(trial, name, 1, MAX_EVAL_IMAGES)
+    _int_in(trial, "polygon_steps", 1, MAX_POLYGON_STEPS)
+    _int_in(trial, "seed", 0, MAX_SEED)
 
 
 HYPERPARAMETERS = ("lr", "beta1", "n_disc", "d_bn", "clip", "lam", "lambda_k", "gamma")

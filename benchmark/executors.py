@@ -24,7 +24,6 @@ from typing import Any
 import submitit
 
 from benchmark.config import TrialConfig
-from benchmark.io import read_json
 from benchmark.registry import ConfigError, Registry, load_plugins
 
 Task = tuple[TrialConfig, Path]
@@ -330,6 +329,8 @@ def run_slurm(
     Without slurmdbd, sacct is disabled and submitit sees every state as UNKNOWN, so this
     polls the trial directories for results and squeue for jobs still queued.
     """
+    from benchmark.trainer import load_result
+
     if not tasks:
         return
     executor = submitit.AutoExecutor(folder=sweep_dir / "slurm", cluster="slurm")
@@ -357,12 +358,12 @@ def run_slurm(
         time.sleep(options["poll_seconds"])
         for trial_id, (trial, directory, _) in list(pending.items()):
             if (directory / "result.json").exists():
-                report(trial, read_json(directory / "result.json"))
+                report(trial, load_result(directory / "result.json"))
                 del pending[trial_id]
         empty_polls = 0 if _queued(array_ids) else empty_polls + 1
     for trial, directory, job in pending.values():
         if (directory / "result.json").exists():
-            report(trial, read_json(directory / "result.json"))
+            report(trial, load_result(directory / "result.json"))
             continue
         error = None
         if job.paths.result_pickle.exists():

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from benchmark.io import atomic_write, cache_dir
+from benchmark.io import cache_dir, write_cache
 from benchmark.registry import ConfigError
 
 SIZE = 28
@@ -166,8 +167,9 @@ def _load_or_generate(seed: int, rotation: str, sizes: Sequence[int]) -> dict[st
         raise ConfigError("sizes", sizes, f"three non-negative counts for {list(SPLITS)}")
     path = cache_path(seed, rotation, sizes)
     if path.exists():
-        with np.load(path) as stored:
-            return {key: stored[key] for key in stored.files}
+        stored = _read_cache(path, sizes)
+        if stored is not None:
+            return stored
     arrays = _generate(seed, rotation, sizes)
 
     def write(tmp: Path) -> None:
@@ -175,7 +177,24 @@ def _load_or_generate(seed: int, rotation: str, sizes: Sequence[int]) -> dict[st
         with open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
 
-    atomic_write(path, write)
+    write_cache(path, write)
+    return arrays
+
+
+def _read_cache(path: Path, sizes: Sequence[int]) -> dict[str, np.ndarray] | None:
+    """The cached splits if the file is intact (zip CRCs, every split of the right shape);
+    None for a damaged or foreign file, which is then regenerated and overwritten."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            arrays = {key: stored[key] for key in stored.files}
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+    for name, n in zip(SPLITS, sizes, strict=True):
+        image, vertices = arrays.get(name), arrays.get(f"{name}_vertices")
+        if image is None or image.shape != (n, 1, SIZE, SIZE) or image.dtype != np.uint8:
+            return None
+        if vertices is None or vertices.shape != (n, 3, 2):
+            return None
     return arrays
 
 

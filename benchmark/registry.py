@@ -60,9 +60,14 @@ class Registry(Generic[T]):
 
 
 def load_plugins(modules: Iterable[str]) -> None:
-    """Import user modules so their `@register` decorators run."""
+    """Import user modules so their `@register` decorators run.
+
+    Any error while importing (a missing module, a syntax error, an exception the module
+    raises, a duplicate registration) is the user's input, so it becomes a ConfigError.
+    """
     for module in modules:
         try:
             importlib.import_module(module)
-        except ImportError as error:
-            raise ConfigError("plugins", module, f"an importable module ({error})") from error
+        except Exception as error:  # whatever user code raises: reported in one line
+            detail = f"{type(error).__name__}: {error}".splitlines()[0]
+            raise ConfigError("plugins", module, f"an importable module ({detail})") from None

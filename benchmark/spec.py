@@ -33,6 +33,21 @@ DIRECTIONS = {
     "ipr_recall": "max",
 }
 
+# The evaluation metric (TrialConfig.metrics) that produces each ranking column.
+METRIC_SOURCES = {
+    "fid_min": "fid",
+    "fid_final": "fid",
+    "kid": "kid",
+    "ipr_precision": "ipr",
+    "ipr_recall": "ipr",
+    "precision": "polygon",
+    "recall": "polygon",
+    "f1": "polygon",
+}
+# Plans larger than this are a typo, not a study (the paper's largest phase has 100 samples).
+MAX_SAMPLES = 10_000
+MAX_SEEDS = 10_000
+
 # TrialConfig fields a spec may not set: the sweep sets them per trial.
 PLANNED_FIELDS = ("dataset", "model", "seed", "sweep", "phase", "sample", "seed_role", "extra")
 TRIAL_FIELDS = tuple(f.name for f in fields(TrialConfig) if f.name not in PLANNED_FIELDS)
@@ -182,7 +197,12 @@ def read_toml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError("spec", str(path), "an existing .toml file")
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except OSError as error:
+        raise ConfigError("spec", str(path), f"a readable file ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        allowed = f"UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start})"
+        raise ConfigError("spec", str(path), allowed) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError("toml", str(error), "valid TOML", where=str(path)) from None
 
@@ -276,6 +296,10 @@ def load_spec(path: str | Path) -> SweepSpec:
     )
     if direction is None:
         raise r.error("direction", None, f'"min" or "max" (metric {metric!r} has no default)')
+    source_metric = METRIC_SOURCES.get(metric)
+    chosen = trial.get("metrics")  # unset: the default, or a seeds phase's source trials'
+    if chosen and source_metric is not None and source_metric not in chosen:
+        raise r.error("metric", metric, f"a column the trials' metrics {list(chosen)} produce")
 
     search_seed = r.get("search_seed", 0, lambda v: _is_int(v) and v >= 0, "an integer >= 0")
     options: dict[str, Any] = {"search_seed": search_seed}
@@ -287,10 +311,16 @@ def load_spec(path: str | Path) -> SweepSpec:
             raise r.error("from", source, "a sweep directory holding trials/<id>/result.json")
         options["source"] = Path(source)
         options["select_seeds"] = r.get(
-            "select_seeds", 0, lambda v: _is_int(v) and v >= 0, "an integer >= 0"
+            "select_seeds",
+            0,
+            lambda v: _is_int(v) and 0 <= v <= MAX_SEEDS,
+            f"an integer in [0, {MAX_SEEDS:,}]",
         )
         options["report_seeds"] = r.get(
-            "report_seeds", None, lambda v: _is_int(v) and v >= 1, "an integer >= 1"
+            "report_seeds",
+            None,
+            lambda v: _is_int(v) and 1 <= v <= MAX_SEEDS,
+            f"an integer in [1, {MAX_SEEDS:,}]",
         )
         if options["report_seeds"] is None:
             raise r.error("report_seeds", None, "an integer >= 1 (required in phase seeds)")
@@ -307,22 +337,27 @@ def load_spec(path: str | Path) -> SweepSpec:
                 raise r.error(key, r.table[key], 'nothing outside phase = "seeds"')
         default_space = phase if phase in SPACES else "default"
         space = r.get("space", default_space, lambda v: v in SPACES, f"one of {SPACES.names()}")
-        samples = r.get("samples", 1, lambda v: _is_int(v) and v >= 1, "an integer >= 1")
+        samples = r.get(
+            "samples",
+            1,
+            lambda v: _is_int(v) and 1 <= v <= MAX_SAMPLES,
+            f"an integer in [1, {MAX_SAMPLES:,}]",
+        )
         if space == "default" and samples != 1:
             raise r.error("samples", samples, '1 (space "default" has one setting per model)')
         seeds = r.get(
             "seeds",
             1,
             lambda v: (
-                (_is_int(v) and v >= 1)
+                (_is_int(v) and 1 <= v <= MAX_SEEDS)
                 or (
                     isinstance(v, list)
-                    and v
+                    and 0 < len(v) <= MAX_SEEDS
                     and all(_is_int(s) and s >= 0 for s in v)
                     and len(set(v)) == len(v)
                 )
             ),
-            "a count >= 1, or a list of distinct integers >= 0",
+            f"a count in [1, {MAX_SEEDS:,}], or a list of distinct integers >= 0",
         )
         seeds = tuple(range(seeds)) if _is_int(seeds) else tuple(seeds)
         options.update(space=space, samples=samples, seeds=seeds)

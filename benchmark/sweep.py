@@ -21,15 +21,25 @@ import pandas as pd
 
 from analysis.load import results_frame  # the one flattening of results
 from benchmark.config import TrialConfig, resolve_trial
+from benchmark.evaluation.extractors import build_extractor
+from benchmark.evaluation.metrics import METRICS
 from benchmark.executors import EXECUTORS, RunContext, claim
-from benchmark.io import atomic_write, read_json, write_json
+from benchmark.io import atomic_write, cache_dir, check_writable_dir, write_json
 from benchmark.models import MODELS
 from benchmark.networks import FAMILIES
 from benchmark.progress import progress_bar
 from benchmark.registry import ConfigError, load_plugins
 from benchmark.schedule import trial_schedule
 from benchmark.search import sample_hyperparameters
-from benchmark.spec import SweepSpec, load_spec
+from benchmark.spec import METRIC_SOURCES, SweepSpec, load_spec
+from benchmark.trainer import (
+    check_trial_dir,
+    load_result,
+    read_result,
+    read_trial_record,
+    remove_leftovers,
+    resolve_device,
+)
 
 
 def trial_dir(spec: SweepSpec, trial: TrialConfig) -> Path:
@@ -96,7 +106,7 @@ def load_results(directory: Path, trial_ids: Iterable[str] | None = None) -> lis
         paths = sorted((directory / "trials").glob("*/result.json"))
     else:
         paths = [directory / "trials" / i / "result.json" for i in trial_ids]
-    return [read_json(path) for path in paths if path.exists()]
+    return [load_result(path) for path in paths if path.exists()]
 
 
 def best_settings(
@@ -229,26 +239,81 @@ def summary(frame: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
 
 
 def preflight(spec: SweepSpec, trials: Sequence[TrialConfig], data_root: str | None) -> None:
-    """Refuse before any work: a dataset without its data root, a directory of another trial."""
+    """Refuse before any work: a dataset without its data root, a directory of another trial
+    or of another plan, a damaged trial.json or result.json."""
     from benchmark.datasets import DATASETS
     from benchmark.datasets import data_root as resolve_root
-    from benchmark.trainer import TrialMismatch, check_trial_dir
 
+    where = str(spec.path)
     for dataset in spec.datasets:
         if DATASETS.get(dataset).needs_root:
             try:
                 resolve_root(data_root)
             except ConfigError as error:
-                raise ConfigError(
-                    "data_root", error.value, error.allowed, where=str(spec.path)
-                ) from None
+                raise ConfigError("data_root", error.value, error.allowed, where=where) from None
+    check_same_plan(spec, trials)
     for trial in trials:
-        if (trial_dir(spec, trial) / "trial.json").exists():
-            try:
-                check_trial_dir(trial, trial_dir(spec, trial))
-            except TrialMismatch as error:
-                where = str(spec.path)
-                raise TrialMismatch(error.field, error.value, error.allowed, where) from None
+        directory = trial_dir(spec, trial)
+        try:
+            check_trial_dir(trial, directory)
+            read_result(directory, trial)
+        except ConfigError as error:
+            if error.where:
+                raise
+            raise type(error)(error.field, error.value, error.allowed, where) from None
+
+
+def check_same_plan(spec: SweepSpec, trials: Sequence[TrialConfig]) -> None:
+    """Refuse a sweep directory that holds trials this plan does not contain (the spec was
+    changed since they ran), naming a field that changed, so results never mix."""
+    root = spec.directory / "trials"
+    planned = {trial.trial_id for trial in trials}
+    foreign = sorted(
+        path
+        for path in (root.iterdir() if root.is_dir() else ())
+        if path.name not in planned and (path / "trial.json").exists()
+    )
+    if not foreign or not trials:
+        return
+    stored = read_trial_record(foreign[0] / "trial.json")
+
+    def changed(trial: TrialConfig) -> list[str]:
+        values = trial.to_dict()
+        return sorted(k for k in set(values) | set(stored) if values.get(k) != stored.get(k))
+
+    nearest = min(trials, key=lambda trial: len(changed(trial)))
+    keys = changed(nearest) or ["trial_id"]
+    also = f"; also {', '.join(keys[1:])}" if keys[1:] else ""
+    raise ConfigError(
+        keys[0],
+        nearest.to_dict().get(keys[0], nearest.trial_id),
+        f"{stored.get(keys[0], foreign[0].name)!r} as in the {len(foreign)} trial(s) of another "
+        f"plan already in {root}{also}: give the sweep another name, or move them aside",
+        where=str(spec.path),
+    )
+
+
+def check_machine(
+    spec: SweepSpec, trials: Sequence[TrialConfig], context: RunContext, executor: str, report: bool
+) -> None:
+    """Refuse before any trial trains: a report metric no trial produces, a device this machine
+    lacks, an unusable cache or sweep directory, Inception weights that are missing or broken."""
+    where = str(spec.path)
+    produced = {metric for trial in trials for metric in trial.metrics}
+    source = METRIC_SOURCES.get(spec.metric)
+    if report and trials and source is not None and source not in produced:
+        allowed = f"a list with {source!r}: the report ranks by {spec.metric!r} (or --no-report)"
+        raise ConfigError("metrics", sorted(produced), allowed, where)
+    if executor == "local":  # a cluster's nodes have their own devices and caches
+        try:
+            resolve_device(context.device)
+        except ConfigError as error:
+            raise ConfigError(error.field, error.value, error.allowed, where) from None
+        cache_dir()
+    check_writable_dir(spec.directory, "sweep directory", where)
+    featured = {name for name in METRICS.names() if METRICS.get(name).needs_features}
+    for name in sorted({t.feature_extractor for t in trials if set(t.metrics) & featured}):
+        build_extractor(name, context.weights, "cpu", context.download)
 
 
 def forget_failed(spec: SweepSpec, trials: Sequence[TrialConfig]) -> int:
@@ -257,13 +322,21 @@ def forget_failed(spec: SweepSpec, trials: Sequence[TrialConfig]) -> int:
     for trial in trials:
         directory = trial_dir(spec, trial)
         path = directory / "result.json"
-        if path.exists() and read_json(path).get("status") == "failed":
+        if path.exists() and load_result(path).get("status") == "failed":
             with claim(directory, wait=False) as claimed:
                 if claimed:
                     path.unlink()
                     (directory / "error.log").unlink(missing_ok=True)
                     count += 1
     return count
+
+
+def tidy_finished(tasks: Sequence[tuple[TrialConfig, Path]]) -> None:
+    """Remove what killed runs left in finished trials (temporary files, a spare checkpoint)."""
+    for _, directory in tasks:
+        with claim(directory, wait=False) as claimed:
+            if claimed:
+                remove_leftovers(directory)
 
 
 def run_sweep(
@@ -276,6 +349,7 @@ def run_sweep(
     name = executor or spec.executor
     tasks = [(t, trial_dir(spec, t)) for t in trials]
     pending = [(t, d) for t, d in tasks if not (d / "result.json").exists()]
+    tidy_finished([(t, d) for t, d in tasks if (d / "result.json").exists()])
     bar = progress_bar(
         len(tasks),
         f"sweep {spec.name}",
@@ -317,7 +391,7 @@ def print_plan(spec: SweepSpec, trials: Sequence[TrialConfig], out=None) -> None
     rows = []
     for trial in trials:
         path = trial_dir(spec, trial) / "result.json"
-        status = read_json(path)["status"] if path.exists() else "to run"
+        status = load_result(path)["status"] if path.exists() else "to run"
         variant = trial.extra.get("variant", "")
         rows.append(
             {"dataset": trial.dataset, "model": trial.model, "variant": variant, "status": status}
@@ -365,9 +439,6 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print_plan(spec, trials)
         return 0
-    if args.retry_failed:
-        print(f"{forget_failed(spec, trials)} failed trials will run again", file=sys.stderr)
-    write_sweep_record(spec, trials)
     context = RunContext(
         data_root=data_root,
         device=args.device or spec.device,
@@ -375,6 +446,10 @@ def run(args: argparse.Namespace) -> int:
         download=args.download,
         progress=not args.no_progress,
     )
+    check_machine(spec, trials, context, args.executor or spec.executor, not args.no_report)
+    if args.retry_failed:
+        print(f"{forget_failed(spec, trials)} failed trials will run again", file=sys.stderr)
+    write_sweep_record(spec, trials)
     failed, unfinished = run_sweep(spec, trials, context, args.executor)
     frame = write_results(spec, trials)
     table = summary(frame, spec.metric, spec.direction)
@@ -403,8 +478,12 @@ def _report(spec: SweepSpec, trials_per_cell: int) -> bool:
             expected_trials=trials_per_cell,
         )
     except Exception as error:  # the results are safe; the report can be rebuilt on its own
+        command = (
+            f"python -m benchmark report {spec.directory} --metric {spec.metric} "
+            f"--direction {spec.direction} --expected-trials {trials_per_cell}"
+        )
         print(f"report failed: {type(error).__name__}: {error}", file=sys.stderr)
-        print(f"rebuild it with: python -m benchmark report {spec.directory}", file=sys.stderr)
+        print(f"rebuild it with: {command}", file=sys.stderr)
         return False
     print(f"report: {path}")
     return True

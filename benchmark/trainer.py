@@ -2,7 +2,8 @@
 
 The one idempotent entry point for all work on a trial (executors only decide where it
 runs): a trial whose result.json exists is returned as it is; one with a checkpoint
-resumes from it and ends with the same weights as an uninterrupted run; one whose
+resumes from it and ends with the same weights as an uninterrupted run (a checkpoint
+carries its sha256; a damaged one restarts the trial from step 0, and says so); one whose
 stored trial.json differs from the planned config is refused.
 
 The step follows the reference code (benchmark/schedule.py, DESIGN.md): every step draws
@@ -15,8 +16,11 @@ the host only every LOG_EVERY steps, so the step itself never waits for the devi
 
 from __future__ import annotations
 
+import hashlib
+import io
 import math
 import platform
+import sys
 import time
 import traceback
 from contextlib import nullcontext
@@ -28,7 +32,15 @@ from torch import Tensor, nn
 
 import benchmark
 from benchmark.config import TrialConfig
-from benchmark.io import atomic_write, read_json, write_json
+from benchmark.io import (
+    DamagedFile,
+    atomic_write,
+    check_writable_dir,
+    read_json,
+    read_record,
+    remove_stale_temporaries,
+    write_json,
+)
 from benchmark.latents import LATENTS
 from benchmark.losses import LOSSES, discriminator_targets
 from benchmark.networks import DISCRIMINATORS, GENERATORS, NetworkOptions, clip_parameters
@@ -47,6 +59,29 @@ class TrialMismatch(ConfigError):
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_device(name: str | torch.device | None) -> torch.device:
+    """The torch device `name` (default: cuda if available), or ConfigError if this machine
+    cannot run on it; checked before anything is written."""
+    if name is None:
+        return default_device()
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError("device", name, "a torch device: cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError("device", name, "cpu (this machine has no usable CUDA GPU)")
+        if device.index is not None and device.index >= count:
+            raise ConfigError("device", name, f"cuda or cuda:0 .. cuda:{count - 1}")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError("device", name, "cpu (MPS is not available here)")
+    elif device.type != "cpu":
+        raise ConfigError("device", name, "cpu, cuda or cuda:N")
+    return device
 
 
 def uniform_z(n: int, z_dim: int, rng: torch.Generator, device: torch.device) -> Tensor:
@@ -236,29 +271,100 @@ class GANTraining:
         self.rng.set_state(state["rng"])
 
 
-def check_trial_dir(trial: TrialConfig, directory: Path) -> None:
-    """Write trial.json, or refuse if the directory already holds a different trial."""
+TRIAL_REMEDY = "delete or move its directory to run the trial again"
+RESULT_REMEDY = "delete it to run the trial again"
+
+
+def load_result(path: Path) -> dict[str, Any]:
+    """A stored result.json; DamagedFile naming it (and what to do) if it is not a result."""
+    return read_record(path, ("trial_id", "status"), RESULT_REMEDY)
+
+
+def read_trial_record(path: Path) -> dict[str, Any]:
+    """A stored trial.json; DamagedFile naming it (and what to do) if it is not a trial."""
+    return read_record(path, ("dataset", "model", "loss"), TRIAL_REMEDY)
+
+
+def read_result(directory: Path, trial: TrialConfig) -> dict[str, Any] | None:
+    """The trial's stored result, None if it has none; DamagedFile if it cannot be trusted."""
+    path = directory / "result.json"
+    if not path.exists():
+        return None
+    result = load_result(path)
+    if result["trial_id"] != trial.trial_id:
+        raise DamagedFile(path, f"it is the result of trial {result['trial_id']}", RESULT_REMEDY)
+    return result
+
+
+def check_trial_dir(trial: TrialConfig, directory: Path) -> bool:
+    """Whether the directory holds this trial's trial.json; TrialMismatch if it holds another
+    trial's, DamagedFile if it is unreadable. Writes nothing."""
     path = directory / "trial.json"
-    if path.exists():
-        stored = read_json(path)
-        if stored != trial.to_dict():
-            changed = sorted(
-                key
-                for key in set(stored) | set(trial.to_dict())
-                if stored.get(key) != trial.to_dict().get(key)
-            )
-            raise TrialMismatch(
-                "trial.json",
-                str(path),
-                f"the same config as planned (differs in {', '.join(changed)}); "
-                "use another directory or delete it",
-            )
-    else:
-        write_json(path, trial.to_dict())
+    if not path.exists():
+        return False
+    stored = read_trial_record(path)
+    if stored != trial.to_dict():
+        changed = sorted(
+            key
+            for key in set(stored) | set(trial.to_dict())
+            if stored.get(key) != trial.to_dict().get(key)
+        )
+        raise TrialMismatch(
+            "trial.json",
+            str(path),
+            f"the same config as planned (differs in {', '.join(changed)}); "
+            "use another directory or delete it",
+        )
+    return True
+
+
+def remove_leftovers(directory: Path) -> None:
+    """What a killed run of this trial left: temporary files of interrupted writes, and the
+    checkpoint of a trial whose result is stored. Call it only while holding the trial's claim
+    (or when no other process can be writing the directory)."""
+    remove_stale_temporaries(directory, everything=True)
+    if (directory / "result.json").exists():
+        (directory / CHECKPOINT).unlink(missing_ok=True)
+
+
+CHECKPOINT = "checkpoint.pt"
+# A checkpoint file is this magic, the sha256 of the payload (hex) and a newline, then the
+# payload (torch.save's bytes); a file that fails the check is never loaded.
+_CHECKPOINT_MAGIC = b"ganbench-checkpoint-v1 "
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getbuffer()
+    header = _CHECKPOINT_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n"
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            handle.write(header)
+            handle.write(payload)
+
+    atomic_write(path, write)
+
+
+def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
+    """The saved state, or None (with a line on stderr) if the file fails its integrity check:
+    the trial then restarts from step 0, which ends with the same weights, only later."""
+    data = path.read_bytes()
+    header, _, payload = data.partition(b"\n")
+    problem = ""
+    if not header.startswith(_CHECKPOINT_MAGIC):
+        problem = "not a ganbench checkpoint" if data else "empty"
+    elif header[len(_CHECKPOINT_MAGIC) :] != hashlib.sha256(payload).hexdigest().encode():
+        problem = "sha256 mismatch: truncated or altered"
+    if not problem:
+        try:
+            return torch.load(io.BytesIO(payload), map_location=device, weights_only=True)
+        except Exception as error:  # a payload that passed its hash but cannot be unpickled
+            problem = f"{type(error).__name__}: {error}"
+    print(f"warning: {path}: damaged ({problem}); the trial restarts from step 0", file=sys.stderr)
+    path.unlink(missing_ok=True)
+    return None
 
 
 def _save_samples(generator: nn.Module, trial: TrialConfig, device: torch.device, path: Path):
@@ -286,7 +392,9 @@ def _environment(device: torch.device) -> dict[str, Any]:
     }
 
 
-def _make_evaluator(trial: TrialConfig, test_images: Tensor, device: torch.device, weights):
+def _make_evaluator(
+    trial: TrialConfig, test_images: Tensor, device: torch.device, weights, download: bool
+):
     if not trial.metrics:
         return None
     from benchmark.evaluation import Evaluator
@@ -300,6 +408,7 @@ def _make_evaluator(trial: TrialConfig, test_images: Tensor, device: torch.devic
         n_fake=trial.fid_n_fake,
         extractor=trial.feature_extractor,
         weights=weights,
+        download=download,
         device=device,
         z_dim=trial.z_dim,
         latent=trial.latent,
@@ -342,29 +451,43 @@ def run_trial(
 ) -> dict[str, Any]:
     """Run (or resume, or return) one trial in `directory`; returns the result record.
 
-    Configuration and data errors are raised before any training. An error during
+    Configuration, device, directory, data, weights and cache errors are raised before
+    anything is written or trained (a damaged trial.json or result.json is named, with
+    what to do). Call it under the trial's claim (`executors.claim`): it tidies what a
+    killed run left in the directory. An error during
     training is recorded as status "failed" with its message; a non-finite loss ends
     the trial as "diverged". Both are results, not crashes.
     """
     from benchmark.datasets import load_dataset
 
+    # Everything that can refuse the trial runs before anything is written or trained.
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    check_trial_dir(trial, directory)
-    result_path = directory / "result.json"
-    if result_path.exists():
-        return read_json(result_path)
-
+    device = resolve_device(device)
+    check_writable_dir(directory, "out")
+    known = check_trial_dir(trial, directory)
+    result = read_result(directory, trial)
+    if result is not None:
+        if not known:  # trial.json was deleted; the result names this very trial
+            write_json(directory / "trial.json", trial.to_dict())
+        remove_leftovers(directory)
+        return result
     data = load_dataset(trial.dataset, data_root, download=download)
-    device = torch.device(device) if device is not None else default_device()
-    evaluator = _make_evaluator(trial, data.test, device, weights)
+    evaluator = _make_evaluator(trial, data.test, device, weights, download)
+    if evaluator is not None:
+        evaluator.prepare()  # weights and reference statistics, before any training
+
+    directory.mkdir(parents=True, exist_ok=True)
+    if not known:
+        write_json(directory / "trial.json", trial.to_dict())
+    remove_leftovers(directory)
+    result_path = directory / "result.json"
     training = GANTraining(trial, data.train, device)
-    checkpoint_path = directory / "checkpoint.pt"
+    checkpoint_path = directory / CHECKPOINT
     history: list[dict[str, Any]] = []
     evaluations: list[dict[str, Any]] = []
     seconds = 0.0
-    if checkpoint_path.exists():
-        saved = torch.load(checkpoint_path, map_location=device, weights_only=True)
+    saved = _load_checkpoint(checkpoint_path, device) if checkpoint_path.exists() else None
+    if saved is not None:
         training.load_state_dict(saved["training"])
         history, evaluations, seconds = saved["history"], saved["evaluations"], saved["seconds"]
 

@@ -176,16 +176,26 @@ def test_fid_command_channels_last_rgb(tmp_path) -> None:
     assert torch.equal(load_images(tmp_path / "c.npz"), torch.from_numpy(x).permute(0, 3, 1, 2))
 
 
-def test_fid_command_offline_message(tmp_path, monkeypatch, capsys) -> None:
+def test_fid_command_never_downloads_unless_asked(tmp_path, monkeypatch, capsys) -> None:
     import urllib.error
 
     import torch_fidelity.feature_extractor_inceptionv3 as fe
 
+    from benchmark.__main__ import main
+
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")
 
+    images = np.random.default_rng(0).integers(0, 256, (4, 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "a.npz", x=images)
     monkeypatch.delenv("GANBENCH_INCEPTION", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no cached copy either
     monkeypatch.setattr(fe, "load_state_dict_from_url", offline)
-    assert run(_parse("a.npz", "b.npz")) == 2
+    a = str(tmp_path / "a.npz")
+    assert main(["fid", a, a]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "GANBENCH_INCEPTION" in err and "--weights PATH" in err
+    assert "--download" in err
+    assert main(["fid", a, a, "--download"]) == 2  # asked, but offline
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "the download failed" in err and "no network" in err

@@ -45,7 +45,7 @@ def test_phase_sets_the_space_and_fields_go_to_the_trial(tmp_path):
     ("text", "key", "value", "allowed"),
     [
         ("colour = 1\n", "colour", "1", "a known key"),
-        ("samples = 0\n", "samples", "0", "an integer >= 1"),
+        ("samples = 0\n", "samples", "0", "an integer in [1, 10,000]"),
         ('phase = "long"\n', "phase", "'long'", "one of ['default', 'wide', 'narrow', 'seeds']"),
         ('space = "huge"\n', "space", "'huge'", "one of ['default', 'narrow', 'quick', 'wide']"),
         ("samples = 3\n", "samples", "3", '1 (space "default"'),

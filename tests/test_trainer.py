@@ -220,6 +220,9 @@ class _PlannedScores:
     def __init__(self, fids):
         self.fids = iter(fids)
 
+    def prepare(self):
+        pass
+
     def evaluate(self, generator):
         return {"fid": next(self.fids), "kid": 0.5}
 

@@ -8,7 +8,7 @@ evaluated one: precision is the share of B inside A's k-NN balls, recall the rev
 from __future__ import annotations
 
 import argparse
-import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,6 @@ import torch
 
 from benchmark.evaluation.extractors import (
     FEATURE_EXTRACTORS,
-    WeightsUnavailable,
     build_extractor,
     extract_features,
 )
@@ -40,29 +39,50 @@ def to_nchw(x: np.ndarray) -> torch.Tensor:
 
 
 def load_images(path: str | Path) -> torch.Tensor:
-    """A folder of images or an .npz with `x`, as uint8 (N, C, H, W); gray stays 1 channel."""
+    """A folder of images or an .npz with `x`, as uint8 (N, C, H, W); gray stays 1 channel.
+
+    Anything else (a damaged archive, a file that is not an image, fewer than two images)
+    is a ConfigError naming the file.
+    """
     path = Path(path)
     if path.is_file() and path.suffix == ".npz":
-        with np.load(path) as data:
-            if "x" not in data.files:
-                raise ConfigError("npz", str(path), "an .npz file with an array `x`")
-            return to_nchw(data["x"])
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if "x" not in data.files:
+                    raise ConfigError("npz", str(path), "an .npz file with an array `x`")
+                images = to_nchw(data["x"])
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            if isinstance(error, ConfigError):
+                raise
+            allowed = f"an .npz file with uint8 images `x` ({type(error).__name__})"
+            raise ConfigError("npz", str(path), allowed) from None
+        return _at_least_two(images, path)
     if path.is_dir():
-        from PIL import Image
+        from PIL import Image, UnidentifiedImageError
 
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise ConfigError("images", str(path), f"a folder with {'/'.join(IMAGE_SUFFIXES)}")
         arrays = []
         for file in files:
-            with Image.open(file) as image:
-                arrays.append(np.asarray(image.convert("L" if image.mode == "L" else "RGB")))
+            try:
+                with Image.open(file) as image:
+                    arrays.append(np.asarray(image.convert("L" if image.mode == "L" else "RGB")))
+            except (OSError, UnidentifiedImageError, ValueError) as error:
+                allowed = f"a readable image ({type(error).__name__})"
+                raise ConfigError("image", str(file), allowed) from None
         if len({a.shape[:2] for a in arrays}) != 1:
             raise ConfigError("images", str(path), "images of one size")
         if len({a.ndim for a in arrays}) != 1:  # mixed gray and colour: tile gray to RGB
             arrays = [np.repeat(a[..., None], 3, axis=-1) if a.ndim == 2 else a for a in arrays]
-        return to_nchw(np.stack(arrays))
+        return _at_least_two(to_nchw(np.stack(arrays)), path)
     raise ConfigError("path", str(path), "an image folder or an .npz file")
+
+
+def _at_least_two(images: torch.Tensor, path: Path) -> torch.Tensor:
+    if len(images) < 2:
+        raise ConfigError("images", str(path), f"at least 2 images (found {len(images)})")
+    return images
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,13 +111,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print `FID: x.xxx` (and KID / Precision / Recall lines); 2 on bad input."""
-    try:
-        extractor = build_extractor(args.extractor, args.weights, args.device)
-    except WeightsUnavailable as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    real = extract_features(extractor, load_images(args.a), args.batch_size)
-    fake = extract_features(extractor, load_images(args.b), args.batch_size)
+    from benchmark.config import MAX_BATCH
+    from benchmark.trainer import resolve_device
+
+    if not 1 <= args.batch_size <= MAX_BATCH:
+        raise ConfigError("batch_size", args.batch_size, f"an integer in [1, {MAX_BATCH:,}]")
+    device = resolve_device(args.device)
+    real_images, fake_images = load_images(args.a), load_images(args.b)
+    extractor = build_extractor(args.extractor, args.weights, device, args.download)
+    real = extract_features(extractor, real_images, args.batch_size)
+    fake = extract_features(extractor, fake_images, args.batch_size)
     print(f"FID: {frechet_distance(*mean_cov(real), *mean_cov(fake)):.3f}")
     if getattr(args, "kid", False):
         mean, std = kid(real, fake)

@@ -54,6 +54,7 @@ class Evaluator:
         n_fake: int = 10_000,
         extractor: str = "inception",
         weights: str | None = None,
+        download: bool = False,
         device: torch.device | str = "cpu",
         z_dim: int = 64,
         z_seed: int = 0,
@@ -77,6 +78,7 @@ class Evaluator:
         self.n_fake = int(n_fake)
         self.extractor_name = extractor
         self.weights = weights
+        self.download = download
         self.device = torch.device(device)
         self.z_dim = z_dim
         self.batch_size = batch_size
@@ -96,8 +98,16 @@ class Evaluator:
     @property
     def extractor(self) -> FeatureExtractor:
         if self._extractor is None:
-            self._extractor = build_extractor(self.extractor_name, self.weights, self.device)
+            self._extractor = build_extractor(
+                self.extractor_name, self.weights, self.device, self.download
+            )
         return self._extractor
+
+    def prepare(self) -> None:
+        """Load the weights and the real statistics now (a trial calls this before training,
+        so missing weights or an unusable cache stop it before any work is spent)."""
+        if self.needs_features:
+            self.real_stats()
 
     def real_stats(self) -> RefStats:
         """The real statistics (first `n_real` test images), from the cache or computed once."""

@@ -10,7 +10,9 @@ detected from the file: the pytorch-fid / torch-fidelity state dict
 (`pt_inception-2015-12-05-6726825d.pth`, loaded into torch-fidelity's
 `FeatureExtractorInceptionV3`), or NVIDIA's TorchScript layout of the same network (takes
 (N, 3, 299, 299) already scaled to (x - 128) / 128, returns 2048 features). Without a path,
-torch-fidelity downloads its copy, which needs a network.
+torch-fidelity's copy is used if it is already in the torch hub cache, and downloaded only
+when asked (`download=True`). A missing or unloadable file is refused when the extractor is
+built, so a trial finds out before it trains.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ INCEPTION_SIZE = 299
 TINY_SIZE = 32
 
 
-class WeightsUnavailable(RuntimeError):
-    """The Inception weights are neither given nor downloadable."""
+class WeightsUnavailable(ConfigError):
+    """The Inception weights are neither given, nor cached, nor to be downloaded."""
 
 
 class FeatureExtractor(nn.Module):
@@ -95,43 +97,80 @@ class InceptionExtractor(FeatureExtractor):
     dim = 2048
     size = INCEPTION_SIZE
 
-    def __init__(self, weights: str | Path | None = None, device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        device: torch.device | str = "cpu",
+        download: bool = False,
+    ):
         super().__init__()
-        from torch_fidelity.feature_extractor_inceptionv3 import (
-            URL_INCEPTION_V3,
-            FeatureExtractorInceptionV3,
-        )
+        from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 
         self.name = "inception"
         path = weights or os.environ.get(ENV_INCEPTION) or None
-        if path is None:
-            try:
-                self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-            except OSError as error:  # urllib's URLError is an OSError
+        hub_copy = Path(torch.hub.get_dir()) / "checkpoints" / Path(URL_INCEPTION_V3).name
+        if path is None and not hub_copy.is_file():
+            if not download:
                 raise WeightsUnavailable(
-                    "Inception weights unavailable offline: set GANBENCH_INCEPTION=PATH "
-                    f"or pass --weights PATH ({type(error).__name__})"
-                ) from None
-            path = Path(torch.hub.get_dir()) / "checkpoints" / Path(URL_INCEPTION_V3).name
-            self.format = "state_dict"
+                    "weights",
+                    None,
+                    f"an Inception weights file: pass --weights PATH or set {ENV_INCEPTION}=PATH "
+                    "(or pass --download to fetch torch-fidelity's copy)",
+                )
+            self.net = self._load_state_dict(None)
+            path, self.format = hub_copy, "state_dict"
         else:
-            if not Path(path).is_file():
+            path = Path(path or hub_copy)
+            if not path.is_file():
                 raise ConfigError("weights", str(path), "an existing Inception weights file")
             self.format = weights_format(path)
-            if self.format == "torchscript":
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", FutureWarning)  # jit.load is deprecated
-                    self.net = torch.jit.load(str(path), map_location="cpu")
-            else:
-                self.net = FeatureExtractorInceptionV3(
-                    "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path)
-                )
+            self.net = self._load(path)
         self.weights_path = str(path)
         self.sha256 = file_sha256(path)
         self.net.eval()
         for parameter in self.net.parameters():  # ScriptModules lack requires_grad_()
             parameter.requires_grad_(False)
+        self._probe(path)
         self.to(device)
+
+    def _load_state_dict(self, path: Path | None) -> nn.Module:
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+        try:
+            return FeatureExtractorInceptionV3(
+                "inception-v3-compat",
+                ["2048"],
+                feature_extractor_weights_path=None if path is None else str(path),
+            )
+        except OSError as error:  # urllib's URLError is an OSError
+            raise WeightsUnavailable(
+                "weights", None, f"a weights file: the download failed ({error})"
+            ) from None
+
+    def _load(self, path: Path) -> nn.Module:
+        """The network from a file of either format; ConfigError if it is neither."""
+        try:
+            if self.format == "torchscript":
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", FutureWarning)  # jit.load is deprecated
+                    return torch.jit.load(str(path), map_location="cpu")
+            return self._load_state_dict(path)
+        except ConfigError:
+            raise
+        except Exception as error:  # whatever a damaged or foreign file makes torch raise
+            raise ConfigError("weights", str(path), _weights_allowed(error)) from None
+
+    def _probe(self, path: Path) -> None:
+        """One image through the network: a file of the wrong network is refused now."""
+        try:
+            with torch.inference_mode():
+                features = self.forward(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
+            ok = tuple(features.shape) == (1, self.dim)
+            error: Exception | str = f"it gives features of shape {tuple(features.shape)}"
+        except Exception as failure:  # a TorchScript module of another network
+            ok, error = False, failure
+        if not ok:
+            raise ConfigError("weights", str(path), _weights_allowed(error))
 
     def forward(self, images: Tensor) -> Tensor:
         if self.format == "state_dict":
@@ -140,6 +179,14 @@ class InceptionExtractor(FeatureExtractor):
         else:
             features = self.net(preprocess(images, self.size))
         return features.float().reshape(len(images), -1)
+
+
+def _weights_allowed(error: Exception | str) -> str:
+    detail = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    return (
+        "InceptionV3 2015-12-05 weights: pytorch-fid's state dict or NVIDIA's TorchScript "
+        f"file ({str(detail).splitlines()[0][:200]})"
+    )
 
 
 class TinyNet(nn.Module):
@@ -170,7 +217,12 @@ class TinyExtractor(FeatureExtractor):
     dim = 64
     size = TINY_SIZE
 
-    def __init__(self, weights: str | Path | None = None, device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        device: torch.device | str = "cpu",
+        download: bool = False,
+    ):
         super().__init__()
         if weights is not None:
             raise ConfigError("weights", str(weights), "no weights for the tiny extractor")
@@ -188,10 +240,16 @@ FEATURE_EXTRACTORS.register("tiny", TinyExtractor)
 
 
 def build_extractor(
-    name: str, weights: str | Path | None = None, device: torch.device | str = "cpu"
+    name: str,
+    weights: str | Path | None = None,
+    device: torch.device | str = "cpu",
+    download: bool = False,
 ) -> FeatureExtractor:
-    """The registered extractor `name` on `device`, in eval mode."""
-    return FEATURE_EXTRACTORS.get(name, "feature_extractor")(weights=weights, device=device)
+    """The registered extractor `name` on `device`, in eval mode; `download` allows fetching
+    weights that are neither given nor cached (nothing reaches for the network otherwise)."""
+    factory = FEATURE_EXTRACTORS.get(name, "feature_extractor")
+    extra = {"download": True} if download else {}  # a plugin's extractor may not take it
+    return factory(weights=weights, device=device, **extra)
 
 
 def device_of(module: nn.Module) -> torch.device:

@@ -3,14 +3,16 @@
 The key is the sha256 of everything that changes the statistics: dataset name and split,
 image count, a hash of the image bytes, extractor name and weights sha256, the
 preprocessing id (quantisation, resize, scaling) and the file-format version. A file whose
-stored key fields differ from the requested ones, or that cannot be read, is recomputed and
-overwritten atomically, so a killed writer never leaves a half-written file behind.
+stored key fields differ from the requested ones, or that cannot be read or fails its checks
+(zip CRCs, shapes, finite values), is recomputed and overwritten atomically, so a killed
+writer never leaves a half-written file behind.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ import torch
 from torch import Tensor
 
 from benchmark.evaluation.metrics import mean_cov
-from benchmark.io import atomic_write, cache_dir
+from benchmark.io import cache_dir, write_cache
 
 # Bump when the stored arrays or their meaning change: every old file becomes a miss.
 FORMAT_VERSION = 1
@@ -81,20 +83,33 @@ def refstats_path(fields: Mapping[str, object], root: str | Path | None = None) 
 
 
 def _read(path: Path, fields: Mapping[str, object]) -> RefStats | None:
-    """The stored statistics if the file is readable and was made for exactly `fields`."""
+    """The stored statistics if the file is intact and was made for exactly `fields`.
+
+    Every member is read in full, so zip's CRC check catches flipped bytes; shapes and
+    finiteness are checked too. Anything else is a miss, and the file is recomputed.
+    """
     try:
         with np.load(path, allow_pickle=False) as stored:
             if json.loads(str(stored["fields"])) != json.loads(json.dumps(dict(fields))):
                 return None
-            return RefStats(
+            stats = RefStats(
                 mu=stored["mu"],
                 sigma=stored["sigma"],
                 features=stored["features"],
                 n=int(stored["n"]),
                 key=refstats_key(fields),
             )
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         return None
+    dim = stats.mu.shape[0] if stats.mu.ndim == 1 else -1
+    intact = (
+        stats.sigma.shape == (dim, dim)
+        and stats.features.ndim == 2
+        and stats.features.shape[1] == dim
+        and np.isfinite(stats.mu).all()
+        and np.isfinite(stats.sigma).all()
+    )
+    return stats if intact else None
 
 
 def load_or_compute(
@@ -126,5 +141,5 @@ def load_or_compute(
         with open(tmp, "wb") as handle:  # a handle: np.savez would append ".npz" to a path
             np.savez(handle, **arrays)
 
-    atomic_write(path, write)
+    write_cache(path, write)
     return RefStats(mu, sigma, kept, len(features), refstats_key(fields)), False

@@ -1,0 +1,24 @@
+"""The `report` command: refuse bad arguments in one line, then build the report (analysis)."""
+
+from __future__ import annotations
+
+import argparse
+
+from benchmark.io import check_writable_dir
+from benchmark.registry import ConfigError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from analysis.__main__ import add_arguments as add_report_arguments
+
+    add_report_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from analysis.__main__ import run as build_report
+
+    if args.out is not None:
+        check_writable_dir(args.out, "out")
+    if args.expected_trials is not None and args.expected_trials < 1:
+        raise ConfigError("expected_trials", args.expected_trials, "an integer >= 1")
+    return build_report(args)
