@@ -297,6 +297,16 @@ def test_a_changed_spec_is_refused_naming_what_changed(plugin, tmp_path, capsys)
     assert len(pd.read_csv(tmp_path / "tiny" / "results.csv")) == 2
 
 
+def test_a_sweep_whose_trials_all_diverged_is_finished(plugin, tmp_path, capsys):
+    """Divergence is a result: every trial is stored and counted, and the sweep exits 0 (the
+    report of such a sweep is the analysis' part)."""
+    spec = tiny_spec(tmp_path / "tiny.toml", models=("ns", "wgan"), extra='loss = "test_nan"\n')
+    assert main(["sweep", str(spec), "--no-report", "--no-progress"]) == 0
+    assert "2 of 2 trials finished, 0 failed" in capsys.readouterr().out
+    frame = pd.read_csv(tmp_path / "tiny" / "results.csv")
+    assert list(frame["status"]) == ["diverged", "diverged"]
+
+
 def test_a_failed_report_suggests_a_command_with_the_sweeps_options(
     plugin, tmp_path, capsys, monkeypatch
 ):
