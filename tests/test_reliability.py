@@ -109,7 +109,8 @@ def test_kills_at_every_rename_leave_nothing_behind(plugin_dir, tmp_path):
     assert (out / "result.json").read_bytes() == stored
     result = read_json(out / "result.json")
     assert (result["status"], result["d_steps"]) == ("ok", 8)
-    assert [c["d_steps"] for c in result["checkpoints"]] == [4, 8]
+    # every 4 steps from the reference's first (step index 4, i.e. 5 updates), and the end
+    assert [c["d_steps"] for c in result["checkpoints"]] == [5, 8]
 
 
 def test_a_sweep_rerun_tidies_its_finished_trials(plugin, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ import pytest
 import torch
 from test_sweep import marker_counts, subprocess_env, tiny_spec, write_plugin
 
+from benchmark.executors import threads_per_worker
 from benchmark.io import read_json
 
 REPO = Path(__file__).resolve().parent.parent
@@ -118,9 +120,14 @@ def test_quick_spec_end_to_end(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     frame = pd.read_csv(tmp_path / "quick" / "results.csv")
     assert sorted(frame["model"]) == sorted(
-        ["mm", "ns", "ls", "wgan", "wgan_gp", "dragan", "began"]
+        ["mm", "ns", "ls", "wgan", "wgan_gp", "dragan", "began"] * 4
     )
     assert set(frame["status"]) <= {"ok", "diverged"}
+    # Two workers share the cores (one thread each on 2 cores), at most $OMP_NUM_THREADS.
+    assert set(frame["cpu_threads"]) == {threads_per_worker(2, limit="2")}
     ok = frame[frame["status"] == "ok"]
     assert ok["f1"].between(0, 1).all() and (ok["f1"] == ok["f1_step_20"]).all()
     assert "best f1" in result.stdout
+    record = json.loads((tmp_path / "quick" / "sweep.json").read_text())
+    assert record["description"].startswith("A reduced-scale demonstration")
+    assert (record["name"], record["spec"], record["trials"]) == ("quick", str(spec), 28)

@@ -443,7 +443,7 @@ def test_evaluation_draws_z_from_the_trials_latent():
     images = _tiny_images(16, 2)
     for latent, bound in (("uniform", 1.0), ("normal", None)):
         trial = tiny("ns", latent=latent, metrics=("polygon",), polygon_n_precision=50)
-        evaluator = trainer._make_evaluator(trial, images, torch.device("cpu"), None)
+        evaluator = trainer._make_evaluator(trial, images, torch.device("cpu"), None, False)
         assert evaluator.polygon.z_bound == bound
         draws = torch.Generator().manual_seed(0)  # the evaluator's fixed z seed
         if latent == "uniform":

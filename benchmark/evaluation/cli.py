@@ -107,6 +107,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="cuda" if torch.cuda.is_available() else "cpu",
         help="torch device (default: cuda if available, else cpu)",
     )
+    parser.add_argument(
+        "--download", action="store_true", help="fetch missing Inception weights (default: off)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
