@@ -230,7 +230,10 @@ def _cell_text(row, metric: Metric) -> str:
         return "— (too few trials)"
     if row.mark == "no score":
         return "— (no scored trial)"
-    f = metric.fmt
+
+    def f(value: float) -> str:  # round-off of the expectation (-1e-17) is not "-0.000"
+        return metric.fmt(0.0 if abs(value) < 1e-12 else value)
+
     text = f(row.value)
     if np.isfinite(getattr(row, "ci_low", np.nan)):
         text += f" [{f(row.ci_low)}, {f(row.ci_high)}]"

@@ -493,3 +493,16 @@ def test_report_of_an_ablation_shows_every_arm(tmp_path):
                                                       "WGAN · none", "WGAN · smooth")]  # fmt: skip
     own = _own_line(fig, "Polygons · NS GAN · smooth")
     assert own[-1] == pytest.approx(best["ns/smooth"])  # all trials: the arm's own best
+
+
+def test_ranking_cell_shows_round_off_as_zero():
+    """The expected best of all-zero scores can come out as -1e-17: shown as 0.000."""
+    from types import SimpleNamespace
+
+    from analysis.metrics import METRICS
+    from analysis.ranking import _cell_text
+
+    row = SimpleNamespace(mark="tie", value=-1e-17, ci_low=float("nan"), p_none=0.0)
+    assert _cell_text(row, METRICS["f1"]) == "= 0.000"
+    row = SimpleNamespace(mark="best", value=0.25, ci_low=float("nan"), p_none=0.0)
+    assert _cell_text(row, METRICS["f1"]) == "**0.250**"
