@@ -158,7 +158,7 @@ def validate(trial: TrialConfig) -> None:
     """Raise ConfigError naming the first bad field, its value and what is allowed."""
     from benchmark.evaluation.extractors import FEATURE_EXTRACTORS
 
-    DATASETS.get(trial.dataset, "dataset")
+    dataset = DATASETS.get(trial.dataset, "dataset")
     LOSSES.get(trial.loss, "loss")
     PENALTIES.get(trial.penalty, "penalty")
     GENERATORS.get(trial.generator, "generator")
@@ -185,7 +185,6 @@ def validate(trial: TrialConfig) -> None:
     _check(
         trial.eval_every_epochs > 0, "eval_every_epochs", trial.eval_every_epochs, "a number > 0"
     )
-    dataset = DATASETS.get(trial.dataset, "dataset")
     for name in ("epochs", "eval_every_epochs"):
         value = getattr(trial, name)
         _check(
