@@ -55,6 +55,10 @@ class EagerBaseline:
         self.g_steps = 0
         self.last: dict[str, float] = {"d_loss": 0.0, "g_loss": 0.0}
 
+    def uniform(self, shape, dtype: torch.dtype) -> Tensor:
+        """U[0, 1) of shape (1, *shape), from the trial's generator."""
+        return torch.rand(tuple(shape), generator=self.rng, device=self.device, dtype=dtype)[None]
+
     def real_batch(self) -> Tensor:
         index = torch.randint(len(self.images), (self.trial.batch_size,), generator=self.host_rng)
         return self.images[index].float().div_(255).to(self.device)
@@ -68,14 +72,21 @@ class EagerBaseline:
             fake = self.g(z)
         real_out, fake_out = self.d(real), self.d(fake)
         if trial.label_smoothing > 0 or trial.label_flip > 0:
-            targets = discriminator_targets(
-                real_out, fake_out, trial.label_smoothing, trial.label_flip, self.rng
+            real_t, fake_t = discriminator_targets(
+                real_out[None],
+                fake_out[None],
+                trial.label_smoothing,
+                trial.label_flip,
+                self.uniform,
             )
-            d_loss = self.loss.d_targets(real_out, fake_out, *targets, self.loss_state)
+            d_loss = self.loss.d_targets(real_out, fake_out, real_t[0], fake_t[0], self.loss_state)
         else:
             d_loss = self.loss.d(real_out, fake_out, self.loss_state)
         if trial.lam is not None:
-            d_loss = d_loss + trial.lam * self.penalty(self.d, real, fake, self.rng)
+            # Penalties take a population's stacked batches: this one is a population of one.
+            d = lambda points: self.d(points[0])[None]  # noqa: E731
+            penalty = self.penalty(d, real[None], fake[None], self.uniform)[0]
+            d_loss = d_loss + trial.lam * penalty
         self.d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         self.d_opt.step()
@@ -98,7 +109,8 @@ class EagerBaseline:
         if self.loss.after_step is not None:
             with torch.no_grad():
                 real_out, fake_out = self.d(real), self.d(self.g(z))
-            self.loss_state = self.loss.after_step(self.loss_state, real_out, fake_out, trial)
+            hparams = {name: torch.tensor(getattr(trial, name)) for name in self.loss.needs}
+            self.loss_state = self.loss.after_step(self.loss_state, real_out, fake_out, hparams)
         self.last.update({name: value.item() for name, value in self.loss_state.items()})
         self.step += 1
 

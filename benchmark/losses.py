@@ -38,12 +38,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor
 from torch.nn.functional import relu, softplus
 
+from benchmark.penalties import Uniform
 from benchmark.registry import Registry
 
 LossState = Mapping[str, Tensor]
@@ -60,7 +60,10 @@ class Loss:
     `after_step(state, real_out, fake_out, hparams)` returns the new state. It runs at the
     end of each step, after the D update and any G update, and sees D's outputs on that
     step's real batch and on G(z), recomputed by the updated networks (BEGAN's k update
-    needs them), and the trial's hyperparameters (`hparams.gamma`, `hparams.lambda_k`, ...).
+    needs them), and the trial's hyperparameters named in `needs` (`hparams["gamma"]`, ...).
+
+    The trainer applies each of them to each member of a population (torch.func.vmap over the
+    members), so a loss is written for one batch: outputs (B,), state and hparams scalars.
 
     `d_targets(real_out, fake_out, real_target, fake_target, state)` is the D loss with
     per-sample targets; with targets 1 and 0 it equals `d`. A loss that has one accepts the
@@ -70,7 +73,7 @@ class Loss:
     d: Callable[[Tensor, Tensor, LossState], Tensor]
     g: Callable[..., Tensor]
     initial_state: Callable[[torch.device], dict[str, Tensor]] = field(default=lambda device: {})
-    after_step: Callable[[LossState, Tensor, Tensor, Any], dict[str, Tensor]] | None = None
+    after_step: Callable[[LossState, Tensor, Tensor, LossState], dict[str, Tensor]] | None = None
     needs: tuple[str, ...] = ()  # hyperparameters that must be set, e.g. ("gamma", "lambda_k")
     g_needs_real: bool = False
     d_targets: Callable[[Tensor, Tensor, Tensor, Tensor, LossState], Tensor] | None = None
@@ -80,19 +83,20 @@ LOSSES: Registry[Loss] = Registry("loss")
 
 
 def discriminator_targets(
-    real: Tensor, fake: Tensor, smoothing: float, flip: float, rng: torch.Generator
+    real: Tensor, fake: Tensor, smoothing: float, flip: float, uniform: Uniform
 ) -> tuple[Tensor, Tensor]:
-    """D's targets for a real and a generated batch: 1 - smoothing and 0, with a share `flip`
-    of them swapped (each target independently with probability `flip`; real ones drawn
-    first). One-sided smoothing (Salimans et al. 2016) smooths the positive target wherever
-    it lands, so a flipped fake gets 1 - smoothing. The trainer calls this with the trial's
-    generator: a loss never samples noise itself."""
+    """D's targets for a population's real and generated outputs, both (M, B): 1 - smoothing
+    and 0, with a share `flip` of them swapped (each target independently with probability
+    `flip`; real ones drawn first). One-sided smoothing (Salimans et al. 2016) smooths the
+    positive target wherever it lands, so a flipped fake gets 1 - smoothing. `uniform(shape,
+    dtype)` draws (M, *shape), each member from its own generator: a loss never samples noise
+    itself."""
     positive = 1.0 - smoothing
     real_target = torch.full_like(real, positive)
     fake_target = torch.zeros_like(fake)
     if flip > 0:
-        flip_real = torch.rand(real.shape, generator=rng, device=real.device) < flip
-        flip_fake = torch.rand(fake.shape, generator=rng, device=fake.device) < flip
+        flip_real = uniform(real.shape[1:], torch.float32) < flip
+        flip_fake = uniform(fake.shape[1:], torch.float32) < flip
         real_target = torch.where(flip_real, 0.0, real_target)
         fake_target = torch.where(flip_fake, positive, fake_target)
     return real_target, fake_target
@@ -160,9 +164,11 @@ LOSSES.register(
 )
 
 
-def _began_update(state: LossState, real: Tensor, fake: Tensor, hparams: Any) -> dict[str, Tensor]:
+def _began_update(
+    state: LossState, real: Tensor, fake: Tensor, hparams: LossState
+) -> dict[str, Tensor]:
     # Detached: k is a control variable, not part of the graph.
-    k = state["k"] + hparams.lambda_k * (hparams.gamma * real.mean() - fake.mean()).detach()
+    k = state["k"] + hparams["lambda_k"] * (hparams["gamma"] * real.mean() - fake.mean()).detach()
     return {"k": k}
 
 

@@ -54,8 +54,10 @@ class _BiasedMovingVariance:
         with torch.no_grad():
             stats = x.to(self.running_mean.dtype)
             var, mean = torch.var_mean(stats, dim=[0, *range(2, x.dim())], correction=0)
-            self.running_mean.lerp_(mean, self.momentum)
-            self.running_var.lerp_(var, self.momentum)
+            # r + m (x - r): lerp's formula, written with ops that vmap batches (a stacked
+            # population updates every member's statistics in one kernel).
+            self.running_mean.add_(mean - self.running_mean, alpha=self.momentum)
+            self.running_var.add_(var - self.running_var, alpha=self.momentum)
             self.num_batches_tracked.add_(1)
         return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
 

@@ -1,7 +1,13 @@
 """Discriminator penalties (the paper's GP and DRAGAN, and R1/R2), and their registry.
 
 A penalty returns the unscaled term; the trainer adds `lam * penalty` to the D loss.
-Both use s = sqrt(1e-4 + ||grad||^2) as the reference code does, which keeps the
+Penalties work on a population's stacked batches (benchmark/stacked.py): `real` and `fake`
+are (M, B, ...), `d` maps points (M, B, ...) to D's outputs (M, B), `uniform(shape, dtype)`
+draws U[0, 1) of shape (M, *shape), member i's slice from member i's own generator; the
+result is (M,), one term per member. Since a member's points reach only its own outputs, the
+gradient of the summed outputs with respect to all points is each member's own gradient.
+
+GP and DRAGAN use s = sqrt(1e-4 + ||grad||^2) as the reference code does, which keeps the
 gradient of s finite where the gradient norm is zero.
   gp:     x~ = x + a (x^ - x), a ~ U[0,1] per sample; E (s - 1)^2 for the gradient of the logit.
   dragan: x_p = x + 0.5 std(x) U[0,1) (one scalar std per batch, ddof 0; uniform noise per
@@ -20,68 +26,80 @@ so that lam is their gamma:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from benchmark.registry import Registry
 
-Penalty = Callable[[nn.Module, Tensor, Tensor, torch.Generator], Tensor]
+Outputs = Callable[[Tensor], Tensor]  # points (M, B, ...) -> D's outputs (M, B)
+Uniform = Callable[[Sequence[int], torch.dtype], Tensor]  # shape -> U[0,1) (M, *shape)
+Penalty = Callable[[Outputs, Tensor, Tensor, Uniform], Tensor]
 PENALTIES: Registry[Penalty] = Registry("penalty")
 
 
-def _per_sample_alpha(x: Tensor, rng: torch.Generator) -> Tensor:
-    shape = (x.shape[0],) + (1,) * (x.dim() - 1)
-    return torch.rand(shape, generator=rng, device=x.device, dtype=x.dtype)
+def _per_sample_alpha(x: Tensor, uniform: Uniform) -> Tensor:
+    """a ~ U[0, 1), one per sample, shaped (M, B, 1, ...) to scale whole samples."""
+    return uniform((x.shape[1],) + (1,) * (x.dim() - 2), x.dtype)
 
 
-def gradient_norm_penalty(output_of: Callable[[Tensor], Tensor], points: Tensor) -> Tensor:
-    """E (sqrt(1e-4 + ||d output / d point||^2) - 1)^2, differentiable for the D update."""
+def _squared_norms(grad: Tensor) -> Tensor:
+    """||g||^2 of each sample of a stacked (M, B, ...) gradient: (M, B)."""
+    return grad.flatten(2).square().sum(dim=2)
+
+
+def _gradient(output_of: Outputs, points: Tensor) -> Tensor:
+    """d output / d point at every point, differentiable for the D update."""
     points = points.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(output_of(points).sum(), points, create_graph=True)
-    slopes = torch.sqrt(1e-4 + grad.flatten(1).square().sum(dim=1))
-    return (slopes - 1).square().mean()
+    return grad
+
+
+def gradient_norm_penalty(output_of: Outputs, points: Tensor) -> Tensor:
+    """E (sqrt(1e-4 + ||d output / d point||^2) - 1)^2 per member, (M,)."""
+    slopes = torch.sqrt(1e-4 + _squared_norms(_gradient(output_of, points)))
+    return (slopes - 1).square().mean(dim=1)
 
 
 @PENALTIES.register("none")
-def no_penalty(d: nn.Module, real: Tensor, fake: Tensor, rng: torch.Generator) -> Tensor:
-    return torch.zeros((), device=real.device)
+def no_penalty(d: Outputs, real: Tensor, fake: Tensor, uniform: Uniform) -> Tensor:
+    return torch.zeros(real.shape[0], device=real.device)
 
 
 @PENALTIES.register("gp")
-def gradient_penalty(d: nn.Module, real: Tensor, fake: Tensor, rng: torch.Generator) -> Tensor:
-    alpha = _per_sample_alpha(real, rng)
+def gradient_penalty(d: Outputs, real: Tensor, fake: Tensor, uniform: Uniform) -> Tensor:
+    alpha = _per_sample_alpha(real, uniform)
     return gradient_norm_penalty(d, real + alpha * (fake.detach() - real))
 
 
-def dragan_points(real: Tensor, rng: torch.Generator) -> Tensor:
+def dragan_points(real: Tensor, uniform: Uniform) -> Tensor:
     """Points between each real sample and its noisy copy x + 0.5 std(x) U[0,1)."""
-    noise = torch.rand(real.shape, generator=rng, device=real.device, dtype=real.dtype)
-    # numpy's std in the reference (DRAGAN.get_perturbed_batch): the biased one, ddof 0.
-    perturbed = real + 0.5 * real.std(correction=0) * noise
-    alpha = _per_sample_alpha(real, rng)
+    noise = uniform(real.shape[1:], real.dtype)
+    # numpy's std in the reference (DRAGAN.get_perturbed_batch): the biased one, ddof 0,
+    # over the member's whole batch.
+    std = real.flatten(1).std(dim=1, correction=0).view(-1, *([1] * (real.dim() - 1)))
+    perturbed = real + 0.5 * std * noise
+    alpha = _per_sample_alpha(real, uniform)
     return real + alpha * (perturbed - real)
 
 
 @PENALTIES.register("dragan")
-def dragan_penalty(d: nn.Module, real: Tensor, fake: Tensor, rng: torch.Generator) -> Tensor:
-    return gradient_norm_penalty(lambda x: torch.sigmoid(d(x)), dragan_points(real, rng))
+def dragan_penalty(d: Outputs, real: Tensor, fake: Tensor, uniform: Uniform) -> Tensor:
+    return gradient_norm_penalty(lambda x: torch.sigmoid(d(x)), dragan_points(real, uniform))
 
 
-def squared_gradient_norm(d: nn.Module, points: Tensor) -> Tensor:
-    """E ||d l / d x||^2 at the points, differentiable for the D update (no smoothing: the
-    square has a finite gradient at zero)."""
-    points = points.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(d(points).sum(), points, create_graph=True)
-    return grad.flatten(1).square().sum(dim=1).mean()
+def squared_gradient_norm(d: Outputs, points: Tensor) -> Tensor:
+    """E ||d l / d x||^2 at the points per member, (M,) (no smoothing: the square has a
+    finite gradient at zero)."""
+    return _squared_norms(_gradient(d, points)).mean(dim=1)
 
 
 @PENALTIES.register("r1")
-def r1_penalty(d: nn.Module, real: Tensor, fake: Tensor, rng: torch.Generator) -> Tensor:
+def r1_penalty(d: Outputs, real: Tensor, fake: Tensor, uniform: Uniform) -> Tensor:
     return 0.5 * squared_gradient_norm(d, real)
 
 
 @PENALTIES.register("r1r2")
-def r1_r2_penalty(d: nn.Module, real: Tensor, fake: Tensor, rng: torch.Generator) -> Tensor:
+def r1_r2_penalty(d: Outputs, real: Tensor, fake: Tensor, uniform: Uniform) -> Tensor:
     return 0.5 * (squared_gradient_norm(d, real) + squared_gradient_norm(d, fake))

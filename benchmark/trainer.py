@@ -18,17 +18,22 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import math
 import platform
 import sys
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.func import vmap
 
 import benchmark
 from benchmark.config import TrialConfig
@@ -43,11 +48,12 @@ from benchmark.io import (
 )
 from benchmark.latents import LATENTS
 from benchmark.losses import LOSSES, discriminator_targets
-from benchmark.networks import DISCRIMINATORS, GENERATORS, NetworkOptions, clip_parameters
+from benchmark.networks import DISCRIMINATORS, GENERATORS, NetworkOptions
 from benchmark.penalties import PENALTIES
 from benchmark.progress import progress_bar
 from benchmark.registry import ConfigError
 from benchmark.schedule import is_g_step, trial_schedule
+from benchmark.stacked import MemberStreams, StackedAdam, StackedNetwork
 
 LOG_EVERY = 50
 SAMPLE_GRID = 64
@@ -106,47 +112,102 @@ def build_networks(
     return g, d
 
 
+# What members of one population may differ in: numbers the step reads from per-member
+# tensors, the seed (own initial weights and random streams) and the sweep's book-keeping.
+# Everything else is structure that every member shares.
+MEMBER_FIELDS = ("lr", "beta1", "beta2", "clip", "lam", "lambda_k", "gamma", "seed")
+BOOKKEEPING_FIELDS = ("sweep", "phase", "sample", "seed_role", "extra")
+# Options a vmapped network call cannot run: spectral norm's power iteration writes its
+# vectors with out=, compile and channels_last tune one network's kernels. Such a trial
+# trains alone (a population of one calls its network directly).
+SOLO_OPTIONS = ("spectral_norm", "compile", "channels_last")
+
+
+def population_key(trial: TrialConfig) -> str:
+    """Trials with equal keys can train together as one population."""
+    record = trial.to_dict()
+    if any(record[name] for name in SOLO_OPTIONS):
+        return f"solo:{trial.trial_id}"
+    for name in BOOKKEEPING_FIELDS:
+        del record[name]
+    for name in MEMBER_FIELDS:  # whether a value is set is structure (e.g. clipping at all)
+        record[name] = record[name] is not None
+    return json.dumps(record, sort_keys=True)
+
+
+def _map(function: Callable[[Tensor], Tensor], value: Tensor | dict[str, Tensor]):
+    """`function` on a tensor, or on each tensor of a dict (a loss state)."""
+    if isinstance(value, dict):
+        return {name: function(t) for name, t in value.items()}
+    return function(value)
+
+
 class GANTraining:
-    """The networks, optimisers, random state and counters of one trial, and its step."""
+    """One population of trials (one trial is a population of one): the stacked networks,
+    optimisers, random streams and counters, and the training step they share.
+
+    Member i of a population computes what its trial computes alone: its own initial weights,
+    lr, betas, clip, lambda, k, random streams and batch-norm statistics; the step's
+    arithmetic is per member (vmap over stacked weights), and the members' losses are summed
+    only so that one backward pass yields each member's own gradient. A member whose loss goes
+    non-finite keeps its slot, so that nobody else's arithmetic changes, and the caller stops
+    recording it (`finite`, `diverged_at`).
+    """
 
     def __init__(
         self,
-        trial: TrialConfig,
+        trials: TrialConfig | Sequence[TrialConfig],
         train_images: Tensor,
         device: torch.device,
         compile_mode: str | None = None,
     ) -> None:
         """`compile_mode` is torch.compile's mode when `trial.compile` is set ("reduce-overhead"
         adds CUDA graphs on a GPU); `run_trial` leaves it at the default."""
-        self.trial, self.device = trial, device
+        trials = [trials] if isinstance(trials, TrialConfig) else list(trials)
+        keys = {population_key(t) for t in trials}
+        if len(keys) != 1:
+            raise ValueError("a population's trials must share every structural field")
+        self.trials = trials
+        self.trial = trial = trials[0]  # its structural fields are every member's
+        self.device = device
         self.images = train_images.to(device)  # uint8 (N, C, H, W), resident on the device
-        self.g, self.d = build_networks(trial, tuple(train_images.shape[1:]), device)
-        self.memory_format = torch.channels_last if trial.channels_last else torch.preserve_format
-        self.g.to(memory_format=self.memory_format)
-        self.d.to(memory_format=self.memory_format)
-        # One fused kernel per optimiser step on the GPU; the multi-tensor path on the CPU.
-        fused = device.type == "cuda"
-        adam = dict(
-            lr=trial.lr, betas=(trial.beta1, trial.beta2), eps=1e-8, fused=fused, foreach=not fused
+        shape = tuple(train_images.shape[1:])
+        generators, discriminators = zip(
+            *(build_networks(t, shape, device) for t in trials), strict=True
         )
-        self.g_opt = torch.optim.Adam(self.g.parameters(), **adam)
-        self.d_opt = torch.optim.Adam(self.d.parameters(), **adam)
+        self.memory_format = torch.channels_last if trial.channels_last else torch.preserve_format
+        for network in (*generators, *discriminators):
+            network.to(memory_format=self.memory_format)
+        self.generator = StackedNetwork(generators)
+        self.discriminator = StackedNetwork(discriminators, self.memory_format)
+        self.g_opt = StackedAdam(
+            self.generator, self._values("lr"), self._values("beta1"), self._values("beta2")
+        )
+        self.d_opt = StackedAdam(
+            self.discriminator, self._values("lr"), self._values("beta1"), self._values("beta2")
+        )
+        dtype = self.generator.flat.dtype
+        self.clip = self._values("clip") if trial.clip is not None else None
+        self.lam = self._values("lam").to(dtype) if trial.lam is not None else None
         self.loss = LOSSES.get(trial.loss)
         self.penalty = PENALTIES.get(trial.penalty)
-        self.loss_state = self.loss.initial_state(device)
+        self.hparams = {name: self._values(name).to(dtype) for name in self.loss.needs}
+        self.loss_state = {
+            name: value.expand(len(trials)).clone()
+            for name, value in self.loss.initial_state(device).items()
+        }
         self.latent = LATENTS.get(trial.latent)
         # Label smoothing or flipping: D's loss with explicit targets (only losses that have it
         # pass validation).
         self.targets = trial.label_smoothing > 0 or trial.label_flip > 0
-        self.rng = torch.Generator(device=device)
-        self.rng.manual_seed(trial.seed)
+        self.streams = MemberStreams([t.seed for t in trials], device)
         self.step = 0
         self.g_steps = 0
-        self.finite = torch.ones((), dtype=torch.bool, device=device)
-        self.diverged_at = torch.zeros((), dtype=torch.long, device=device)  # 0: not diverged
+        self.finite = torch.ones(len(trials), dtype=torch.bool, device=device)
+        self.diverged_at = torch.zeros(len(trials), dtype=torch.long, device=device)  # 0: no
         self.last = {
-            "d_loss": torch.zeros((), device=device),
-            "g_loss": torch.zeros((), device=device),
+            "d_loss": torch.zeros(len(trials), device=device),
+            "g_loss": torch.zeros(len(trials), device=device),
         }
         self.autocast = (
             torch.autocast(device.type, dtype=torch.bfloat16)
@@ -154,88 +215,137 @@ class GANTraining:
             else nullcontext()
         )
         # The networks' forward passes are compiled, not the step: the penalties need a double
-        # backward, which compiled graphs do not support, so they run D eagerly (self.d).
-        self.g_forward, self.d_forward = self.g, self.d
+        # backward, which compiled graphs do not support, so they run D eagerly.
         if trial.compile:
-            self.g_forward = torch.compile(self.g, mode=compile_mode)
-            self.d_forward = torch.compile(self.d, mode=compile_mode)
+            self.generator.compile(compile_mode)
+            self.discriminator.compile(compile_mode)
         self.cuda_graphs = trial.compile and compile_mode == "reduce-overhead"
 
+    def _values(self, name: str) -> Tensor:
+        """The members' values of a hyperparameter, (M,) float64 (unset: NaN)."""
+        values = [getattr(t, name) for t in self.trials]
+        values = [math.nan if v is None else float(v) for v in values]
+        return torch.tensor(values, dtype=torch.float64, device=self.device)
+
+    @property
+    def size(self) -> int:
+        return len(self.trials)
+
+    def _per_member(self, function: Callable[..., Any], *args: Any) -> Any:
+        """`function` (written for one batch) applied to each member's slice of the stacked
+        arguments: vmap over the members; a population of one calls it directly."""
+        if self.size == 1:
+            out = function(*(_map(lambda t: t[0], a) for a in args))
+            return _map(lambda t: t.unsqueeze(0), out)
+        return vmap(function)(*args)
+
+    @property
+    def g(self) -> nn.Module:
+        """Member 0's generator as a module (for a population of one: the trial's G)."""
+        return self.generator.member_module(0)
+
+    @property
+    def d(self) -> nn.Module:
+        """Member 0's discriminator as a module."""
+        return self.discriminator.member_module(0)
+
     def real_batch(self) -> Tensor:
-        index = torch.randint(
-            len(self.images), (self.trial.batch_size,), generator=self.rng, device=self.device
+        """(M, B, C, H, W) in [0, 1]: each member's batch drawn by index from its own stream."""
+        n, batch = len(self.images), self.trial.batch_size
+        index = self.streams.draw(
+            lambda g: torch.randint(n, (batch,), generator=g, device=self.device)
         )
-        real = self.images[index].float().div_(255)
-        return real.contiguous(memory_format=self.memory_format)
+        return self.images[index].float().div_(255)
 
     def sample_z(self) -> Tensor:
-        return self.latent.sample(self.trial.batch_size, self.trial.z_dim, self.rng, self.device)
+        """(M, B, z_dim), each member's z from its own stream."""
+        trial = self.trial
+        return self.streams.draw(
+            lambda g: self.latent.sample(trial.batch_size, trial.z_dim, g, self.device)
+        )
 
     def _d_step(self, real: Tensor, z: Tensor) -> Tensor:
         trial = self.trial
         with self.autocast:
             with torch.no_grad():
-                fake = self.g_forward(z)
-            real_out, fake_out = self.d_forward(real).float(), self.d_forward(fake).float()
+                fake = self.generator(z)
+            real_out = self.discriminator(real).float()
+            fake_out = self.discriminator(fake).float()
             if self.targets:
                 real_target, fake_target = discriminator_targets(
-                    real_out, fake_out, trial.label_smoothing, trial.label_flip, self.rng
+                    real_out,
+                    fake_out,
+                    trial.label_smoothing,
+                    trial.label_flip,
+                    self.streams.uniform,
                 )
-                d_loss = self.loss.d_targets(
-                    real_out, fake_out, real_target, fake_target, self.loss_state
+                d_loss = self._per_member(
+                    self.loss.d_targets,
+                    real_out,
+                    fake_out,
+                    real_target,
+                    fake_target,
+                    self.loss_state,
                 )
             else:
-                d_loss = self.loss.d(real_out, fake_out, self.loss_state)
-            if self.trial.lam is not None:
-                d_loss = d_loss + self.trial.lam * self.penalty(self.d, real, fake, self.rng)
+                d_loss = self._per_member(self.loss.d, real_out, fake_out, self.loss_state)
+            if self.lam is not None:
+                penalty = self.penalty(self.discriminator.eager, real, fake, self.streams.uniform)
+                d_loss = d_loss + self.lam * penalty
         return d_loss
 
     def _g_step(self, z: Tensor, real: Tensor) -> Tensor:
         with self.autocast:
-            fake_out = self.d_forward(self.g_forward(z)).float()
+            fake_out = self.discriminator(self.generator(z)).float()
             if self.loss.g_needs_real:  # relativistic: D's outputs on the step's real batch too
-                return self.loss.g(fake_out, self.loss_state, self.d_forward(real).float())
-            return self.loss.g(fake_out, self.loss_state)
+                real_out = self.discriminator(real).float()
+                return self._per_member(self.loss.g, fake_out, self.loss_state, real_out)
+            return self._per_member(self.loss.g, fake_out, self.loss_state)
 
     def train_step(self) -> None:
-        """One step of the reference loop: a D update on one real batch and one z; a G update
-        on the schedule's steps (with the same z, or a fresh one where the trial says so);
-        then the loss's end-of-step state update (BEGAN's k), with the updated networks."""
+        """One step of the reference loop for every member: a D update on one real batch and
+        one z; a G update on the schedule's steps (with the same z, or a fresh one where the
+        trial says so); then the loss's end-of-step state update (BEGAN's k), with the updated
+        networks. The members' losses are summed for one backward pass: the sum's gradient
+        with respect to member i's weights is member i's own gradient."""
         trial = self.trial
         if self.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()  # the previous step's outputs are done
         real = self.real_batch()
         z = self.sample_z()
         d_loss = self._d_step(real, z)
-        self.d_opt.zero_grad(set_to_none=True)
-        d_loss.backward()
+        self.d_opt.zero_grad()
+        d_loss.sum().backward()
         self.d_opt.step()
-        if trial.clip is not None:
-            clip_parameters(self.d, trial.clip)
+        if self.clip is not None:
+            self.discriminator.clamp_(self.clip)
         self._track(d_loss, "d_loss")
         if is_g_step(self.step, trial.n_disc):
             if trial.resample_z_for_g:
                 z = self.sample_z()
             # D's parameters need no gradient in the G step; this saves its weight gradients.
-            self.d.requires_grad_(False)
+            self.discriminator.requires_grad_(False)
             g_loss = self._g_step(z, real)
-            self.g_opt.zero_grad(set_to_none=True)
-            g_loss.backward()
+            self.g_opt.zero_grad()
+            g_loss.sum().backward()
             self.g_opt.step()
-            self.d.requires_grad_(True)
+            self.discriminator.requires_grad_(True)
             self._track(g_loss, "g_loss")
             self.g_steps += 1
         if self.loss.after_step is not None:
             # The reference runs this in training mode, so batch norm's running statistics
             # move here too (TF updates them on every training-mode forward pass).
             with torch.no_grad(), self.autocast:
-                real_out = self.d_forward(real).float()
-                fake_out = self.d_forward(self.g_forward(z)).float()
-            self.loss_state = self.loss.after_step(self.loss_state, real_out, fake_out, trial)
+                real_out = self.discriminator(real).float()
+                fake_out = self.discriminator(self.generator(z)).float()
+            self.loss_state = self._per_member(
+                self.loss.after_step, self.loss_state, real_out, fake_out, self.hparams
+            )
         self.step += 1
 
     def _track(self, loss: Tensor, name: str) -> None:
-        """Keep the latest loss and, on the device (no sync), the first step it was not finite."""
+        """Keep the latest losses and, on the device (no sync), each member's first step with
+        a non-finite loss."""
         loss = loss.detach()
         self.last[name] = loss
         finite = torch.isfinite(loss)
@@ -243,32 +353,45 @@ class GANTraining:
         self.diverged_at = torch.where(first, self.step + 1, self.diverged_at)
         self.finite &= finite
 
-    def losses(self) -> dict[str, float]:
-        """Host copies of the latest losses and loss state (one device sync)."""
-        values = {name: float(value) for name, value in self.last.items()}
-        values.update({name: float(value) for name, value in self.loss_state.items()})
-        return values
+    def losses(self) -> list[dict[str, float]]:
+        """Host copies of each member's latest losses and loss state (one device sync)."""
+        columns = {name: value.tolist() for name, value in self.last.items()}
+        columns.update({name: value.tolist() for name, value in self.loss_state.items()})
+        return [
+            {name: float(values[i]) for name, values in columns.items()} for i in range(self.size)
+        ]
 
-    def state_dict(self) -> dict[str, Any]:
+    def member_state(self, i: int) -> dict[str, Any]:
+        """Member i's training state: what its trial alone would checkpoint."""
         return {
             "step": self.step,
             "g_steps": self.g_steps,
-            "g": self.g.state_dict(),
-            "d": self.d.state_dict(),
-            "g_opt": self.g_opt.state_dict(),
-            "d_opt": self.d_opt.state_dict(),
-            "loss_state": dict(self.loss_state),
-            "rng": self.rng.get_state(),
+            "g": self.generator.member_state(i),
+            "d": self.discriminator.member_state(i),
+            "g_opt": self.g_opt.member_state(i),
+            "d_opt": self.d_opt.member_state(i),
+            "loss_state": {name: value[i].clone() for name, value in self.loss_state.items()},
+            "rng": self.streams.generators[i].get_state(),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_member_state(self, i: int, state: dict[str, Any]) -> None:
+        """Member i resumes from its checkpoint (every member must be at the same step)."""
         self.step, self.g_steps = state["step"], state["g_steps"]
-        self.g.load_state_dict(state["g"])
-        self.d.load_state_dict(state["d"])
-        self.g_opt.load_state_dict(state["g_opt"])
-        self.d_opt.load_state_dict(state["d_opt"])
-        self.loss_state = {k: v.to(self.device) for k, v in state["loss_state"].items()}
-        self.rng.set_state(state["rng"])
+        self.generator.load_member_state(i, state["g"])
+        self.discriminator.load_member_state(i, state["d"])
+        self.g_opt.load_member_state(i, state["g_opt"])
+        self.d_opt.load_member_state(i, state["d_opt"])
+        with torch.no_grad():
+            for name, value in state["loss_state"].items():
+                self.loss_state[name][i] = value.to(self.device)
+        self.streams.generators[i].set_state(state["rng"])
+
+    # The single-trial interface of a population of one.
+    def state_dict(self) -> dict[str, Any]:
+        return self.member_state(0)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.load_member_state(0, state)
 
 
 TRIAL_REMEDY = "delete or move its directory to run the trial again"
@@ -438,9 +561,36 @@ def _summarise(evaluations: list[dict[str, Any]], final_reached: bool) -> dict[s
     return summary
 
 
-def run_trial(
-    trial: TrialConfig,
-    directory: str | Path,
+@dataclass
+class _Member:
+    """One trial of a population while it trains: where it writes and what it has recorded."""
+
+    trial: TrialConfig
+    directory: Path
+    saved: dict[str, Any] | None = None  # the checkpoint it resumes from
+    history: list[dict[str, Any]] = field(default_factory=list)
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0  # its share of the time spent before a resume
+    status: str = "ok"
+    error: str = ""
+    diverged_at: int | None = None
+    d_steps: int = 0
+    g_steps: int = 0
+
+    @property
+    def step(self) -> int:
+        return self.saved["training"]["step"] if self.saved else 0
+
+
+def run_trial(trial: TrialConfig, directory: str | Path, **options: Any) -> dict[str, Any]:
+    """Run (or resume, or return) one trial in `directory`: a population of one
+    (`run_population`'s options); returns the result record."""
+    return run_population([trial], [directory], **options)[0]
+
+
+def run_population(
+    trials: Sequence[TrialConfig],
+    directories: Sequence[str | Path],
     *,
     data_root: str | Path | None = None,
     device: str | torch.device | None = None,
@@ -448,123 +598,202 @@ def run_trial(
     download: bool = False,
     progress: bool = True,
     progress_position: int = 0,
-) -> dict[str, Any]:
-    """Run (or resume, or return) one trial in `directory`; returns the result record.
+) -> list[dict[str, Any]]:
+    """Run (or resume, or return) trials that share their structure (`population_key`) as one
+    population, each in its directory; returns their result records in order.
+
+    Each member is the idempotent trial it is alone: a trial whose result.json exists is
+    returned as it is; one with a checkpoint resumes from it and ends with the same weights as
+    an uninterrupted run (members resuming from different steps train as separate
+    populations); one whose stored trial.json differs from the planned config is refused.
 
     Configuration, device, directory, data, weights and cache errors are raised before
-    anything is written or trained (a damaged trial.json or result.json is named, with
-    what to do). Call it under the trial's claim (`executors.claim`): it tidies what a
-    killed run left in the directory. An error during
-    training is recorded as status "failed" with its message; a non-finite loss ends
-    the trial as "diverged". Both are results, not crashes.
+    anything is written or trained (a damaged trial.json or result.json is named, with what
+    to do). Call it under every member's claim (`executors.claim`): it tidies what a killed run
+    left in the directories. An error during training is recorded as status "failed" with its
+    message for every member still training; a member whose loss goes non-finite ends as
+    "diverged" while the others go on. Both are results, not crashes.
     """
     from benchmark.datasets import load_dataset
 
-    # Everything that can refuse the trial runs before anything is written or trained.
-    directory = Path(directory)
+    if len(trials) != len(directories) or not trials:
+        raise ValueError("one directory per trial, and at least one trial")
+    if len({population_key(t) for t in trials}) != 1:
+        raise ValueError("a population's trials must share every structural field")
+    # Everything that can refuse the trials runs before anything is written or trained.
     device = resolve_device(device)
-    check_writable_dir(directory, "out")
-    known = check_trial_dir(trial, directory)
-    result = read_result(directory, trial)
-    if result is not None:
+    results: list[dict[str, Any] | None] = [None] * len(trials)
+    pending: list[tuple[int, TrialConfig, Path, bool]] = []
+    for index, (trial, directory) in enumerate(zip(trials, directories, strict=True)):
+        directory = Path(directory)
+        check_writable_dir(directory, "out")
+        known = check_trial_dir(trial, directory)
+        result = read_result(directory, trial)
+        if result is None:
+            pending.append((index, trial, directory, known))
+            continue
         if not known:  # trial.json was deleted; the result names this very trial
             write_json(directory / "trial.json", trial.to_dict())
         remove_leftovers(directory)
-        return result
+        results[index] = result
+    if not pending:
+        return results
+    trial = pending[0][1]
     data = load_dataset(trial.dataset, data_root, download=download)
+    # One evaluator for all: the members share dataset and metric settings, so the weights and
+    # the real statistics are loaded once.
     evaluator = _make_evaluator(trial, data.test, device, weights, download)
     if evaluator is not None:
         evaluator.prepare()  # weights and reference statistics, before any training
 
-    directory.mkdir(parents=True, exist_ok=True)
-    if not known:
-        write_json(directory / "trial.json", trial.to_dict())
-    remove_leftovers(directory)
-    result_path = directory / "result.json"
-    training = GANTraining(trial, data.train, device)
-    checkpoint_path = directory / CHECKPOINT
-    history: list[dict[str, Any]] = []
-    evaluations: list[dict[str, Any]] = []
-    seconds = 0.0
-    saved = _load_checkpoint(checkpoint_path, device) if checkpoint_path.exists() else None
-    if saved is not None:
-        training.load_state_dict(saved["training"])
-        history, evaluations, seconds = saved["history"], saved["evaluations"], saved["seconds"]
+    members: dict[int, _Member] = {}
+    for index, trial, directory, known in pending:
+        directory.mkdir(parents=True, exist_ok=True)
+        if not known:
+            write_json(directory / "trial.json", trial.to_dict())
+        remove_leftovers(directory)
+        member = _Member(trial, directory)
+        path = directory / CHECKPOINT
+        member.saved = _load_checkpoint(path, device) if path.exists() else None
+        if member.saved is not None:
+            member.history = member.saved["history"]
+            member.evaluations = member.saved["evaluations"]
+            member.seconds = member.saved["seconds"]
+        members[index] = member
+    # Members train together only from the same step: a killed population's members all
+    # checkpoint at the same steps, so this splits only groups formed differently before.
+    by_step: dict[int, list[_Member]] = {}
+    for member in members.values():
+        by_step.setdefault(member.step, []).append(member)
+    for group in by_step.values():
+        _train(group, data.train, device, evaluator, progress, progress_position)
+    for index, member in members.items():
+        results[index] = _finish(member, device, evaluator)
+    return results
 
-    status, error, diverged_at = "ok", "", None
+
+def _train(
+    members: list[_Member],
+    train_images: Tensor,
+    device: torch.device,
+    evaluator,
+    progress: bool,
+    progress_position: int,
+) -> None:
+    """Train one population to the end of its schedule, recording into its members."""
+    trial = members[0].trial
+    training = GANTraining([m.trial for m in members], train_images, device)
+    for i, member in enumerate(members):
+        if member.saved is not None:
+            training.load_member_state(i, member.saved["training"])
+        member.saved = None  # the state lives in the population now
     schedule = trial_schedule(trial)
-    started = time.perf_counter() - seconds
+    size = len(members)
+    # Each member is charged an equal share of the population's time.
+    started = time.perf_counter() - sum(m.seconds for m in members)
+    active = list(range(size))  # members still recorded; a diverged one leaves this list
+    label = f"{trial.model}/{trial.dataset} " + (
+        f"seed {trial.seed}" if size == 1 else f"population of {size}"
+    )
     bar = progress_bar(
         schedule.steps,
-        f"{trial.model}/{trial.dataset} seed {trial.seed}",
+        label,
         "step",
         initial=training.step,
         enabled=progress,
         position=progress_position,
     )
+
+    def seconds() -> float:
+        return (time.perf_counter() - started) / size
+
     try:
-        while training.step < schedule.steps:
+        while training.step < schedule.steps and active:
             training.train_step()
             step = training.step
             at_checkpoint = schedule.evaluates_after(step)
             if step % LOG_EVERY == 0 or at_checkpoint:
                 bar.update(step - bar.n)
-                if not bool(training.finite):
+                finite = training.finite.tolist()
+                diverged_at = training.diverged_at.tolist()
+                for i in [i for i in active if not finite[i]]:
                     # Later checkpoints could only score worse (the reference gives a NaN
-                    # generator FID 31337), so stop; the ones evaluated so far still count.
-                    diverged_at = int(training.diverged_at)
-                    status, error = "diverged", f"non-finite loss at D step {diverged_at}"
-                    break
+                    # generator FID 31337), so it stops; the ones evaluated so far still count.
+                    member = members[i]
+                    member.status, member.diverged_at = "diverged", diverged_at[i]
+                    member.error = f"non-finite loss at D step {diverged_at[i]}"
+                    member.d_steps, member.g_steps = step, training.g_steps
+                    member.seconds = seconds()
+                    active.remove(i)
                 losses = training.losses()
-                history.append({"d_steps": step, "g_steps": training.g_steps, **losses})
-                bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
-            if at_checkpoint:
-                if evaluator is not None:
-                    evaluations.append({"d_steps": step, **evaluator.evaluate(training.g)})
-                state = {
-                    "training": training.state_dict(),
-                    "history": history,
-                    "evaluations": evaluations,
-                    "seconds": time.perf_counter() - started,
-                }
-                _save_checkpoint(checkpoint_path, state)
-                _write_metrics(directory / "metrics.jsonl", history, evaluations)
+                for i in active:
+                    members[i].history.append(
+                        {"d_steps": step, "g_steps": training.g_steps, **losses[i]}
+                    )
+                if size == 1 and active:
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in losses[0].items()}, refresh=False)
+            if at_checkpoint and active:
+                for i in active:
+                    member = members[i]
+                    if evaluator is not None:
+                        scores = evaluator.evaluate(training.generator.member_module(i))
+                        member.evaluations.append({"d_steps": step, **scores})
+                    state = {
+                        "training": training.member_state(i),
+                        "history": member.history,
+                        "evaluations": member.evaluations,
+                        "seconds": seconds(),
+                    }
+                    _save_checkpoint(member.directory / CHECKPOINT, state)
+                    _write_metrics(
+                        member.directory / "metrics.jsonl", member.history, member.evaluations
+                    )
     except (KeyboardInterrupt, SystemExit):
         raise
-    except Exception as exc:  # recorded, so one broken trial does not stop a sweep
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
-        (directory / "error.log").write_text(traceback.format_exc())
+    except Exception as exc:  # recorded, so one broken population does not stop a sweep
+        for i in active:
+            members[i].status, members[i].error = "failed", f"{type(exc).__name__}: {exc}"
+            (members[i].directory / "error.log").write_text(traceback.format_exc())
     finally:
         bar.close()
+    for i in active:
+        member = members[i]
+        member.d_steps, member.g_steps, member.seconds = training.step, training.g_steps, seconds()
+        if member.status == "ok":
+            generator = training.generator.member_module(i)
+            _save_samples(generator, member.trial, device, member.directory / "samples.png")
+            # The final generator is kept (small); the full checkpoint with D and both Adam
+            # states is ~150 MB and only needed to resume, so it goes once the result is stored.
+            g_state = generator.state_dict()
+            atomic_write(member.directory / "generator.pt", partial(torch.save, g_state))
 
-    if status == "ok":
-        _save_samples(training.g, trial, device, directory / "samples.png")
-        # The final generator is kept (small); the full checkpoint with D and both Adam
-        # states is ~150 MB and only needed to resume, so it goes once the result is stored.
-        g_state = training.g.state_dict()
-        atomic_write(directory / "generator.pt", lambda tmp: torch.save(g_state, tmp))
+
+def _finish(member: _Member, device: torch.device, evaluator) -> dict[str, Any]:
+    """Write a trained member's result and drop its checkpoint; return the result."""
+    trial, directory = member.trial, member.directory
     # A crash is not a measurement: a failed trial scores nothing. A diverged one keeps the
     # checkpoints evaluated before it diverged, as the reference does.
-    scored = evaluations if status != "failed" else []
-    summary = _summarise(scored, final_reached=status == "ok")
+    scored = member.evaluations if member.status != "failed" else []
+    summary = _summarise(scored, final_reached=member.status == "ok")
     result = {
         **trial.to_dict(),
         "trial_id": trial.trial_id,
-        "status": status,
-        "error": error,
-        "diverged_at": diverged_at,
-        "d_steps": training.step,
-        "g_steps": training.g_steps,
-        "images_seen": training.step * trial.batch_size,
-        "seconds": time.perf_counter() - started,
+        "status": member.status,
+        "error": member.error,
+        "diverged_at": member.diverged_at,
+        "d_steps": member.d_steps,
+        "g_steps": member.g_steps,
+        "images_seen": member.d_steps * trial.batch_size,
+        "seconds": member.seconds,
         **_environment(device),
         **(evaluator.record() if evaluator is not None else {}),
         **summary,
-        "checkpoints": evaluations,
+        "checkpoints": member.evaluations,
     }
-    write_json(result_path, result)
-    checkpoint_path.unlink(missing_ok=True)  # a kill before this line leaves only a spare file
-    return read_json(result_path)  # the stored form (NaN as null), same as a rerun returns
+    path = directory / "result.json"
+    write_json(path, result)
+    (directory / CHECKPOINT).unlink(missing_ok=True)  # a kill before this leaves a spare file
+    return read_json(path)  # the stored form (NaN as null), same as a rerun returns
 
 
 def _write_metrics(path: Path, history: list[dict], evaluations: list[dict]) -> None:

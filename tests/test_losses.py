@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -90,7 +89,7 @@ def test_began_losses_and_k_update():
     state = {"k": torch.tensor(0.5)}
     assert float(began.d(real_err, fake_err, state)) == pytest.approx(0.3 - 0.5 * 0.3, abs=1e-7)
     assert float(began.g(fake_err, state)) == pytest.approx(0.3, abs=1e-7)
-    hp = SimpleNamespace(lambda_k=1e-3, gamma=0.75)
+    hp = {"lambda_k": torch.tensor(1e-3), "gamma": torch.tensor(0.75)}
     new = began.after_step(state, real_err, fake_err, hp)
     assert float(new["k"]) == pytest.approx(0.5 + 1e-3 * (0.75 * 0.3 - 0.3), rel=1e-7)
     assert float(began.initial_state(torch.device("cpu"))["k"]) == 0.0
@@ -227,9 +226,22 @@ def test_smoothed_targets_pinned():
     assert float(ls) == pytest.approx(0.247977, abs=1e-6)
 
 
+def _uniform(generator: torch.Generator):
+    """A population of one's draws: U[0, 1) of shape (1, *shape) from `generator`."""
+    return lambda shape, dtype: torch.rand(tuple(shape), generator=generator, dtype=dtype)[None]
+
+
+def _targets(real, fake, smoothing, flip, generator):
+    """discriminator_targets for one batch (a population of one)."""
+    real_t, fake_t = discriminator_targets(
+        real[None], fake[None], smoothing, flip, _uniform(generator)
+    )
+    return real_t[0], fake_t[0]
+
+
 def test_discriminator_targets_pinned_on_a_seed():
     real, fake = torch.zeros(8), torch.zeros(8)
-    real_t, fake_t = discriminator_targets(real, fake, 0.1, 0.25, torch.Generator().manual_seed(0))
+    real_t, fake_t = _targets(real, fake, 0.1, 0.25, torch.Generator().manual_seed(0))
     assert real_t.tolist() == pytest.approx([0.9, 0.9, 0, 0, 0.9, 0.9, 0.9, 0.9])
     assert fake_t.tolist() == pytest.approx([0, 0, 0, 0, 0.9, 0.9, 0, 0])
     # The same draws, independently: real flips first, then fake flips, each U[0,1) < p.
@@ -243,7 +255,7 @@ def test_discriminator_targets_pinned_on_a_seed():
 def test_without_flipping_the_targets_draw_nothing():
     rng = torch.Generator().manual_seed(5)
     state = rng.get_state()
-    real_t, fake_t = discriminator_targets(torch.zeros(4), torch.zeros(3), 0.2, 0.0, rng)
+    real_t, fake_t = _targets(torch.zeros(4), torch.zeros(3), 0.2, 0.0, rng)
     assert real_t.tolist() == pytest.approx([0.8] * 4) and fake_t.tolist() == [0.0] * 3
     assert torch.equal(rng.get_state(), state)
 

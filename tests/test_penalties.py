@@ -1,4 +1,4 @@
-"""The GP and DRAGAN penalties on discriminators whose gradient is known."""
+"""The penalties on discriminators whose gradient is known, alone and in a population."""
 
 from __future__ import annotations
 
@@ -28,13 +28,24 @@ def rng(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def uniform(generator: torch.Generator):
+    """A population of one's draws: U[0, 1) of shape (1, *shape) from `generator`."""
+    return lambda shape, dtype: torch.rand(tuple(shape), generator=generator, dtype=dtype)[None]
+
+
+def alone(name: str, d: nn.Module, real, fake, generator: torch.Generator) -> torch.Tensor:
+    """Penalty `name` of one D on one batch: the population form with a population of one."""
+    population_d = lambda points: d(points[0])[None]  # noqa: E731
+    return PENALTIES.get(name)(population_d, real[None], fake[None], uniform(generator))[0]
+
+
 def test_gradient_penalty_on_linear_discriminator():
     d = LinearD([3.0, 4.0])  # |w| = 5
     real, fake = torch.randn(8, 2), torch.randn(8, 2)
-    value = PENALTIES.get("gp")(d, real, fake, rng())
+    value = alone("gp", d, real, fake, rng())
     assert float(value.detach()) == pytest.approx((math.sqrt(1e-4 + 25.0) - 1) ** 2, rel=1e-6)
     d_unit = LinearD([1.0, 0.0]).double()  # |w| = 1: only the 1e-4 smoothing remains
-    unit = PENALTIES.get("gp")(d_unit, real.double(), fake.double(), rng())
+    unit = alone("gp", d_unit, real.double(), fake.double(), rng())
     assert float(unit) == pytest.approx((math.sqrt(1.0001) - 1) ** 2, rel=1e-6)
 
 
@@ -47,7 +58,7 @@ def test_gradient_penalty_interpolates_between_real_and_fake():
             return super().forward(x)
 
     real, fake = torch.zeros(1000, 2), torch.ones(1000, 2)
-    PENALTIES.get("gp")(Spy([1.0, 1.0]), real, fake, rng())
+    alone("gp", Spy([1.0, 1.0]), real, fake, rng())
     points = seen[0]
     assert torch.equal(points[:, 0], points[:, 1])  # one alpha per sample
     assert float(points.min()) >= 0 and float(points.max()) <= 1
@@ -56,7 +67,7 @@ def test_gradient_penalty_interpolates_between_real_and_fake():
 
 def test_gradient_penalty_is_differentiable_for_d():
     d = LinearD([3.0, 4.0])
-    value = PENALTIES.get("gp")(d, torch.randn(4, 2), torch.randn(4, 2), rng())
+    value = alone("gp", d, torch.randn(4, 2), torch.randn(4, 2), rng())
     value.backward()
     # d/dw (|w| - 1)^2 = 2 (|w| - 1) w / |w|, ignoring the 1e-4 smoothing.
     s = math.sqrt(25.0001)
@@ -66,7 +77,7 @@ def test_gradient_penalty_is_differentiable_for_d():
 
 def test_dragan_perturbation_range():
     real = torch.rand(256, 1, 4, 4)
-    points = dragan_points(real, rng(1))
+    points = dragan_points(real[None], uniform(rng(1)))[0]
     scale = 0.5 * float(real.std())
     offset = (points - real) / scale
     assert float(offset.min()) >= 0.0
@@ -77,7 +88,7 @@ def test_dragan_perturbation_range():
 def test_dragan_points_use_the_biased_batch_std():
     """x_p = x + 0.5 np.std(x) U[0,1) as the reference's numpy code (ddof 0); x~ between."""
     real = torch.rand(4, 1, 2, 2, dtype=torch.float64)
-    points = dragan_points(real, rng(3))
+    points = dragan_points(real[None], uniform(rng(3)))[0]
     draws = rng(3)  # the same draws in the same order: per-pixel noise, then per-sample alpha
     noise = torch.rand(real.shape, generator=draws, dtype=torch.float64)
     alpha = torch.rand((4, 1, 1, 1), generator=draws, dtype=torch.float64)
@@ -89,8 +100,8 @@ def test_dragan_penalty_on_linear_discriminator():
     """Gradient of sigmoid(w.x) is sigmoid'(l) w: check against that formula at the same points."""
     d = LinearD([0.5, -1.0, 2.0], b=0.3)
     real = torch.rand(16, 3)
-    value = PENALTIES.get("dragan")(d, real, real, rng(7))
-    points = dragan_points(real, rng(7))
+    value = alone("dragan", d, real, real, rng(7))
+    points = dragan_points(real[None], uniform(rng(7)))[0]
     with torch.no_grad():
         logit = d(points)
         slope = torch.sigmoid(logit) * (1 - torch.sigmoid(logit)) * d.w.norm()
@@ -99,9 +110,7 @@ def test_dragan_penalty_on_linear_discriminator():
 
 
 def test_no_penalty_is_zero():
-    assert (
-        float(PENALTIES.get("none")(LinearD([1.0]), torch.ones(2, 1), torch.ones(2, 1), rng())) == 0
-    )
+    assert float(alone("none", LinearD([1.0]), torch.ones(2, 1), torch.ones(2, 1), rng())) == 0
 
 
 # ---- zero-centred penalties: R1 (real) and R2 (generated) ------------------------------------
@@ -123,12 +132,12 @@ def test_r1_and_r2_on_linear_discriminator():
     """grad l = w everywhere: R1 = 1/2 ||w||^2 = 12.5, R1 + R2 = 25, with lam = gamma."""
     d = LinearD([3.0, 4.0])
     real, fake = torch.randn(8, 2), torch.randn(8, 2)
-    r1 = PENALTIES.get("r1")(d, real, fake, rng())
+    r1 = alone("r1", d, real, fake, rng())
     assert float(r1) == pytest.approx(12.5, rel=1e-6)
     r1.backward()
     torch.testing.assert_close(d.w.grad, torch.tensor([3.0, 4.0]))  # d/dw 1/2 ||w||^2 = w
     d.w.grad = None
-    both = PENALTIES.get("r1r2")(d, real, fake, rng())
+    both = alone("r1r2", d, real, fake, rng())
     assert float(both) == pytest.approx(25.0, rel=1e-6)
     both.backward()
     torch.testing.assert_close(d.w.grad, torch.tensor([6.0, 8.0]))
@@ -138,14 +147,41 @@ def test_r1_is_taken_on_the_real_batch_and_r2_on_the_generated_one():
     d = QuadraticD([1.0, -1.0])
     real = torch.tensor([[0.0, 0.0], [1.0, 2.0]], dtype=torch.float64)  # grads [1,-1], [2, 1]
     fake = torch.tensor([[-1.0, 1.0], [3.0, 0.0]], dtype=torch.float64)  # grads [0, 0], [4,-1]
-    r1 = PENALTIES.get("r1")(d, real, fake, rng())
+    r1 = alone("r1", d, real, fake, rng())
     assert float(r1) == pytest.approx(0.5 * (2 + 5) / 2)  # 1/2 E ||x + w||^2 on real
-    both = PENALTIES.get("r1r2")(d, real, fake, rng())
+    both = alone("r1r2", d, real, fake, rng())
     assert float(both) == pytest.approx(0.5 * (2 + 5) / 2 + 0.5 * (0 + 17) / 2)
 
 
 def test_r1_draws_no_randomness():
     generator = rng(4)
     state = generator.get_state()
-    PENALTIES.get("r1r2")(LinearD([1.0]), torch.ones(3, 1), torch.zeros(3, 1), generator)
+    alone("r1r2", LinearD([1.0]), torch.ones(3, 1), torch.zeros(3, 1), generator)
     assert torch.equal(generator.get_state(), state)
+
+
+@pytest.mark.parametrize("name", ["gp", "dragan", "r1", "r1r2"])
+def test_a_population_penalty_is_each_members_own(name):
+    """Two linear Ds with different w on different batches, stacked: each member's term and
+    its gradient equal those of that member alone, drawn from its own generator."""
+    weights = torch.tensor([[3.0, 4.0, 0.0], [0.1, -0.2, 0.5]], dtype=torch.float64)
+    real = torch.rand(2, 6, 3, dtype=torch.float64, generator=rng(1))
+    fake = torch.rand(2, 6, 3, dtype=torch.float64, generator=rng(2))
+    stacked = weights.clone().requires_grad_(True)
+    generators = [rng(10), rng(11)]
+
+    def draws(shape, dtype):
+        return torch.stack([torch.rand(tuple(shape), generator=g, dtype=dtype) for g in generators])
+
+    values = PENALTIES.get(name)(
+        lambda x: torch.einsum("mbi,mi->mb", x.flatten(2), stacked), real, fake, draws
+    )
+    values.sum().backward()
+    for i in range(2):
+        d = LinearD([0.0, 0.0, 0.0]).double()
+        d.w.data.copy_(weights[i])
+        value = alone(name, d, real[i], fake[i], rng(10 + i))
+        value.backward()
+        assert float(values[i]) == pytest.approx(float(value), rel=1e-12)
+        torch.testing.assert_close(stacked.grad[i], d.w.grad, rtol=1e-12, atol=1e-15)
+    assert abs(float(values[0] - values[1])) > 1e-3  # different members, different terms

@@ -24,7 +24,8 @@ def _losses(trainer, steps: int) -> list[dict[str, float]]:
     out = []
     for _ in range(steps):
         trainer.train_step()
-        out.append(trainer.losses())
+        losses = trainer.losses()
+        out.append(losses[0] if isinstance(losses, list) else losses)  # a population of one
     return out
 
 

@@ -125,7 +125,7 @@ def test_began_k_is_updated_with_the_networks_after_the_step():
     training.real_batch = lambda: batches.append(real_batch()) or batches[-1]
     seen = _generator_inputs(training)
     training.train_step()
-    x, z = batches[0], seen[0]
+    x, z = batches[0][0], seen[0]  # member 0 of a population of one
     assert torch.equal(seen[1], z)  # the G update and the k update reuse the step's z
 
     def k_after_one_step(d, g) -> float:  # by hand: L(.) = mean |AE(.) - .|, in train mode
@@ -308,7 +308,7 @@ def test_short_mnist_training_beats_the_untrained_generator():
     untrained = distance()
     for _ in range(300):
         training.train_step()
-    assert math.isfinite(training.losses()["d_loss"])
+    assert math.isfinite(training.losses()[0]["d_loss"])
     assert distance() <= 0.6 * untrained, (distance(), untrained)
 
 
@@ -370,10 +370,10 @@ def test_relativistic_g_update_sees_d_on_the_steps_real_batch():
     _spy_on_loss(training, g=spy)
     training.train_step()
     # D runs on: real and fake (D update), then G(z) and the real batch again (G update).
-    assert len(d_inputs) == 4 and torch.equal(d_inputs[3], batches[0])
+    assert len(d_inputs) == 4 and torch.equal(d_inputs[3], batches[0][0])
     (real_out,) = g_calls
     with torch.no_grad():
-        expected = copy.deepcopy(training.d)(batches[0])
+        expected = copy.deepcopy(training.d)(batches[0][0])
     torch.testing.assert_close(real_out, expected)
 
 
@@ -434,7 +434,7 @@ def test_new_models_train_a_few_steps(model):
     training = GANTraining(tiny(model), _tiny_images(32, 0), torch.device("cpu"))
     for _ in range(3):
         training.train_step()
-    losses = training.losses()
+    (losses,) = training.losses()  # one member
     assert (training.step, training.g_steps) == (3, 3)
     assert math.isfinite(losses["d_loss"]) and math.isfinite(losses["g_loss"])
 
