@@ -119,7 +119,7 @@ class StackedNetwork:
     def clamp_(self, bound: Tensor) -> None:
         """WGAN's clipping: every parameter of member i into [-bound_i, bound_i]."""
         with torch.no_grad():
-            limit = per_member(bound, self.flat)
+            limit = per_member(bound, self.flat).to(self.flat.dtype)
             torch.clamp(self.flat, -limit, limit, out=self.flat)
 
 

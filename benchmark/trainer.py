@@ -186,7 +186,8 @@ class GANTraining:
         self.d_opt = StackedAdam(
             self.discriminator, self._values("lr"), self._values("beta1"), self._values("beta2")
         )
-        dtype = self.generator.flat.dtype
+        # The networks' dtype: real batches and D's outputs (float32 under bf16 autocast) in it.
+        self.dtype = dtype = self.generator.flat.dtype
         self.clip = self._values("clip") if trial.clip is not None else None
         self.lam = self._values("lam").to(dtype) if trial.lam is not None else None
         self.loss = LOSSES.get(trial.loss)
@@ -255,7 +256,7 @@ class GANTraining:
         index = self.streams.draw(
             lambda g: torch.randint(n, (batch,), generator=g, device=self.device)
         )
-        return self.images[index].float().div_(255)
+        return self.images[index].to(self.dtype).div_(255)
 
     def sample_z(self) -> Tensor:
         """(M, B, z_dim), each member's z from its own stream."""
@@ -269,8 +270,8 @@ class GANTraining:
         with self.autocast:
             with torch.no_grad():
                 fake = self.generator(z)
-            real_out = self.discriminator(real).float()
-            fake_out = self.discriminator(fake).float()
+            real_out = self.discriminator(real).to(self.dtype)
+            fake_out = self.discriminator(fake).to(self.dtype)
             if self.targets:
                 real_target, fake_target = discriminator_targets(
                     real_out,
@@ -296,9 +297,9 @@ class GANTraining:
 
     def _g_step(self, z: Tensor, real: Tensor) -> Tensor:
         with self.autocast:
-            fake_out = self.discriminator(self.generator(z)).float()
+            fake_out = self.discriminator(self.generator(z)).to(self.dtype)
             if self.loss.g_needs_real:  # relativistic: D's outputs on the step's real batch too
-                real_out = self.discriminator(real).float()
+                real_out = self.discriminator(real).to(self.dtype)
                 return self._per_member(self.loss.g, fake_out, self.loss_state, real_out)
             return self._per_member(self.loss.g, fake_out, self.loss_state)
 
@@ -336,8 +337,8 @@ class GANTraining:
             # The reference runs this in training mode, so batch norm's running statistics
             # move here too (TF updates them on every training-mode forward pass).
             with torch.no_grad(), self.autocast:
-                real_out = self.discriminator(real).float()
-                fake_out = self.discriminator(self.generator(z)).float()
+                real_out = self.discriminator(real).to(self.dtype)
+                fake_out = self.discriminator(self.generator(z)).to(self.dtype)
             self.loss_state = self._per_member(
                 self.loss.after_step, self.loss_state, real_out, fake_out, self.hparams
             )

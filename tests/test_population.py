@@ -1,0 +1,268 @@
+"""A population trains many trials as one program, each exactly what it would be alone."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+
+import pytest
+import torch
+from test_trainer import _tiny_images, tiny
+
+from benchmark import trainer
+from benchmark.trainer import GANTraining, population_key, run_population, run_trial
+
+CPU = torch.device("cpu")
+# Two members far apart: lr and beta1 differ by two orders of magnitude, and every other
+# per-member number (seed, clip, lambda, gamma) differs too.
+MEMBERS = ({"lr": 2e-4, "beta1": 0.5, "seed": 1}, {"lr": 2e-6, "beta1": 0.005, "seed": 2})
+PER_MODEL = {
+    "ns": ({}, {}),
+    "wgan": ({"clip": 0.01}, {"clip": 0.1}),
+    "wgan_gp": ({"lam": 10.0}, {"lam": 0.1}),
+    "dragan": ({"lam": 10.0}, {"lam": 1.0}),
+    "began": ({"gamma": 0.5, "lambda_k": 1e-3}, {"gamma": 0.9, "lambda_k": 1e-2}),
+}
+STEPS = 20
+# The bar for "the same trial", after 20 steps in float64: a member's weights, its networks'
+# outputs (training and eval mode, so the batch-norm statistics too), its losses and loss
+# state equal those of its trial alone to 1e-9 relative. The two runs do the same arithmetic
+# in batched kernels (vmap) instead of one network's, so only the summation order differs
+# (about 1e-16 per operation) and 20 steps amplify that to about 1e-12 here; any real
+# difference of a step (another z, lr or neighbour's gradient) moves weights by about lr.
+# Not compared: the bias of a layer followed by batch norm, which the norm subtracts again:
+# its gradient is zero up to round-off, which Adam scales up to moves of about 1e-10 that
+# differ between the two runs, and which no output can see.
+TOLERANCE = 1e-9
+
+
+def _trials(model: str, **common) -> list:
+    return [
+        tiny(model, **member, **extra, **common)
+        for member, extra in zip(MEMBERS, PER_MODEL[model], strict=True)
+    ]
+
+
+def _train(trials, steps: int = STEPS) -> GANTraining:
+    training = GANTraining(trials, _tiny_images(64, 0), CPU)
+    for _ in range(steps):
+        training.train_step()
+    return training
+
+
+def _state(training: GANTraining, i: int) -> dict[str, torch.Tensor]:
+    state = training.member_state(i)
+    tensors = {f"g.{k}": v for k, v in state["g"].items()}
+    tensors.update({f"d.{k}": v for k, v in state["d"].items()})
+    tensors.update({f"loss_state.{k}": v for k, v in state["loss_state"].items()})
+    return tensors
+
+
+def _cancelled_by_batch_norm(prefix: str, network: torch.nn.Module) -> set[str]:
+    """Biases of layers directly followed by batch norm (and that norm's running mean)."""
+    names = set()
+    for name, module in network.named_modules():
+        layers = list(module.children()) if isinstance(module, torch.nn.Sequential) else []
+        for index, (layer, after) in enumerate(zip(layers, layers[1:], strict=False)):
+            if isinstance(after, torch.nn.modules.batchnorm._BatchNorm) and layer.bias is not None:
+                names.add(f"{prefix}.{name}.{index}.bias")
+                names.add(f"{prefix}.{name}.{index + 1}.running_mean")
+    return names
+
+
+def _outputs(training: GANTraining, i: int) -> dict[str, torch.Tensor]:
+    """Member i's G and D on fixed inputs, in training and in eval mode."""
+    z = torch.rand(16, 64, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    x = _tiny_images(16, 3).double() / 255
+    out = {}
+    for mode in (True, False):
+        g = copy.deepcopy(training.generator.member_module(i)).train(mode)
+        d = copy.deepcopy(training.discriminator.member_module(i)).train(mode)
+        with torch.no_grad():
+            out[f"G train={mode}"] = g(z)
+            out[f"D train={mode}"] = d(x)
+    return out
+
+
+def _relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double(), b.double()
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-300))
+
+
+@pytest.fixture
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+@pytest.mark.parametrize("model", sorted(PER_MODEL))
+def test_a_member_trains_as_its_trial_alone(model, float64):
+    trials = _trials(model)
+    assert len({population_key(t) for t in trials}) == 1
+    population = _train(trials)
+    assert population.generator.flat.dtype == torch.float64
+    invisible = _cancelled_by_batch_norm("g", population.g) | _cancelled_by_batch_norm(
+        "d", population.d
+    )
+    for i, trial in enumerate(trials):
+        alone = _train([trial])
+        mine, theirs = _state(population, i), _state(alone, 0)
+        assert mine.keys() == theirs.keys()
+        compared = [k for k in theirs if k not in invisible and "num_batches" not in k]
+        mine.update(_outputs(population, i))
+        theirs.update(_outputs(alone, 0))
+        compared += [k for k in theirs if k.startswith(("G ", "D "))]
+        worst = max(_relative_difference(mine[k], theirs[k]) for k in compared)
+        assert worst <= TOLERANCE, (model, i, worst)
+        for name, value in population.losses()[i].items():
+            assert value == pytest.approx(alone.losses()[0][name], rel=TOLERANCE, abs=1e-15)
+        assert (population.step, population.g_steps) == (alone.step, alone.g_steps)
+    # The members did differ: the test can tell one member from the other.
+    first, second = _state(population, 0), _state(population, 1)
+    assert _relative_difference(first["g.fc.0.weight"], second["g.fc.0.weight"]) > 1e-3
+
+
+def _planted(lr: float) -> list:
+    """Three members; the middle one's lr makes its weights overflow within a few steps."""
+    return [tiny("ns", seed=1), tiny("ns", seed=2, lr=lr), tiny("ns", seed=3, lr=1e-3)]
+
+
+def test_a_diverging_member_leaves_its_neighbours_bit_for_bit_unchanged():
+    healthy = _train(_planted(1e-3))
+    planted = _train(_planted(1e38))
+    assert healthy.finite.tolist() == [True, True, True]
+    assert planted.finite.tolist() == [True, False, True]
+    assert 0 < int(planted.diverged_at[1]) <= STEPS
+    for i in (0, 2):
+        mine, theirs = _state(planted, i), _state(healthy, i)
+        for name in theirs:
+            assert torch.equal(mine[name], theirs[name]), (i, name)
+
+
+def test_a_diverged_member_is_recorded_and_the_others_finish(tmp_path):
+    trials = _planted(1e38)
+    results = run_population(trials, [tmp_path / str(i) for i in range(3)], progress=False)
+    assert [r["status"] for r in results] == ["ok", "diverged", "ok"]
+    assert results[1]["diverged_at"] >= 1 and results[1]["d_steps"] < 12
+    assert [r["trial_id"] for r in results] == [t.trial_id for t in trials]
+    alone = run_trial(trials[0], tmp_path / "alone", progress=False)
+    assert results[0]["d_steps"] == alone["d_steps"] == 12
+    assert not (tmp_path / "1" / "generator.pt").exists()
+
+
+def test_member_results_have_the_form_of_a_trial_alone(tmp_path):
+    trials = _trials(
+        "wgan_gp", metrics=("fid",), feature_extractor="tiny", fid_n_real=32, fid_n_fake=32
+    )
+    together = run_population(trials, [tmp_path / "p0", tmp_path / "p1"], progress=False)
+    alone = run_trial(trials[1], tmp_path / "alone", progress=False)
+    assert together[1].keys() == alone.keys()
+    assert together[1]["trial_id"] == alone["trial_id"] == trials[1].trial_id
+    same = ("status", "d_steps", "g_steps", "images_seen", "diverged_at")
+    assert {k: together[1][k] for k in same} == {k: alone[k] for k in same}
+    for name in ("trial.json", "result.json", "metrics.jsonl", "samples.png", "generator.pt"):
+        assert (tmp_path / "p1" / name).exists(), name
+    stored = json.loads((tmp_path / "p1" / "trial.json").read_text())
+    assert stored == trials[1].to_dict()
+    a = torch.load(tmp_path / "p1" / "generator.pt", weights_only=True)
+    b = torch.load(tmp_path / "alone" / "generator.pt", weights_only=True)
+    for name, tensor in b.items():  # float32 now: the same trial to float32 round-off
+        torch.testing.assert_close(a[name], tensor, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def _kill_after_saves(monkeypatch, count: int) -> list[int]:
+    """The process dies right after the `count`-th checkpoint write."""
+    real_save = trainer._save_checkpoint
+    calls = []
+
+    def save_then_maybe_die(path, state):
+        real_save(path, state)
+        calls.append(state["training"]["step"])
+        if len(calls) == count:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "_save_checkpoint", save_then_maybe_die)
+    return calls
+
+
+def _generators(tmp_path, prefix: str) -> list[dict[str, torch.Tensor]]:
+    return [torch.load(tmp_path / f"{prefix}{i}" / "generator.pt") for i in (0, 1)]
+
+
+def test_a_killed_population_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    trials = _trials("began")
+    run_population(trials, [tmp_path / "s0", tmp_path / "s1"], progress=False)
+    calls = _kill_after_saves(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        run_population(trials, [tmp_path / "k0", tmp_path / "k1"], progress=False)
+    assert calls == [7, 7]  # both members checkpointed at step 7, then the process died
+    monkeypatch.undo()
+    resumed = run_population(trials, [tmp_path / "k0", tmp_path / "k1"], progress=False)
+    assert [r["d_steps"] for r in resumed] == [12, 12]
+    for straight, killed in zip(
+        _generators(tmp_path, "s"), _generators(tmp_path, "k"), strict=True
+    ):
+        for name, tensor in straight.items():
+            assert torch.equal(killed[name], tensor), name
+
+
+def test_members_killed_between_their_checkpoints_resume_apart(tmp_path, monkeypatch):
+    """Member 0 saved step 7, member 1 had not: they resume as two populations of one
+    (from 7 and from 0), which do the same arithmetic up to float32 round-off."""
+    trials = _trials("ns")
+    run_population(trials, [tmp_path / "s0", tmp_path / "s1"], progress=False)
+    _kill_after_saves(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        run_population(trials, [tmp_path / "k0", tmp_path / "k1"], progress=False)
+    monkeypatch.undo()
+    built = []
+    real = trainer.GANTraining
+    monkeypatch.setattr(
+        trainer, "GANTraining", lambda p, *a, **k: built.append(len(p)) or real(p, *a, **k)
+    )
+    resumed = run_population(trials, [tmp_path / "k0", tmp_path / "k1"], progress=False)
+    assert built == [1, 1] and [r["d_steps"] for r in resumed] == [12, 12]
+    g, _ = trainer.build_networks(trials[0], (1, 8, 8), CPU)
+    invisible = {name.removeprefix("g.") for name in _cancelled_by_batch_norm("g", g)}
+    for straight, killed in zip(
+        _generators(tmp_path, "s"), _generators(tmp_path, "k"), strict=True
+    ):
+        for name in straight.keys() - invisible:
+            torch.testing.assert_close(killed[name], straight[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_a_finished_member_is_returned_not_rerun(tmp_path, monkeypatch):
+    trials = _trials("ns")
+    first = run_trial(trials[0], tmp_path / "a", progress=False)
+    built = []
+    real = trainer.GANTraining
+
+    def spy(population, *args, **kwargs):
+        built.append(len(population))
+        return real(population, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "GANTraining", spy)
+    results = run_population(trials, [tmp_path / "a", tmp_path / "b"], progress=False)
+    assert built == [1] and results[0] == first  # only the unfinished member trained
+
+
+def test_population_keys_separate_structure_from_numbers():
+    a, b = tiny("ns", lr=1e-4, seed=1), tiny("ns", lr=3e-3, beta1=0.9, seed=7)
+    assert population_key(a) == population_key(b)
+    for other in (
+        tiny("ns", n_disc=2),
+        tiny("ns", batch_size=16),
+        tiny("ls"),
+        tiny("ns", d_bn=False),
+        tiny("ns", steps=24),
+        dataclasses.replace(a, metrics=("polygon",)),
+    ):
+        assert population_key(other) != population_key(a)
+    # Options a vmapped call cannot run keep a trial alone.
+    solo = tiny("ns", spectral_norm=True)
+    assert population_key(solo) != population_key(dataclasses.replace(solo, seed=5))
+    with pytest.raises(ValueError, match="share every structural field"):
+        GANTraining([a, tiny("ls")], _tiny_images(32, 0), CPU)
