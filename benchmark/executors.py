@@ -1,10 +1,13 @@
 """Executors decide where trials run: `local` (this machine) and `slurm` (submitit job arrays).
 
-Every executor calls the same `run_claimed` for each trial, which takes the trial's claim
-(an exclusive flock on trials/<id>/.lock) and then calls `run_trial`. The kernel drops the
-lock when its process ends, however it ends, so two sweeps on one directory never run the
-same trial at once and a killed sweep leaves no stale claim. A trial's result.json, not
-a job state, says whether it is done.
+Executors group pending trials into populations (`populations`: trials that share their
+structure, up to the spec's `population` size) and call the same `run_claimed_population`
+for each, which takes each member's claim (an exclusive flock on trials/<id>/.lock) and
+trains the members it claimed as one population (`run_population`). Claims stay per trial:
+the kernel drops a lock when its process ends, however it ends, so two sweeps on one
+directory never run the same trial at once, a member another sweep holds is left to it,
+and a killed sweep leaves no stale claim. A trial's result.json, not a job state, says
+whether it is done, so a finished member is returned, never trained again.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,8 @@ class RunContext:
     weights: str | None = None
     download: bool = False
     progress: bool = True
+    # Trials per population: a size >= 1, or "auto" (from free device memory, `auto_size`).
+    population: int | str = 1
 
 
 @contextmanager
@@ -88,6 +93,90 @@ def _attempt(
         return run_claimed(trial, directory, context, wait=wait, position=position)
     except Exception as error:  # the sweep decides whether one trial's error stops it
         return error
+
+
+def run_claimed_population(
+    tasks: Sequence[Task], context: RunContext, *, position: int = 1
+) -> list[dict[str, Any] | BaseException | None]:
+    """Claim each member without waiting and train those claimed as one population; one
+    outcome per task, in order: its result, None (another process holds it), or the error
+    that stopped the population before it recorded results."""
+    from benchmark import trainer
+
+    for trial, _ in tasks:
+        load_plugins(trial.plugins)
+    with ExitStack() as claims:
+        held = [claims.enter_context(claim(directory, wait=False)) for _, directory in tasks]
+        mine = [task for task, ok in zip(tasks, held, strict=True) if ok]
+        try:
+            results = iter(
+                trainer.run_population(
+                    [trial for trial, _ in mine],
+                    [directory for _, directory in mine],
+                    data_root=context.data_root,
+                    device=context.device,
+                    weights=context.weights,
+                    download=context.download,
+                    progress=context.progress,
+                    progress_position=position,
+                )
+                if mine
+                else []
+            )
+        except Exception as error:  # the sweep decides whether the error stops it
+            return [error if ok else None for ok in held]
+    return [next(results) if ok else None for ok in held]
+
+
+def auto_size(trial: TrialConfig, device: str | None, cap: int = 64) -> int:
+    """Population size for `population = "auto"`: on a GPU, as many members as half its free
+    memory holds (a member: weights, gradients and two Adam moments of G and D, and about
+    eight copies of the activations of a batch through both, for the backward passes and a
+    penalty's double backward), at most `cap`; on the CPU, 1 (a population gains little there:
+    see `nox -s bench`)."""
+    import torch
+
+    from benchmark.datasets import DATASETS
+    from benchmark.trainer import build_networks
+
+    if _on_cpu(device) or not torch.cuda.is_available():
+        return 1
+    shape = DATASETS.get(trial.dataset, "dataset").shape
+    with torch.device("meta"):
+        g, d = build_networks(trial, shape, torch.device("meta"))
+        activations = 0
+
+        def count(module, inputs, output):
+            nonlocal activations
+            activations += output.numel() if isinstance(output, torch.Tensor) else 0
+
+        for network in (g, d):
+            for layer in network.modules():
+                if not list(layer.children()):
+                    layer.register_forward_hook(count)
+        d(g(torch.zeros(trial.batch_size, trial.z_dim)))
+    parameters = sum(p.numel() for p in (*g.parameters(), *d.parameters()))
+    member_bytes = 4 * (4 * parameters + 8 * activations)
+    free, _ = torch.cuda.mem_get_info()
+    return max(1, min(cap, int(0.5 * free // member_bytes)))
+
+
+def populations(
+    tasks: Sequence[Task], size: int | str, device: str | None, sharing: int = 1
+) -> list[list[Task]]:
+    """Tasks grouped into populations: trials with equal `population_key` (structure), in
+    planned order, at most `size` per population ("auto": `auto_size` of the group, divided
+    among the `sharing` workers of one GPU)."""
+    from benchmark.trainer import population_key
+
+    groups: dict[str, list[Task]] = {}
+    for task in tasks:
+        groups.setdefault(population_key(task[0]), []).append(task)
+    out = []
+    for group in groups.values():
+        limit = max(1, auto_size(group[0][0], device) // sharing) if size == "auto" else int(size)
+        out += [group[start : start + limit] for start in range(0, len(group), limit)]
+    return out
 
 
 @dataclass(frozen=True)
@@ -192,6 +281,10 @@ def _pool_attempt(trial: TrialConfig, directory: Path, context: RunContext, wait
     return _attempt(trial, directory, context, wait, position=_worker_position)
 
 
+def _pool_population(tasks: list[Task], context: RunContext):
+    return run_claimed_population(tasks, context, position=_worker_position)
+
+
 def run_local(
     tasks: Sequence[Task],
     context: RunContext,
@@ -201,9 +294,10 @@ def run_local(
 ) -> None:
     """In this process, or in worker processes: one per GPU slot, or `cpu_workers` on the CPU.
 
-    Each process gets an equal share of the CPU cores as intra-op threads. A trial another
-    process holds is skipped at first and waited for at the end, so this sweep ends only
-    when every trial is finished (or its holder died and this one ran it).
+    Pending trials are grouped into populations (`populations`); each process trains one
+    population at a time and gets an equal share of the CPU cores as intra-op threads. A
+    trial another process holds is skipped at first and waited for at the end (alone), so
+    this sweep ends only when every trial is finished (or its holder died and this one ran it).
     """
     slots: list[tuple[str | None, int]] = list(
         _gpu_slots(context.device, options["workers_per_gpu"])
@@ -213,6 +307,17 @@ def run_local(
     elif _on_cpu(context.device) and options["cpu_workers"] > 1:
         slots = [(None, k) for k in range(options["cpu_workers"])]
         context = replace(context, device="cpu")
+    sharing = options["workers_per_gpu"] if context.device == "cuda" else 1
+    groups = populations(tasks, context.population, context.device, sharing)
+    busy: list[Task] = []
+
+    def collect(group: list[Task], outcomes: list) -> None:
+        for (trial, directory), outcome in zip(group, outcomes, strict=True):
+            if outcome is None:
+                busy.append((trial, directory))
+            else:
+                report(trial, outcome)
+
     if not slots:
         import torch
 
@@ -220,13 +325,8 @@ def run_local(
         if _on_cpu(context.device):
             torch.set_num_threads(threads_per_worker(1))
         try:
-            busy = []
-            for trial, directory in tasks:
-                outcome = _attempt(trial, directory, context, wait=False)
-                if outcome is None:
-                    busy.append((trial, directory))
-                else:
-                    report(trial, outcome)
+            for group in groups:
+                collect(group, run_claimed_population(group, context))
             for trial, directory in busy:
                 report(trial, _attempt(trial, directory, context, wait=True))
         finally:
@@ -243,19 +343,15 @@ def run_local(
     threads = threads_per_worker(len(slots))
     pool = ProcessPoolExecutor(len(slots), mp, initializer=_init_worker, initargs=(queue, threads))
     try:
-        for wait in (False, True):
-            futures = {
-                pool.submit(_pool_attempt, trial, directory, context, wait): (trial, directory)
-                for trial, directory in tasks
-            }
-            busy = []
-            for future in as_completed(futures):
-                outcome = future.result()
-                if outcome is None:
-                    busy.append(futures[future])
-                else:
-                    report(futures[future][0], outcome)
-            tasks = busy
+        running = {pool.submit(_pool_population, group, context): group for group in groups}
+        for future in as_completed(running):
+            collect(running[future], future.result())
+        waiting = {
+            pool.submit(_pool_attempt, trial, directory, context, True): trial
+            for trial, directory in busy
+        }
+        for future in as_completed(waiting):
+            report(waiting[future], future.result())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -277,15 +373,19 @@ EXECUTORS.register(
 # ---- slurm -------------------------------------------------------------------------------
 
 
-class TrialJob(submitit.helpers.Checkpointable):
-    """One array task: run one trial. On preemption or time-out submitit calls the inherited
-    `checkpoint`, which requeues this same call; run_trial then resumes from checkpoint.pt."""
+class PopulationJob(submitit.helpers.Checkpointable):
+    """One array task: run one population (often of one trial). On preemption or time-out
+    submitit calls the inherited `checkpoint`, which requeues this same call; each member
+    then resumes from its checkpoint.pt."""
 
     def __init__(self, context: RunContext) -> None:
         self.context = context
 
-    def __call__(self, trial: TrialConfig, directory: str) -> dict[str, Any] | None:
-        return run_claimed(trial, Path(directory), self.context, wait=False, position=0)
+    def __call__(
+        self, trials: list[TrialConfig], directories: list[str]
+    ) -> list[dict[str, Any] | BaseException | None]:
+        tasks = [(t, Path(d)) for t, d in zip(trials, directories, strict=True)]
+        return run_claimed_population(tasks, self.context, position=0)
 
 
 def _queued(job_ids: set[str]) -> bool:
@@ -333,45 +433,55 @@ def run_slurm(
 
     if not tasks:
         return
+    if context.population == "auto":
+        raise ConfigError(
+            "population", "auto", "a size with executor slurm (the submitting host is not the GPU)"
+        )
     executor = submitit.AutoExecutor(folder=sweep_dir / "slurm", cluster="slurm")
     executor.update_parameters(**_slurm_parameters(sweep_dir.name, options))
     context = replace(context, progress=False)
+    groups = populations(tasks, context.population, context.device)
     size = options["max_array_size"]
     jobs = []
-    for start in range(0, len(tasks), size):
-        chunk = tasks[start : start + size]
+    for start in range(0, len(groups), size):
+        chunk = groups[start : start + size]
         jobs += executor.map_array(
-            TrialJob(context), [t for t, _ in chunk], [str(d) for _, d in chunk]
+            PopulationJob(context),
+            [[t for t, _ in group] for group in chunk],
+            [[str(d) for _, d in group] for group in chunk],
         )
     print(
-        f"submitted {len(jobs)} slurm tasks (job {jobs[0].job_id.split('_')[0]}); "
-        f"logs in {sweep_dir / 'slurm'}",
+        f"submitted {len(jobs)} slurm tasks for {len(tasks)} trials "
+        f"(job {jobs[0].job_id.split('_')[0]}); logs in {sweep_dir / 'slurm'}",
         file=sys.stderr,
     )
     array_ids = {job.job_id.split("_")[0] for job in jobs}
     pending = {
-        trial.trial_id: (trial, directory, job)
-        for (trial, directory), job in zip(tasks, jobs, strict=True)
+        trial.trial_id: (trial, directory, job, index)
+        for group, job in zip(groups, jobs, strict=True)
+        for index, (trial, directory) in enumerate(group)
     }
     empty_polls = 0
     while pending and empty_polls < 2:  # twice, so one failed squeue call does not end the wait
         time.sleep(options["poll_seconds"])
-        for trial_id, (trial, directory, _) in list(pending.items()):
+        for trial_id, (trial, directory, _, _) in list(pending.items()):
             if (directory / "result.json").exists():
                 report(trial, load_result(directory / "result.json"))
                 del pending[trial_id]
         empty_polls = 0 if _queued(array_ids) else empty_polls + 1
-    for trial, directory, job in pending.values():
+    for trial, directory, job, index in pending.values():
         if (directory / "result.json").exists():
             report(trial, load_result(directory / "result.json"))
             continue
         error = None
         if job.paths.result_pickle.exists():
             error = job.exception()
-            if error is None and job.result() is None:
-                # Another process held the trial; it is still running or was killed.
-                report(trial, None)
-                continue
+            if error is None:
+                outcome = job.result()[index]
+                if outcome is None:  # another process held the trial: running, or killed
+                    report(trial, None)
+                    continue
+                error = outcome if isinstance(outcome, BaseException) else None
         report(
             trial,
             error

@@ -91,6 +91,9 @@ class SweepSpec:
     executor_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     device: str | None = None
     data_root: str | None = None
+    # Trials trained together as one population (benchmark/stacked.py): a size, or "auto"
+    # (as many as the GPU's free memory holds). Not part of any trial's identity.
+    population: int | str = 1
     # TrialConfig fields fixed for every trial (they win over the search space).
     trial: dict[str, Any] = field(default_factory=dict)
     # Arms of an ablation ([[variants]] tables): every planned setting runs once per variant.
@@ -104,6 +107,14 @@ class SweepSpec:
     @property
     def metrics(self) -> tuple[str, ...]:
         return tuple(self.trial.get("metrics", TrialConfig.__dataclass_fields__["metrics"].default))
+
+
+MAX_POPULATION = 4096
+POPULATION_SIZES = f'an integer in [1, {MAX_POPULATION}] (trials per population), or "auto"'
+
+
+def is_population_size(value: Any) -> bool:
+    return value == "auto" or (_is_int(value) and 1 <= value <= MAX_POPULATION)
 
 
 def _is_int(value: Any) -> bool:
@@ -226,6 +237,7 @@ SPEC_KEYS = (
     "executor",
     "device",
     "data_root",
+    "population",
 )
 
 
@@ -369,6 +381,7 @@ def load_spec(path: str | Path) -> SweepSpec:
         executor_options[kind] = EXECUTORS.get(kind).read_options(table, where)
     device = r.get("device", None, lambda v: isinstance(v, str) and v, "a torch device, e.g. cuda")
     data_root = r.get("data_root", None, lambda v: isinstance(v, str) and v, "a directory")
+    population = r.get("population", 1, is_population_size, POPULATION_SIZES)
     r.finish((*SPEC_KEYS, "plugins", "variants", *EXECUTORS.names(), *TRIAL_FIELDS))
 
     return SweepSpec(
@@ -385,6 +398,7 @@ def load_spec(path: str | Path) -> SweepSpec:
         executor_options=executor_options,
         device=device,
         data_root=data_root,
+        population=population,
         trial=trial,
         variants=tuple(variants),
         **options,

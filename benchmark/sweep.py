@@ -31,7 +31,13 @@ from benchmark.progress import progress_bar
 from benchmark.registry import ConfigError, load_plugins
 from benchmark.schedule import trial_schedule
 from benchmark.search import sample_hyperparameters
-from benchmark.spec import METRIC_SOURCES, SweepSpec, load_spec
+from benchmark.spec import (
+    METRIC_SOURCES,
+    POPULATION_SIZES,
+    SweepSpec,
+    is_population_size,
+    load_spec,
+)
 from benchmark.trainer import (
     check_trial_dir,
     load_result,
@@ -410,6 +416,15 @@ def print_plan(spec: SweepSpec, trials: Sequence[TrialConfig], out=None) -> None
     print(f"to run: {steps:,} D steps in all", file=out)
 
 
+def _population_size(text: str) -> int | str:
+    value = text if text == "auto" else int(text) if text.isdigit() else text
+    if not is_population_size(value):
+        raise argparse.ArgumentTypeError(
+            f"population={text!r} is not allowed; expected {POPULATION_SIZES}"
+        )
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="a sweep spec, e.g. runs/quick.toml")
     parser.add_argument(
@@ -423,6 +438,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--weights", default=None, help="Inception weights (default: $GANBENCH_INCEPTION)"
+    )
+    parser.add_argument(
+        "--population",
+        type=_population_size,
+        default=None,
+        help='trials trained together as one program: a size or "auto" (default: the spec\'s, 1)',
     )
     parser.add_argument("--download", action="store_true", help="fetch missing datasets first")
     parser.add_argument("--retry-failed", action="store_true", help="re-run failed trials")
@@ -445,6 +466,7 @@ def run(args: argparse.Namespace) -> int:
         weights=args.weights,
         download=args.download,
         progress=not args.no_progress,
+        population=args.population or spec.population,
     )
     check_machine(spec, trials, context, args.executor or spec.executor, not args.no_report)
     if args.retry_failed:

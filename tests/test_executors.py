@@ -1,13 +1,15 @@
-"""The local executor splits the CPU cores between its workers and records each one's threads."""
+"""The local executor: CPU cores split between workers, and trials grouped into populations."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
-from test_sweep import plugin, plugin_dir, tiny_spec  # noqa: F401 - fixtures
+import test_trainer  # noqa: F401 - registers the test_squares dataset
+from test_sweep import marker_counts, plugin, plugin_dir, tiny_spec  # noqa: F401 - fixtures
 
-from benchmark import executors
+from benchmark import executors, trainer
 from benchmark.__main__ import main
+from benchmark.config import resolve_trial
 from benchmark.executors import threads_per_worker
 
 
@@ -37,3 +39,84 @@ def test_cpu_workers_record_their_thread_count(tmp_path, monkeypatch, workers, c
     frame = pd.read_csv(tmp_path / "t" / "results.csv")
     assert list(frame["status"]) == ["ok", "ok"]
     assert list(frame["cpu_threads"]) == [threads, threads]
+
+
+# ---- populations ------------------------------------------------------------------------------
+
+
+def _tasks(tmp_path, trials):
+    return [(trial, tmp_path / trial.trial_id) for trial in trials]
+
+
+def test_populations_group_only_trials_of_one_structure(tmp_path):
+    trials = [
+        resolve_trial("ns", "mnist", steps=4, seed=0, metrics=()),
+        resolve_trial("wgan", "mnist", steps=4, seed=0, metrics=()),
+        resolve_trial("ns", "mnist", steps=4, seed=1, lr=1e-3, metrics=()),
+        resolve_trial("ns", "mnist", steps=8, seed=2, metrics=()),  # another schedule
+        resolve_trial("ns", "mnist", steps=4, seed=3, beta1=0.9, metrics=()),
+        resolve_trial("wgan", "mnist", steps=4, seed=1, clip=0.1, metrics=()),
+    ]
+    groups = executors.populations(_tasks(tmp_path, trials), 2, "cpu")
+    seeds = [[(t.model, t.steps, t.seed) for t, _ in group] for group in groups]
+    assert seeds == [
+        [("ns", 4, 0), ("ns", 4, 1)],
+        [("ns", 4, 3)],
+        [("wgan", 4, 0), ("wgan", 4, 1)],
+        [("ns", 8, 2)],
+    ]
+    assert [len(g) for g in executors.populations(_tasks(tmp_path, trials), 1, "cpu")] == [1] * 6
+    assert executors.auto_size(trials[0], "cpu") == 1  # no GPU: one trial at a time
+
+
+def _recording_populations(monkeypatch) -> list[list[int]]:
+    """The seeds of every population the trainer builds."""
+    built = []
+    real = trainer.GANTraining
+
+    def spy(population, *args, **kwargs):
+        built.append(sorted(t.seed for t in population))
+        return real(population, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "GANTraining", spy)
+    return built
+
+
+def test_a_population_leaves_out_a_member_another_process_holds(tmp_path, monkeypatch):
+    trials = [
+        resolve_trial("ns", "test_squares", steps=3, batch_size=8, seed=s, metrics=())
+        for s in range(3)
+    ]
+    tasks = _tasks(tmp_path, trials)
+    built = _recording_populations(monkeypatch)
+    with executors.claim(tasks[1][1], wait=False) as held:  # another sweep runs seed 1
+        assert held
+        outcomes = executors.run_claimed_population(tasks, executors.RunContext(progress=False))
+    assert built == [[0, 2]]
+    assert outcomes[1] is None and not (tasks[1][1] / "result.json").exists()
+    assert [outcomes[i]["status"] for i in (0, 2)] == ["ok", "ok"]
+    # Run again: the finished members are returned, only seed 1 trains.
+    outcomes = executors.run_claimed_population(tasks, executors.RunContext(progress=False))
+    assert built == [[0, 2], [1]] and [o["status"] for o in outcomes] == ["ok"] * 3
+
+
+@pytest.mark.usefixtures("plugin")
+def test_a_sweep_trains_compatible_trials_as_populations(tmp_path, monkeypatch):
+    spec = tiny_spec(tmp_path / "t.toml", models=("ns", "wgan"), seeds=3, steps=2, eval_every=2,
+                     extra="population = 2\n")  # fmt: skip
+    built = _recording_populations(monkeypatch)
+    assert main(["sweep", str(spec), "--no-progress", "--no-report"]) == 0
+    assert built == [[0, 1], [2], [0, 1], [2]]
+    frame = pd.read_csv(tmp_path / "t" / "results.csv")
+    assert list(frame["status"]) == ["ok"] * 6
+    assert set(marker_counts(tmp_path / "t").values()) == {(1, 1)}  # each trained once
+    # The same sweep from the command line, one at a time: nothing trains again.
+    assert main(["sweep", str(spec), "--no-progress", "--no-report", "--population", "1"]) == 0
+    assert len(built) == 4
+
+
+def test_population_sizes_are_checked(tmp_path, capsys):
+    spec = tmp_path / "bad.toml"
+    spec.write_text('datasets = ["mnist"]\nmodels = ["ns"]\npopulation = 0\n')
+    assert main(["sweep", str(spec), "--dry-run"]) == 2
+    assert "population=0 is not allowed" in capsys.readouterr().err

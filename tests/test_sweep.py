@@ -26,7 +26,7 @@ from benchmark.sweep import best_settings, plan, seed_sets, summary
 REPO = Path(__file__).resolve().parent.parent
 
 # A plugin for sweep tests: an 8x8 dataset (tiny networks, ~1 s trials), a model whose loss
-# raises, and a marker line per run_trial call that trains (GANBENCH_TEST_MARKERS=1).
+# raises, and a marker line per trial that trains (GANBENCH_TEST_MARKERS=1).
 PLUGIN = '''
 """Sweep-test plugin: dataset tiny, model boom, and run markers."""
 import os
@@ -57,7 +57,7 @@ DATASETS.register(
 LOSSES.register("boom", Loss(d=_boom, g=lambda fake, state: fake.mean()))
 MODELS.register("boom", ModelPreset(loss="boom"))
 
-_run_trial = trainer.run_trial
+_run_population = trainer.run_population
 
 
 def _mark(directory, word):
@@ -66,18 +66,20 @@ def _mark(directory, word):
             log.write(f"{word} {os.getpid()}\\n")
 
 
-def _marked(trial, directory, **kwargs):
-    fresh = not (Path(directory) / "result.json").exists()
-    if fresh:
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        _mark(directory, "start")
-    result = _run_trial(trial, directory, **kwargs)
-    if fresh:
-        _mark(directory, "end")
-    return result
+def _marked(trials, directories, **kwargs):
+    fresh = [not (Path(d) / "result.json").exists() for d in directories]
+    for directory, new in zip(directories, fresh):
+        if new:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+            _mark(directory, "start")
+    results = _run_population(trials, directories, **kwargs)
+    for directory, new in zip(directories, fresh):
+        if new:
+            _mark(directory, "end")
+    return results
 
 
-trainer.run_trial = _marked
+trainer.run_population = _marked
 '''
 
 TINY_SPEC = """
@@ -127,7 +129,7 @@ def plugin(plugin_dir, monkeypatch):
     monkeypatch.syspath_prepend(str(plugin_dir))
     for registry in (DATASETS, LOSSES, MODELS):
         monkeypatch.setattr(registry, "_items", dict(registry._items))
-    monkeypatch.setattr(trainer, "run_trial", trainer.run_trial)
+    monkeypatch.setattr(trainer, "run_population", trainer.run_population)
     monkeypatch.delitem(sys.modules, "ganbench_testplugin", raising=False)
     monkeypatch.setenv("GANBENCH_TEST_MARKERS", "1")
     yield plugin_dir
