@@ -4,9 +4,11 @@ A population (benchmark/trainer.py) holds M trials that share every structural c
 differ in numbers (lr, beta1, beta2, clip, lambda, gamma, lambda_k, seed). Each network is
 stored once for all M members:
 
-- the parameters as one flat (M, P) tensor, the autograd leaf, so that Adam and clipping are
-  a handful of elementwise kernels for the whole population whatever the layer count, and the
-  gradients of all layers land in one tensor (split's backward is a single concatenation);
+- the parameters as one flat tensor, the autograd leaf, laid out parameter by parameter, each
+  block holding that parameter for all M members contiguously: a layer's weights are then a
+  contiguous (M, *shape) view, which batched matrix products and grouped convolutions take
+  without a copy (a member-major layout made the CPU copy every weight on every call), and
+  the gradients of all layers land in one tensor (split's backward is one concatenation);
 - the buffers (batch norm's running statistics) as (M, ...) tensors, updated in place.
 
 A forward pass maps inputs (M, B, ...) to outputs (M, B, ...): `torch.func.vmap` over
@@ -28,11 +30,6 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 
-def per_member(values: Tensor, like: Tensor) -> Tensor:
-    """(M,) values shaped to broadcast over a stacked (M, ...) tensor."""
-    return values.view(-1, *([1] * (like.dim() - 1)))
-
-
 class StackedNetwork:
     """M networks of one architecture as stacked tensors; call it on (M, B, ...) inputs."""
 
@@ -47,20 +44,27 @@ class StackedNetwork:
         self.shapes = [p.shape for _, p in named]
         self.sizes = [p.numel() for _, p in named]
         params, buffers = stack_module_state(list(modules))
+        self.members = len(modules)
         with torch.no_grad():
-            flat = torch.cat([params[n].flatten(1) for n in self.names], dim=1)
-        self.flat = flat.requires_grad_(True)  # (M, P): the leaf Adam updates
+            flat = torch.cat([params[n].flatten() for n in self.names])
+        self.flat = flat.requires_grad_(True)  # parameter-major: see the module docstring
         self.buffers = buffers  # name -> (M, ...)
         self.forward: Callable[..., Tensor] = self._call_prototype
 
     @property
     def size(self) -> int:
-        return self.flat.shape[0]
+        return self.members
+
+    def blocks(self, tensor: Tensor) -> list[Tensor]:
+        """(M, n) views of a tensor laid out as `flat` (the weights, their gradient, Adam's
+        moments), one per parameter: per-member values broadcast over them as (M, 1)."""
+        chunks = tensor.split([self.members * n for n in self.sizes])
+        return [c.view(self.members, n) for c, n in zip(chunks, self.sizes, strict=True)]
 
     def _params(self) -> dict[str, Tensor]:
-        """Views of the flat leaf, name -> (M, *shape)."""
-        chunks = self.flat.split(self.sizes, dim=1)
-        m = self.flat.shape[0]
+        """Views of the flat leaf, name -> (M, *shape), each contiguous."""
+        chunks = self.flat.split([self.members * n for n in self.sizes])
+        m = self.members
         return {n: c.view(m, *s) for n, c, s in zip(self.names, chunks, self.shapes, strict=True)}
 
     def _call_prototype(self, params, buffers, x: Tensor) -> Tensor:
@@ -110,23 +114,18 @@ class StackedNetwork:
         self.prototype.load_state_dict(self.member_state(i))
         return self.prototype
 
-    def select(self, keep: Tensor) -> None:
-        """Keep only the members at the indices `keep` (the others leave the population)."""
-        with torch.no_grad():
-            self.flat = self.flat[keep].requires_grad_(self.flat.requires_grad)
-            self.buffers = {n: b[keep] for n, b in self.buffers.items()}
-
     def clamp_(self, bound: Tensor) -> None:
         """WGAN's clipping: every parameter of member i into [-bound_i, bound_i]."""
         with torch.no_grad():
-            limit = per_member(bound, self.flat).to(self.flat.dtype)
-            torch.clamp(self.flat, -limit, limit, out=self.flat)
+            limit = bound.to(self.flat.dtype).view(-1, 1)
+            for block in self.blocks(self.flat):
+                torch.clamp(block, -limit, limit, out=block)
 
 
 class StackedAdam:
-    """Adam (Kingma & Ba 2015, PyTorch's form: eps added to sqrt(v_hat)) over stacked (M, P)
-    leaves, with per-member lr, beta1 and beta2, all (M,) float64 tensors. Every member steps
-    together, so one step count serves all."""
+    """Adam (Kingma & Ba 2015, PyTorch's form: eps added to sqrt(v_hat)) over a stacked
+    network's flat weights, with per-member lr, beta1 and beta2, all (M,) float64 tensors.
+    Every member steps together, so one step count serves all."""
 
     def __init__(
         self, network: StackedNetwork, lr: Tensor, beta1: Tensor, beta2: Tensor, eps: float = 1e-8
@@ -141,36 +140,40 @@ class StackedAdam:
         self.network.flat.grad = None
 
     def step(self) -> None:
-        flat = self.network.flat
-        grad = flat.grad
+        network = self.network
+        flat = network.flat
         self.steps += 1
         dtype = flat.dtype
-        # Bias corrections in float64, as torch.optim.Adam computes them (in Python floats).
-        beta1, beta2 = per_member(self.beta1, flat), per_member(self.beta2, flat)
-        step_size = (per_member(self.lr, flat) / (1 - beta1**self.steps)).to(dtype)
+        # Bias corrections in float64, as torch.optim.Adam computes them (in Python floats);
+        # then the operations of its update in its order, so a member gets the same bits.
+        beta1, beta2 = self.beta1.view(-1, 1), self.beta2.view(-1, 1)
+        step_size = (self.lr.view(-1, 1) / (1 - beta1**self.steps)).to(dtype)
         bias_correction2_sqrt = (1 - beta2**self.steps).sqrt().to(dtype)
+        weight1, decay2, weight2 = (1 - beta1).to(dtype), beta2.to(dtype), (1 - beta2).to(dtype)
         with torch.no_grad():
-            self.exp_avg.lerp_(grad, (1 - beta1).to(dtype))
-            # (1 - beta2) g g in torch's order of multiplication, so the same bits come out.
-            self.exp_avg_sq.mul_(beta2.to(dtype)).addcmul_((1 - beta2).to(dtype) * grad, grad)
-            denom = (self.exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
-            flat.sub_(step_size * self.exp_avg / denom)  # addcdiv's order: (s m) / denom
+            for param, grad, exp_avg, exp_avg_sq in zip(
+                *(network.blocks(t) for t in (flat, flat.grad, self.exp_avg, self.exp_avg_sq)),
+                strict=True,
+            ):
+                exp_avg.lerp_(grad, weight1)
+                exp_avg_sq.mul_(decay2).addcmul_(weight2 * grad, grad)
+                denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
+                param.sub_(step_size * exp_avg / denom)  # addcdiv's order: (s m) / denom
 
     def member_state(self, i: int) -> dict[str, Tensor | int]:
+        """Member i's moments, each flattened in parameter order."""
         return {
-            "exp_avg": self.exp_avg[i].clone(),
-            "exp_avg_sq": self.exp_avg_sq[i].clone(),
+            "exp_avg": torch.cat([b[i] for b in self.network.blocks(self.exp_avg)]),
+            "exp_avg_sq": torch.cat([b[i] for b in self.network.blocks(self.exp_avg_sq)]),
             "steps": self.steps,
         }
 
     def load_member_state(self, i: int, state: dict) -> None:
-        self.exp_avg[i].copy_(state["exp_avg"])
-        self.exp_avg_sq[i].copy_(state["exp_avg_sq"])
+        for name in ("exp_avg", "exp_avg_sq"):
+            values = state[name].split(self.network.sizes)
+            for block, value in zip(self.network.blocks(getattr(self, name)), values, strict=True):
+                block[i].copy_(value)
         self.steps = state["steps"]
-
-    def select(self, keep: Tensor) -> None:
-        self.exp_avg, self.exp_avg_sq = self.exp_avg[keep], self.exp_avg_sq[keep]
-        self.lr, self.beta1, self.beta2 = self.lr[keep], self.beta1[keep], self.beta2[keep]
 
 
 class MemberStreams:
@@ -195,6 +198,3 @@ class MemberStreams:
         return self.draw(
             lambda g: torch.rand(tuple(shape), generator=g, device=self.device, dtype=dtype)
         )
-
-    def select(self, keep: Sequence[int]) -> None:
-        self.generators = [self.generators[i] for i in keep]

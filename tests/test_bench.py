@@ -82,3 +82,28 @@ def test_table_shows_a_failed_variant_as_failed():
     ]
     table = bench.format_table(rows, ["eager", "+compile"], 64)
     assert "2.00 ( 1.00x)" in table and "failed" in table
+
+
+def test_population_rows_are_per_size_with_a_trial_alone_as_the_unit(record):
+    _, stored = record
+    rows = stored["populations"]
+    assert [(r["model"], r["population"]) for r in rows] == [
+        ("ns", 1),
+        ("ns", 4),
+        ("wgan_gp", 1),
+        ("wgan_gp", 4),
+    ]
+    for row in rows:
+        assert row["member_steps_per_s"] == pytest.approx(row["steps_per_s"] * row["population"])
+        alone = next(r for r in rows if r["model"] == row["model"] and r["population"] == 1)
+        expected = row["member_steps_per_s"] / alone["member_steps_per_s"]
+        assert row["ratio_vs_separate"] == pytest.approx(expected)
+    assert "Populations" in bench.summary(stored)
+
+
+def test_population_trials_differ_only_in_numbers():
+    from benchmark.trainer import population_key
+
+    trials = bench.population_trials("wgan_gp", "mnist", 3, 16)
+    assert len({population_key(t) for t in trials}) == 1
+    assert len({(t.seed, t.lr) for t in trials}) == 3
