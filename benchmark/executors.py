@@ -128,37 +128,45 @@ def run_claimed_population(
     return [next(results) if ok else None for ok in held]
 
 
-def auto_size(trial: TrialConfig, device: str | None, cap: int = 64) -> int:
-    """Population size for `population = "auto"`: on a GPU, as many members as half its free
-    memory holds (a member: weights, gradients and two Adam moments of G and D, and about
-    eight copies of the activations of a batch through both, for the backward passes and a
-    penalty's double backward), at most `cap`; on the CPU, 1 (a population gains little there:
-    see `nox -s bench`)."""
+def member_bytes(trial: TrialConfig) -> int:
+    """Device memory one population member needs, estimated: weights, gradients and two Adam
+    moments of G and D (4 copies of the parameters), and about eight copies of the
+    activations of one batch through G and D (forward, backward, a penalty's double
+    backward), all in float32. Counted on the meta device: nothing is allocated."""
     import torch
 
     from benchmark.datasets import DATASETS
     from benchmark.trainer import build_networks
 
+    shape = DATASETS.get(trial.dataset, "dataset").shape
+    meta = torch.device("meta")
+    with meta:
+        g, d = build_networks(trial, shape, meta)
+    activations = 0
+
+    def count(module, inputs, output) -> None:
+        nonlocal activations
+        activations += output.numel()
+
+    for network in (g, d):
+        for layer in network.modules():
+            if not list(layer.children()):
+                layer.register_forward_hook(count)
+    d(g(torch.zeros(trial.batch_size, trial.z_dim, device=meta)))
+    parameters = sum(p.numel() for p in (*g.parameters(), *d.parameters()))
+    return 4 * (4 * parameters + 8 * activations)
+
+
+def auto_size(trial: TrialConfig, device: str | None, cap: int = 64) -> int:
+    """Population size for `population = "auto"`: on a GPU, as many members as half its free
+    memory holds (`member_bytes`), at most `cap`; on the CPU, 1 (there a population is
+    slower than its trials one after another: see `nox -s bench`)."""
+    import torch
+
     if _on_cpu(device) or not torch.cuda.is_available():
         return 1
-    shape = DATASETS.get(trial.dataset, "dataset").shape
-    with torch.device("meta"):
-        g, d = build_networks(trial, shape, torch.device("meta"))
-        activations = 0
-
-        def count(module, inputs, output):
-            nonlocal activations
-            activations += output.numel() if isinstance(output, torch.Tensor) else 0
-
-        for network in (g, d):
-            for layer in network.modules():
-                if not list(layer.children()):
-                    layer.register_forward_hook(count)
-        d(g(torch.zeros(trial.batch_size, trial.z_dim)))
-    parameters = sum(p.numel() for p in (*g.parameters(), *d.parameters()))
-    member_bytes = 4 * (4 * parameters + 8 * activations)
     free, _ = torch.cuda.mem_get_info()
-    return max(1, min(cap, int(0.5 * free // member_bytes)))
+    return max(1, min(cap, int(0.5 * free) // member_bytes(trial)))
 
 
 def populations(

@@ -1,10 +1,14 @@
-"""`run_trial`: train one GAN under a D-step budget, checkpoint, evaluate, record the result.
+"""`run_population` / `run_trial`: train GANs under a D-step budget, checkpoint, evaluate,
+record each trial's result.
 
-The one idempotent entry point for all work on a trial (executors only decide where it
-runs): a trial whose result.json exists is returned as it is; one with a checkpoint
-resumes from it and ends with the same weights as an uninterrupted run (a checkpoint
-carries its sha256; a damaged one restarts the trial from step 0, and says so); one whose
-stored trial.json differs from the planned config is refused.
+The one idempotent entry point for all work on trials (executors only decide where they
+run and which trials train together): a trial whose result.json exists is returned as it
+is; one with a checkpoint resumes from it and ends with the same weights as an
+uninterrupted run (a checkpoint carries its sha256; a damaged one restarts the trial from
+step 0, and says so); one whose stored trial.json differs from the planned config is
+refused. Trials that share their structure (`population_key`) train as one population
+(`GANTraining`, benchmark/stacked.py), each member exactly the trial it is alone; a single
+trial is a population of one, so there is one training step.
 
 The step follows the reference code (benchmark/schedule.py, DESIGN.md): every step draws
 one real batch and one z and updates D; G is updated at steps 0, 1, 1 + n_disc, ... with
@@ -577,6 +581,7 @@ class _Member:
     diverged_at: int | None = None
     d_steps: int = 0
     g_steps: int = 0
+    population: int = 1  # the size of the population it trained in
 
     @property
     def step(self) -> int:
@@ -685,6 +690,7 @@ def _train(
     trial = members[0].trial
     training = GANTraining([m.trial for m in members], train_images, device)
     for i, member in enumerate(members):
+        member.population = len(members)
         if member.saved is not None:
             training.load_member_state(i, member.saved["training"])
         member.saved = None  # the state lives in the population now
@@ -785,7 +791,8 @@ def _finish(member: _Member, device: torch.device, evaluator) -> dict[str, Any]:
         "d_steps": member.d_steps,
         "g_steps": member.g_steps,
         "images_seen": member.d_steps * trial.batch_size,
-        "seconds": member.seconds,
+        "seconds": member.seconds,  # an equal share of its population's wall time
+        "population": member.population,
         **_environment(device),
         **(evaluator.record() if evaluator is not None else {}),
         **summary,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import test_trainer  # noqa: F401 - registers the test_squares dataset
+import torch
 from test_sweep import marker_counts, plugin, plugin_dir, tiny_spec  # noqa: F401 - fixtures
 
 from benchmark import executors, trainer
@@ -120,3 +121,22 @@ def test_population_sizes_are_checked(tmp_path, capsys):
     spec.write_text('datasets = ["mnist"]\nmodels = ["ns"]\npopulation = 0\n')
     assert main(["sweep", str(spec), "--dry-run"]) == 2
     assert "population=0 is not allowed" in capsys.readouterr().err
+
+
+def test_auto_size_fills_half_the_free_gpu_memory(monkeypatch):
+    trial = resolve_trial("ns", "mnist", metrics=())
+    g, d = trainer.build_networks(trial, (1, 28, 28), torch.device("cpu"))
+    parameters = sum(p.numel() for p in (*g.parameters(), *d.parameters()))
+    # Activations of a batch of 64, by hand: G 1024 + 1024 + 1024 (FC, BN, LReLU), 3 x 6272,
+    # 3 x 64*14*14 (deconv, BN, LReLU), 2 x 784 (deconv, sigmoid); D 64*14*14 x 2 (conv,
+    # LReLU), 128*7*7 x 3 (conv, BN, LReLU), 6272 (flatten), 1024 x 3, 1 (FC).
+    g_acts = 3 * 1024 + 3 * 6272 + 3 * 64 * 14 * 14 + 2 * 784
+    d_acts = 2 * 64 * 14 * 14 + 3 * 128 * 7 * 7 + 6272 + 3 * 1024 + 1
+    expected = 4 * (4 * parameters + 8 * 64 * (g_acts + d_acts))
+    assert executors.member_bytes(trial) == expected
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (10 * expected, 80 * expected))
+    assert executors.auto_size(trial, "cuda") == 5
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (10**15, 10**15))
+    assert executors.auto_size(trial, "cuda") == 64  # the cap
+    assert executors.auto_size(trial, "cpu") == 1

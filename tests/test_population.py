@@ -163,6 +163,7 @@ def test_member_results_have_the_form_of_a_trial_alone(tmp_path):
     assert together[1]["trial_id"] == alone["trial_id"] == trials[1].trial_id
     same = ("status", "d_steps", "g_steps", "images_seen", "diverged_at")
     assert {k: together[1][k] for k in same} == {k: alone[k] for k in same}
+    assert (together[1]["population"], alone["population"]) == (2, 1)
     for name in ("trial.json", "result.json", "metrics.jsonl", "samples.png", "generator.pt"):
         assert (tmp_path / "p1" / name).exists(), name
     stored = json.loads((tmp_path / "p1" / "trial.json").read_text())
