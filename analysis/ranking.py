@@ -6,11 +6,17 @@ trials, or a fixed amount of compute), every model gets its expected best score
 one can be trusted. The best model is the one with the best estimate; every other model is
 compared with it by a permutation test of the difference of the two estimates (null: the two
 models' trials come from one distribution), Holm-corrected over the comparisons of that
-budget. A model not significantly worse than the best ties with it. Each ablation variant of
-a model is ranked as its own arm (`analysis.scores.arm_names`).
+budget. A model not significantly worse than the best ties with it, but only where the test
+could have found it worse: with few trials per model even the most extreme split of the
+trials gives a p-value that Holm's correction lifts above alpha (4 against 4 trials: 2/70,
+times 6 comparisons = 0.17), and such a model is marked `underpowered`, not tied, and the
+verdict says how many trials per model a test would need. Each ablation variant of a model is
+ranked as its own arm (`analysis.scores.arm_names`).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -34,6 +40,24 @@ ALPHA = 0.05
 N_PERMUTATIONS = 2000
 N_PERMUTATIONS_COST = 400  # each resample simulates run orders: slower
 N_ORDERS = 200
+
+
+def smallest_p(n_a: int, n_b: int, n_resamples: int = N_PERMUTATIONS) -> float:
+    """The smallest p-value `analysis.stats.permutation_p` can return for groups of n_a and n_b
+    trials, whatever their scores: 2 / C(n_a + n_b, n_a) when scipy enumerates every split
+    (C(n_a + n_b, n_a) <= n_resamples, the exact test), else 2 / (n_resamples + 1)."""
+    splits = math.comb(n_a + n_b, n_a)
+    return min(1.0, 2 / splits if splits <= n_resamples else 2 / (n_resamples + 1))
+
+
+def trials_needed(comparisons: int, alpha: float = ALPHA, n_resamples: int = N_PERMUTATIONS):
+    """The fewest trials per model (the same for every model) with which a difference from
+    the best can be significant after Holm's correction over `comparisons` tests: the
+    smallest n with comparisons * smallest_p(n, n) < alpha; None if no n can."""
+    for n in range(2, 101):
+        if comparisons * smallest_p(n, n, n_resamples) < alpha:
+            return n
+    return None
 
 
 def k_statistic(k: int | None):
@@ -68,10 +92,11 @@ def compute_budget(rows: pd.DataFrame) -> float | None:
 
 def ranking(rows: pd.DataFrame, metric: Metric, budgets_k=BUDGETS_K, seed: int = 0):
     """One row per (dataset, budget, arm) of one search phase, the arm in the `model` column:
-    estimate, interval, P(no scored trial), p-value against the best (raw and Holm) and the
-    verdict mark:
-    `best`, `tie`, `worse`, `untested` (a group of fewer than 2 trials), `no score` or
-    `too few` (fewer trials than the budget)."""
+    estimate, interval, P(no scored trial), p-value against the best (raw and Holm), the
+    smallest Holm-corrected p-value its test could have given (`p_floor`) and the verdict
+    mark: `best`, `tie`, `worse`, `underpowered` (too few trials for the test to reach alpha
+    whatever the scores: p_floor >= alpha), `untested` (a group of fewer than 2 trials),
+    `no score` or `too few` (fewer trials than the budget)."""
     out = []
     for dataset in ordered(rows["dataset"].unique(), DATASET_ORDER):
         part = rows[rows["dataset"] == dataset]
@@ -146,9 +171,21 @@ def _judge(dataset, budget, value, models, cells, tests, metric, seed) -> list[d
     tested = np.isfinite(pvalues)
     adjusted = np.full(pvalues.size, np.nan)
     adjusted[tested] = holm(pvalues[tested])
-    for i, p, q in zip(others, pvalues, adjusted, strict=True):
-        mark = "untested" if np.isnan(q) else "worse" if q < ALPHA else "tie"
-        rows[i] |= {"p": p, "p_holm": q, "mark": mark}
+    # The smallest adjusted p-value each test could reach: Holm multiplies the smallest p of
+    # the family by the number of tests, and no adjusted p is below its raw one.
+    sizes = [(tests[models[i]][0].size, tests[models[best]][0].size, tests[models[i]][2])
+             for i in others]  # fmt: skip
+    floors = np.array([smallest_p(*size) for size in sizes])
+    family = tested.sum() * floors[tested].min() if tested.any() else np.nan
+    for i, p, q, floor in zip(others, pvalues, adjusted, floors, strict=True):
+        p_floor = np.nan if np.isnan(q) else min(1.0, max(floor, family))
+        if np.isnan(q):
+            mark = "untested"
+        elif q < ALPHA:
+            mark = "worse"
+        else:
+            mark = "underpowered" if p_floor >= ALPHA else "tie"
+        rows[i] |= {"p": p, "p_holm": q, "p_floor": p_floor, "mark": mark}
     for row in rows:
         row["value"] = metric.sign * row["estimate"]
         for end in ("ci_low", "ci_high"):
@@ -167,11 +204,18 @@ def verdict(table: pd.DataFrame, dataset: str, metric: Metric) -> str:
     cell = part[part["budget"] == budget].set_index("model")
     names = lambda marks: [label(m) for m in cell.index[cell["mark"].isin(marks)]]  # noqa: E731
     lead, worse, lost = names(("best", "tie")), names(("worse",)), names(("no score",))
-    untested = names(("untested",))
+    untested, weak = names(("untested",)), names(("underpowered",))
     where = f"{dataset_label(dataset)} ({budget})"
     if not lead:
         return f"{where}: no model has a scored trial."
-    if len(lead) == 1 and untested and not worse:
+    if weak and len(lead) == 1 and not worse and not untested:
+        # No test could have separated any model from the best: say so, not "tie".
+        text = f"{where}: too few trials to separate the losses: {_power(cell)}. "
+        text += f"{lead[0]} has the best estimate"
+        if lost:
+            text += f"; {_join(lost)}: no scored trial"
+        return text + "."
+    if len(lead) == 1 and (untested or weak) and not worse:
         text = f"{where}: {lead[0]} has the best estimate"
     elif len(lead) == 1 and not worse and not lost:
         text = f"{where}: only {lead[0]} has a score."
@@ -187,11 +231,35 @@ def verdict(table: pd.DataFrame, dataset: str, metric: Metric) -> str:
     elif worse:
         p = cell.loc[cell["mark"] == "worse", "p_holm"].max()
         text += f" ({_join(worse)}; {_p(p)}, Holm)"
+    if weak:
+        text += f"; {_join(weak)}: too few trials to tell from the best ({_power(cell)})"
     if untested:
         text += f"; {_join(untested)}: too few trials to test against the best"
     if lost:
         text += f"; {_join(lost)}: no scored trial"
     return text + "."
+
+
+def _power(cell: pd.DataFrame) -> str:
+    """Why the underpowered models of one budget could not be told from the best, and how many
+    trials per model a test would need."""
+    weak = cell[cell["mark"] == "underpowered"]
+    counts = cell.loc[cell["mark"].isin(("best", "underpowered")), "n"].astype(int)
+    trials = (
+        f"{counts.min()} trials per model"
+        if counts.min() == counts.max()
+        else f"{counts.min()} to {counts.max()} trials per model"
+    )
+    comparisons = int(cell["p_holm"].notna().sum())
+    text = (
+        f"with {trials} no difference from the best can be significant (the smallest p-value "
+        f"the permutation test can give is {weak['p_floor'].min():.2g} after Holm's correction "
+        f"over {comparisons} comparison{'s' if comparisons != 1 else ''}, not below α = {ALPHA})"
+    )
+    needed = trials_needed(comparisons)
+    if needed is not None:
+        text += f"; that takes at least {needed} trials per model"
+    return text
 
 
 def _join(names: list[str]) -> str:
@@ -207,7 +275,8 @@ def _p(p: float) -> str:
 
 def markdown_table(table: pd.DataFrame, dataset: str, metric: Metric) -> pd.DataFrame:
     """Models as rows, budgets as columns; each cell 'estimate [CI]' with the best in bold,
-    a tie marked '=' and a significantly worse model marked '<'."""
+    a tie marked '=', a significantly worse model '<' and one with too few trials for the
+    test to tell it from the best '?'."""
     part = table[table["dataset"] == dataset]
     columns = {}
     for budget, cell in part.groupby("budget", sort=False):
@@ -241,4 +310,4 @@ def _cell_text(row, metric: Metric) -> str:
         text += f" (none scored: {100 * row.p_none:.0f}%)"
     if row.mark == "best":
         return f"**{text}**"
-    return {"tie": "= ", "worse": "< "}.get(row.mark, "") + text
+    return {"tie": "= ", "worse": "< ", "underpowered": "? "}.get(row.mark, "") + text

@@ -275,8 +275,10 @@ def _answer_section(ranks: dict[str, pd.DataFrame], metric: Metric) -> list[str]
         f"tenth of the model's compute]. {UNSCORED_RULE} "
         "The expectation is over draws with at least one scored trial; '(none scored: x%)' "
         "is the chance that a draw has none. **Bold**: the best estimate; '=': not "
-        "significantly worse than the best (a tie); '<': significantly worse; no sign: not "
-        "tested (fewer than 2 trials). Test: "
+        "significantly worse than the best (a tie); '<': significantly worse; '?': too few "
+        "trials for the test to tell it from the best, whatever the scores (the smallest "
+        "p-value it can give for these group sizes, after Holm's correction, is not below α: "
+        "not a tie); no sign: not tested (fewer than 2 trials). Test: "
         "two-sided permutation test of the difference of the two estimates (null: the two "
         f"models' trials come from one distribution), Holm-corrected over the models of "
         f"that budget, α = {ALPHA}. All cells with p-values: [ranking.csv](ranking.csv).",

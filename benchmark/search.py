@@ -145,6 +145,9 @@ SPACES.register(
 # noise at 3,000, and an MLP D with batch norm, which sees the real and the fake batch apart,
 # cannot see a shift common to a whole batch (its G drew grey backgrounds): so no preset at
 # #0, lr from the narrow range's upper half, D without batch norm, one D step per G step.
+# One space for every model, as the paper's narrow one: WGAN, WGAN-GP, DRAGAN and BEGAN do not
+# learn in 3,000 steps of these MLPs under their own papers' settings either (five D steps
+# per G step leave G 600 updates, too few even for NS; runs/quick.toml lists what was tried).
 SPACES.register(
     "quick",
     Space(

@@ -20,8 +20,9 @@ from analysis.plots import (
     sensitivity,
     training_curves,
 )
-from analysis.ranking import ranking, verdict
+from analysis.ranking import markdown_table, ranking, smallest_p, trials_needed, verdict
 from analysis.scores import add_scores, choose_metric, phases, select_seeds
+from analysis.stats import permutation_p
 from analysis.synthetic import make_sweep, write_sweep
 from analysis.tables import cell_text, grid, summarise
 
@@ -404,6 +405,47 @@ def test_one_trial_per_model_is_ranked_but_not_tested():
         "d (k = 1): NS GAN has the best estimate; MM GAN: too few trials to test against the "
         "best; WGAN: no scored trial."
     )
+
+
+PAPER = ("mm", "ns", "ls", "wgan", "wgan_gp", "dragan", "began")
+
+
+def test_four_trials_per_model_are_too_few_to_separate_seven_losses():
+    """The quick sweep's shape: 7 models x 4 trials. A 4-against-4 permutation test gives at
+    least 2/70, times 6 comparisons (Holm) = 0.17: no model can be found worse than the best,
+    so the verdict says there are too few trials (and how many it takes), not that they tie."""
+    assert smallest_p(4, 4) == pytest.approx(2 / 70)
+    assert permutation_p([1, 2, 3, 4], [5, 6, 7, 8], lambda x: x.mean(axis=-1)) == pytest.approx(
+        smallest_p(4, 4)
+    )
+    assert smallest_p(7, 7) == pytest.approx(2 / 2001)  # C(14, 7) > 2000: resampled, + 1
+    assert [trials_needed(m) for m in (1, 2, 6, 12)] == [4, 5, 5, 6]
+    # MM far ahead of every other model, as far as 4 trials can show
+    values = {m: 50.0 + np.arange(4.0) + 10 * i for i, m in enumerate(PAPER)}
+    table = ranking(planted(values), FID)
+    at = table[table["budget"] == "k = 1"].set_index("model")
+    assert at.loc["mm", "mark"] == "best"
+    assert set(at["mark"].drop("mm")) == {"underpowered"}
+    assert at["p_floor"].drop("mm").to_numpy() == pytest.approx(6 * 2 / 70)
+    line = verdict(table, "d", FID)
+    assert "tie" not in line
+    assert line == (
+        "d (k = 1): too few trials to separate the losses: with 4 trials per model no difference "
+        "from the best can be significant (the smallest p-value the permutation test can give "
+        "is 0.17 after Holm's correction over 6 comparisons, not below α = 0.05); that takes "
+        "at least 5 trials per model. MM GAN has the best estimate."
+    )
+    cells = markdown_table(table, "d", FID)
+    assert cells.loc["NS GAN", "k = 1"].startswith("? ")
+    assert not cells.stack().str.startswith("= ").any()
+    # with 5 trials per model the same planted order is found: every other model is worse
+    values = {m: 50.0 + np.arange(5.0) + 10 * i for i, m in enumerate(PAPER)}
+    line = verdict(ranking(planted(values), FID), "d", FID)
+    assert line.startswith("d (k = 1): MM GAN is best; every other model is significantly worse")
+    # ... and a tie is still a tie where the test could have rejected it
+    same = {m: 50.0 + np.arange(5.0) for m in ("mm", "ns")}
+    table = ranking(planted(same), FID)
+    assert set(table.loc[table["budget"] == "k = 1", "mark"]) == {"best", "tie"}
 
 
 # ---- ablation variants: each (model, variant) is its own arm --------------------------------
