@@ -5,9 +5,9 @@ baseline (`benchmark.baseline`), so each speed-up is a ratio measured in one run
 Variants: `eager` (the baseline), `optimised` (GANTraining, fp32), and `optimised` plus one lever
 each: `+channels_last`, `+bf16`, `+compile` (and `+cudagraphs`, compile with CUDA graphs, on a
 GPU). Timing does not depend on the images or the weights, so the data are random uint8 images of
-the dataset's shape. Populations (`GANTraining` over several trials, benchmark/stacked.py) are
-timed at sizes 1, 4, 16 (and 64 on a GPU) against a trial alone, in the same run. Results are printed as a
-table and written as JSON.
+the dataset's shape. Populations (`GANTraining` over several trials, benchmark/stacked.py)
+are timed at sizes 1, 4, 16 (and 64 on a GPU) against a trial alone, in the same run. Results
+are printed as a table and written as JSON.
 """
 
 from __future__ import annotations
