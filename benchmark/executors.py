@@ -47,6 +47,17 @@ class RunContext:
     # Trials per population: a size >= 1, or "auto" (from free device memory, `auto_size`).
     population: int | str = 1
 
+    def trainer_options(self, position: int) -> dict[str, Any]:
+        """The keyword arguments of run_trial and run_population."""
+        return dict(
+            data_root=self.data_root,
+            device=self.device,
+            weights=self.weights,
+            download=self.download,
+            progress=self.progress,
+            progress_position=position,
+        )
+
 
 @contextmanager
 def claim(directory: Path, wait: bool) -> Iterator[bool]:
@@ -74,16 +85,7 @@ def run_claimed(
     with claim(directory, wait) as claimed:
         if not claimed:
             return None
-        return trainer.run_trial(
-            trial,
-            directory,
-            data_root=context.data_root,
-            device=context.device,
-            weights=context.weights,
-            download=context.download,
-            progress=context.progress,
-            progress_position=position,
-        )
+        return trainer.run_trial(trial, directory, **context.trainer_options(position))
 
 
 def _attempt(
@@ -113,12 +115,7 @@ def run_claimed_population(
                 trainer.run_population(
                     [trial for trial, _ in mine],
                     [directory for _, directory in mine],
-                    data_root=context.data_root,
-                    device=context.device,
-                    weights=context.weights,
-                    download=context.download,
-                    progress=context.progress,
-                    progress_position=position,
+                    **context.trainer_options(position),
                 )
                 if mine
                 else []
