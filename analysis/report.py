@@ -224,10 +224,7 @@ def _protocol(frame: pd.DataFrame, metric: Metric, metric_note: str) -> list[str
         f"- Primary score: `{metric.name}` ({metric.label}; "
         f"{'higher' if metric.higher_is_better else 'lower'} is better).",
         f"- Unscored trials: {UNSCORED_RULE}",
-        f"- FID: {_values(frame, 'fid_n_real')} real vs {_values(frame, 'fid_n_fake')} generated "
-        f"images; resize: {_values(frame, 'fid_resize')}; samples quantised to uint8 before "
-        f"the feature network; Inception weights sha256: "
-        f"{', '.join(f'`{s}…`' for s in sha) if len(sha) else 'not recorded'}.",
+        _fid_protocol(frame, sha),
         f"- Versions: torch {_values(frame, 'torch_version')}, ganbench "
         f"{_values(frame, 'ganbench_version')}.",
         f"- Hardware: {_values(frame, 'device')}. Compute spent: {hours}.",
@@ -235,6 +232,19 @@ def _protocol(frame: pd.DataFrame, metric: Metric, metric_note: str) -> list[str
     if metric_note:
         lines.append(f"- **Note:** {metric_note}")
     return [*lines, ""]
+
+
+def _fid_protocol(frame: pd.DataFrame, sha) -> str:
+    """How FID was measured; one plain line when no trial computed it (e.g. polygon metrics
+    only), instead of a row of 'not recorded'."""
+    if "fid_n_real" not in frame or frame["fid_n_real"].isna().all():
+        return "- FID: not computed by these trials."
+    return (
+        f"- FID: {_values(frame, 'fid_n_real')} real vs {_values(frame, 'fid_n_fake')} generated "
+        f"images; resize: {_values(frame, 'fid_resize')}; samples quantised to uint8 before "
+        f"the feature network; Inception weights sha256: "
+        f"{', '.join(f'`{s}…`' for s in sha) if len(sha) else 'not recorded'}."
+    )
 
 
 def _description(sweep_dir: Path) -> list[str]:

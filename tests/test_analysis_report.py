@@ -548,3 +548,14 @@ def test_ranking_cell_shows_round_off_as_zero():
     assert _cell_text(row, METRICS["f1"]) == "= 0.000"
     row = SimpleNamespace(mark="best", value=0.25, ci_low=float("nan"), p_none=0.0)
     assert _cell_text(row, METRICS["f1"]) == "**0.250**"
+
+
+def test_protocol_says_plainly_when_no_trial_computed_fid():
+    from analysis.report import _fid_protocol
+
+    polygons_only = pd.DataFrame({"fid_n_real": [np.nan, np.nan], "f1": [0.2, 0.3]})
+    assert _fid_protocol(polygons_only, []) == "- FID: not computed by these trials."
+    assert _fid_protocol(pd.DataFrame({"f1": [0.2]}), []) == "- FID: not computed by these trials."
+    measured = pd.DataFrame({"fid_n_real": [10000], "fid_n_fake": [10000], "fid_resize": ["x"]})
+    line = _fid_protocol(measured, ["abc"])
+    assert line.startswith("- FID: ") and "not computed" not in line and "`abc…`" in line
