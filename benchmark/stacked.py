@@ -61,6 +61,12 @@ class StackedNetwork:
         chunks = tensor.split([self.members * n for n in self.sizes])
         return [c.view(self.members, n) for c, n in zip(chunks, self.sizes, strict=True)]
 
+    def update_blocks(self, tensor: Tensor) -> list[Tensor]:
+        """Views for an elementwise per-member update (Adam, clipping): `blocks`, or for a
+        population of one the whole tensor as one (1, P) view, so its update is a handful of
+        kernels, as a fused optimiser's is, whatever the layer count."""
+        return [tensor.view(1, -1)] if self.members == 1 else self.blocks(tensor)
+
     def _params(self) -> dict[str, Tensor]:
         """Views of the flat leaf, name -> (M, *shape), each contiguous."""
         chunks = self.flat.split([self.members * n for n in self.sizes])
@@ -118,7 +124,7 @@ class StackedNetwork:
         """WGAN's clipping: every parameter of member i into [-bound_i, bound_i]."""
         with torch.no_grad():
             limit = bound.to(self.flat.dtype).view(-1, 1)
-            for block in self.blocks(self.flat):
+            for block in self.update_blocks(self.flat):
                 torch.clamp(block, -limit, limit, out=block)
 
 
@@ -152,7 +158,10 @@ class StackedAdam:
         weight1, decay2, weight2 = (1 - beta1).to(dtype), beta2.to(dtype), (1 - beta2).to(dtype)
         with torch.no_grad():
             for param, grad, exp_avg, exp_avg_sq in zip(
-                *(network.blocks(t) for t in (flat, flat.grad, self.exp_avg, self.exp_avg_sq)),
+                *(
+                    network.update_blocks(t)
+                    for t in (flat, flat.grad, self.exp_avg, self.exp_avg_sq)
+                ),
                 strict=True,
             ):
                 exp_avg.lerp_(grad, weight1)

@@ -11,6 +11,7 @@ import torch
 from test_trainer import _tiny_images, tiny
 
 from benchmark import trainer
+from benchmark.stacked import StackedAdam, StackedNetwork
 from benchmark.trainer import GANTraining, population_key, run_population, run_trial
 
 CPU = torch.device("cpu")
@@ -269,3 +270,40 @@ def test_population_keys_separate_structure_from_numbers():
     assert population_key(solo) != population_key(dataclasses.replace(solo, seed=5))
     with pytest.raises(ValueError, match="share every structural field"):
         GANTraining([a, tiny("ls")], _tiny_images(32, 0), CPU)
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_stacked_adam_is_torch_adam_for_each_member(size):
+    """Per-member lr, beta1, beta2: given each member's gradients, its weights after three
+    steps are bit for bit those of torch.optim.Adam (single-tensor) on that member alone."""
+    torch.manual_seed(0)
+    nets = [torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Linear(4, 2)) for _ in range(size)]
+    lrs, beta1s, beta2s = (
+        [1e-2, 1e-4, 3e-3][:size],
+        [0.5, 0.0, 0.9][:size],
+        [0.999, 0.9, 0.99][:size],
+    )
+    references = [copy.deepcopy(n) for n in nets]
+    optimisers = [
+        torch.optim.Adam(r.parameters(), lr=lr, betas=(b1, b2), foreach=False)
+        for r, lr, b1, b2 in zip(references, lrs, beta1s, beta2s, strict=True)
+    ]
+    stacked = StackedNetwork(nets)
+    as_tensor = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    adam = StackedAdam(stacked, as_tensor(lrs), as_tensor(beta1s), as_tensor(beta2s))
+    for step in range(3):
+        x = torch.randn(size, 7, 5, generator=torch.Generator().manual_seed(step))
+        for reference, optimiser, batch in zip(references, optimisers, x, strict=True):
+            optimiser.zero_grad()
+            reference(batch).square().sum().backward()
+            optimiser.step()
+        # The same gradients for the stacked copy, laid out as its flat weights are.
+        grads = [dict(r.named_parameters()) for r in references]
+        stacked.flat.grad = torch.cat(
+            [torch.stack([g[name].grad for g in grads]).flatten() for name in stacked.names]
+        )
+        adam.step()
+    for i, reference in enumerate(references):
+        state = stacked.member_state(i)
+        for name, tensor in reference.state_dict().items():
+            assert torch.equal(state[name], tensor), (i, name)
