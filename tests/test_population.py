@@ -30,10 +30,10 @@ STEPS = 20
 # outputs (training and eval mode, so the batch-norm statistics too), its losses and loss
 # state equal those of its trial alone to 1e-9 relative. The two runs do the same arithmetic
 # in batched kernels (vmap) instead of one network's, so only the summation order differs
-# (about 1e-16 per operation). Measured after 20 steps: 1e-16 to 3e-13 without batch norm in D
-# (wgan_gp, began, wgan), up to 5e-10 with it (ns, dragan: the norm amplifies round-off of
-# values near zero). Any real difference of a step (another z, lr or neighbour's gradient)
-# moves weights by about lr, five orders of magnitude above the bar.
+# (about 1e-16 per operation). Measured after 20 steps: below 3e-14 without batch norm in D
+# (wgan_gp, began), 2e-11 for clipped wgan, up to 5e-10 for ns and dragan (batch norm in D
+# amplifies round-off of values near zero). Any real difference of a step (another z, lr or
+# neighbour's gradient) moves weights by about lr, three orders of magnitude above the bar.
 # Not compared: the bias of a layer followed by batch norm, which the norm subtracts again:
 # its gradient is zero up to round-off, which Adam scales up to moves of about 1e-10 that
 # differ between the two runs, and which no output can see.
