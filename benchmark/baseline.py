@@ -26,6 +26,7 @@ from benchmark.losses import LOSSES, discriminator_targets
 from benchmark.networks import clip_parameters
 from benchmark.penalties import PENALTIES
 from benchmark.schedule import is_g_step
+from benchmark.stacked import single_stream_uniform
 from benchmark.trainer import build_networks
 
 
@@ -47,6 +48,7 @@ class EagerBaseline:
         self.latent = LATENTS.get(trial.latent)
         self.rng = torch.Generator(device=device)
         self.rng.manual_seed(trial.seed)
+        self.uniform = single_stream_uniform(self.rng)  # penalties' and targets' draws
         # A sampler draws on the host; on a CPU device it shares the noise generator.
         self.host_rng = (
             self.rng if device.type == "cpu" else torch.Generator().manual_seed(trial.seed)
@@ -54,10 +56,6 @@ class EagerBaseline:
         self.step = 0
         self.g_steps = 0
         self.last: dict[str, float] = {"d_loss": 0.0, "g_loss": 0.0}
-
-    def uniform(self, shape, dtype: torch.dtype) -> Tensor:
-        """U[0, 1) of shape (1, *shape), from the trial's generator."""
-        return torch.rand(tuple(shape), generator=self.rng, device=self.device, dtype=dtype)[None]
 
     def real_batch(self) -> Tensor:
         index = torch.randint(len(self.images), (self.trial.batch_size,), generator=self.host_rng)

@@ -69,9 +69,9 @@ class StackedNetwork:
 
     def _params(self) -> dict[str, Tensor]:
         """Views of the flat leaf, name -> (M, *shape), each contiguous."""
-        chunks = self.flat.split([self.members * n for n in self.sizes])
+        blocks = self.blocks(self.flat)
         m = self.members
-        return {n: c.view(m, *s) for n, c, s in zip(self.names, chunks, self.shapes, strict=True)}
+        return {n: b.view(m, *s) for n, b, s in zip(self.names, blocks, self.shapes, strict=True)}
 
     def _call_prototype(self, params, buffers, x: Tensor) -> Tensor:
         return functional_call(self.prototype, (params, buffers), (x,))
@@ -207,3 +207,14 @@ class MemberStreams:
         return self.draw(
             lambda g: torch.rand(tuple(shape), generator=g, device=self.device, dtype=dtype)
         )
+
+
+def single_stream_uniform(generator: torch.Generator) -> Callable[..., Tensor]:
+    """The `uniform(shape, dtype)` of a population of one drawing from `generator`: U[0, 1) of
+    shape (1, *shape), as `MemberStreams.uniform` draws it for one member."""
+
+    def uniform(shape: Sequence[int], dtype: torch.dtype = torch.float32) -> Tensor:
+        draw = torch.rand(tuple(shape), generator=generator, device=generator.device, dtype=dtype)
+        return draw[None]
+
+    return uniform

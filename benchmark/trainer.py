@@ -184,12 +184,9 @@ class GANTraining:
             network.to(memory_format=self.memory_format)
         self.generator = StackedNetwork(generators)
         self.discriminator = StackedNetwork(discriminators, self.memory_format)
-        self.g_opt = StackedAdam(
-            self.generator, self._values("lr"), self._values("beta1"), self._values("beta2")
-        )
-        self.d_opt = StackedAdam(
-            self.discriminator, self._values("lr"), self._values("beta1"), self._values("beta2")
-        )
+        adam = [self._values(name) for name in ("lr", "beta1", "beta2")]  # one set for G and D
+        self.g_opt = StackedAdam(self.generator, *adam)
+        self.d_opt = StackedAdam(self.discriminator, *adam)
         # The networks' dtype: real batches and D's outputs (float32 under bf16 autocast) in it.
         self.dtype = dtype = self.generator.flat.dtype
         self.clip = self._values("clip") if trial.clip is not None else None

@@ -10,6 +10,7 @@ from torch.nn.functional import softplus
 from torch.testing import assert_close
 
 from benchmark.losses import LOSSES, Loss, discriminator_targets
+from benchmark.stacked import single_stream_uniform
 
 REAL = torch.tensor([0.0, 1.0, -2.0])
 FAKE = torch.tensor([0.5, -1.0])
@@ -226,15 +227,10 @@ def test_smoothed_targets_pinned():
     assert float(ls) == pytest.approx(0.247977, abs=1e-6)
 
 
-def _uniform(generator: torch.Generator):
-    """A population of one's draws: U[0, 1) of shape (1, *shape) from `generator`."""
-    return lambda shape, dtype: torch.rand(tuple(shape), generator=generator, dtype=dtype)[None]
-
-
 def _targets(real, fake, smoothing, flip, generator):
     """discriminator_targets for one batch (a population of one)."""
     real_t, fake_t = discriminator_targets(
-        real[None], fake[None], smoothing, flip, _uniform(generator)
+        real[None], fake[None], smoothing, flip, single_stream_uniform(generator)
     )
     return real_t[0], fake_t[0]
 

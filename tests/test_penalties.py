@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from benchmark.penalties import PENALTIES, dragan_points
+from benchmark.stacked import single_stream_uniform
 
 
 class LinearD(nn.Module):
@@ -28,15 +29,12 @@ def rng(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def uniform(generator: torch.Generator):
-    """A population of one's draws: U[0, 1) of shape (1, *shape) from `generator`."""
-    return lambda shape, dtype: torch.rand(tuple(shape), generator=generator, dtype=dtype)[None]
-
-
 def alone(name: str, d: nn.Module, real, fake, generator: torch.Generator) -> torch.Tensor:
     """Penalty `name` of one D on one batch: the population form with a population of one."""
     population_d = lambda points: d(points[0])[None]  # noqa: E731
-    return PENALTIES.get(name)(population_d, real[None], fake[None], uniform(generator))[0]
+    return PENALTIES.get(name)(
+        population_d, real[None], fake[None], single_stream_uniform(generator)
+    )[0]
 
 
 def test_gradient_penalty_on_linear_discriminator():
@@ -77,7 +75,7 @@ def test_gradient_penalty_is_differentiable_for_d():
 
 def test_dragan_perturbation_range():
     real = torch.rand(256, 1, 4, 4)
-    points = dragan_points(real[None], uniform(rng(1)))[0]
+    points = dragan_points(real[None], single_stream_uniform(rng(1)))[0]
     scale = 0.5 * float(real.std())
     offset = (points - real) / scale
     assert float(offset.min()) >= 0.0
@@ -88,7 +86,7 @@ def test_dragan_perturbation_range():
 def test_dragan_points_use_the_biased_batch_std():
     """x_p = x + 0.5 np.std(x) U[0,1) as the reference's numpy code (ddof 0); x~ between."""
     real = torch.rand(4, 1, 2, 2, dtype=torch.float64)
-    points = dragan_points(real[None], uniform(rng(3)))[0]
+    points = dragan_points(real[None], single_stream_uniform(rng(3)))[0]
     draws = rng(3)  # the same draws in the same order: per-pixel noise, then per-sample alpha
     noise = torch.rand(real.shape, generator=draws, dtype=torch.float64)
     alpha = torch.rand((4, 1, 1, 1), generator=draws, dtype=torch.float64)
@@ -101,7 +99,7 @@ def test_dragan_penalty_on_linear_discriminator():
     d = LinearD([0.5, -1.0, 2.0], b=0.3)
     real = torch.rand(16, 3)
     value = alone("dragan", d, real, real, rng(7))
-    points = dragan_points(real[None], uniform(rng(7)))[0]
+    points = dragan_points(real[None], single_stream_uniform(rng(7)))[0]
     with torch.no_grad():
         logit = d(points)
         slope = torch.sigmoid(logit) * (1 - torch.sigmoid(logit)) * d.w.norm()
