@@ -89,9 +89,16 @@ def test_kill_and_restart(plugin_dir, tmp_path):
 
 @pytest.mark.slow
 def test_two_sweeps_on_one_directory(plugin_dir, tmp_path):
-    steps = 8
-    spec = tiny_spec(tmp_path / "tiny.toml", models=("ns", "wgan"), seeds=2, steps=steps)
+    # Trials long enough, and the second sweep started once the first is training, so that
+    # the first cannot finish every trial while the second is still starting up (it did once
+    # with 8-step trials started together).
+    steps = 200
+    spec = tiny_spec(tmp_path / "tiny.toml", models=("ns", "wgan"), seeds=2, steps=steps,
+                     eval_every=steps)  # fmt: skip
     first = start_sweep(spec, plugin_dir, tmp_path / "first.log")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not list((tmp_path / "tiny").glob("trials/*/runs.log")):
+        time.sleep(0.05)
     second = start_sweep(spec, plugin_dir, tmp_path / "second.log")
     assert first.wait(timeout=600) == 0, (tmp_path / "first.log").read_text()
     assert second.wait(timeout=600) == 0, (tmp_path / "second.log").read_text()
