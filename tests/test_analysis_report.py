@@ -411,9 +411,10 @@ PAPER = ("mm", "ns", "ls", "wgan", "wgan_gp", "dragan", "began")
 
 
 def test_four_trials_per_model_are_too_few_to_separate_seven_losses():
-    """The quick sweep's shape: 7 models x 4 trials. A 4-against-4 permutation test gives at
-    least 2/70, times 6 comparisons (Holm) = 0.17: no model can be found worse than the best,
-    so the verdict says there are too few trials (and how many it takes), not that they tie."""
+    """Seven models with 4 trials each (the quick sweep has 3, fewer still). A 4-against-4
+    permutation test gives at least 2/70, times 6 comparisons (Holm) = 0.17: no model can be
+    found worse than the best, so the verdict says there are too few trials (and how many it
+    takes), not that they tie."""
     assert smallest_p(4, 4) == pytest.approx(2 / 70)
     assert permutation_p([1, 2, 3, 4], [5, 6, 7, 8], lambda x: x.mean(axis=-1)) == pytest.approx(
         smallest_p(4, 4)

@@ -147,6 +147,9 @@ def test_the_quick_space_draws_every_sample_and_fixes_what_an_mlp_needs():
         "lambda_k": Choice((1e-3,)),
         "gamma": Uniform(0.6, 0.9),
     }
+    assert quick.by_penalty == {"dragan": {"lam": LogUniform(-2, -1.5)}}
+    assert quick.ranges_for(MODELS.get("dragan"))["lam"] == LogUniform(-2, -1.5)
+    assert quick.ranges_for(MODELS.get("wgan_gp"))["lam"] == LogUniform(-1, 1)
     for model in PAPER_MODELS:
         ranges = quick.ranges_for(MODELS.get(model))
         for index in range(40):
