@@ -147,8 +147,8 @@ SPACES.register(
 # #0, lr from the narrow range's upper half, D without batch norm, one D step per G step.
 # One space for every model, as the paper's narrow one, but for DRAGAN's lambda (below). WGAN
 # and WGAN-GP do not learn in 3,000 steps of these MLPs under their own papers' settings
-# either (five D steps per G step leave G 600 updates, too few even for NS;
-# runs/quick.toml lists what was tried).
+# either (five D steps per G step leave G 600 updates, too few even for NS), and BEGAN draws
+# one shape for every z; runs/quick.toml lists what was tried.
 SPACES.register(
     "quick",
     Space(
@@ -162,8 +162,9 @@ SPACES.register(
             "lambda_k": Fixed(1e-3),
             "gamma": Uniform(0.6, 0.9),
         },
-        # DRAGAN's penalty slows NS the way WGAN-GP's slows its critic: in 3,000 steps it drew
-        # triangles at lambda 0.01 (F1 0.29) and 0.03 (0.15), speckle at 0.1 (0.002) and 1 (0).
+        # DRAGAN is NS with a penalty on D's gradient near the data, and the penalty slows it:
+        # in 3,000 steps it drew triangles at lambda 0.01 (F1 0.29) and 0.03 (0.15), speckled
+        # shapes at 0.1 (0.002) and 1 (0).
         by_penalty={"dragan": {"lam": LogUniform(-2, -1.5)}},
         preset_first=False,
     ),
