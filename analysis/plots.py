@@ -18,7 +18,7 @@ import seaborn as sns
 from matplotlib import MatplotlibDeprecationWarning
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 from matplotlib.transforms import blended_transform_factory
 
 from analysis.load import STEP_PREFIX, step_columns
@@ -68,6 +68,30 @@ def _log_axis(ax, which: str, subs: tuple[float, ...] = (1.0, 2.0, 5.0)) -> None
     axis.set_major_locator(LogLocator(subs=subs))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
+
+
+def _log_ticks(values: pd.Series) -> list[float]:
+    """Labelled ticks for values spread over a log axis, never crowded: 10^n over more than two
+    decades; 1, 2, 5 x 10^n within two; within less than a factor of 5 (the quick space's lr,
+    10^[-3.7, -3]) three of 1..9 x 10^n, so that even a narrow range is labelled twice or
+    more (matplotlib falls back to labelling every 1..9 x 10^n there, on top of each other)."""
+    positive = values[values > 0].to_numpy(float)
+    if len(positive) == 0:
+        return []
+    low, high = positive.min(), positive.max()
+
+    def inside(mantissas: tuple[int, ...]) -> list[float]:
+        exponents = range(int(np.floor(np.log10(low))), int(np.ceil(np.log10(high))) + 1)
+        ticks = sorted(m * 10.0**e for e in exponents for m in mantissas)
+        return [t for t in ticks if low <= t * (1 + 1e-9) and t <= high * (1 + 1e-9)]
+
+    if np.log10(high / low) > 2:
+        return inside((1,))
+    ticks = inside((1, 2, 5))
+    if len(ticks) >= 2:
+        return ticks
+    ticks = inside(tuple(range(1, 10)))
+    return [ticks[0], ticks[len(ticks) // 2], ticks[-1]] if len(ticks) > 3 else ticks
 
 
 def _wants_log(values: list[np.ndarray]) -> bool:
@@ -281,7 +305,10 @@ def sensitivity(rows: pd.DataFrame, metric: Metric, phase: str, param: str) -> F
             ax.scatter(lost[param], np.full(len(lost), 0.96), marker="x", s=20, color="0.35",
                        transform=top)  # fmt: skip
             if log_x:
-                ax.set_xscale("log")  # default 10^n labels: lr spans decades
+                ax.set_xscale("log")
+                ax.xaxis.set_major_locator(FixedLocator(_log_ticks(rows[param])))
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+                ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_title(f"{dataset_label(dataset)} · {label(model)}", fontsize=10)
             ax.set_xlabel(f"{param} (log scale)" if log_x else param, fontsize=9)
             ax.set_ylabel(metric.label if c == 0 else "", fontsize=9)

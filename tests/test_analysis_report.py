@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from analysis import ResultsError, build_report, load_results
 from analysis.__main__ import main
@@ -560,3 +561,27 @@ def test_protocol_says_plainly_when_no_trial_computed_fid():
     measured = pd.DataFrame({"fid_n_real": [10000], "fid_n_fake": [10000], "fid_resize": ["x"]})
     line = _fid_protocol(measured, ["abc"])
     assert line.startswith("- FID: ") and "not computed" not in line and "`abc…`" in line
+
+
+@pytest.mark.parametrize("low, high", [(2.3e-4, 8.8e-4), (10**-3.7, 1e-3), (1e-5, 1e-2)])
+def test_sensitivity_lr_ticks_are_labelled_and_do_not_overlap(low, high):
+    """A narrow lr range (the quick space's) gets labelled ticks, a wide one no crowded ones:
+    matplotlib's default labelled the minor ticks of the narrow range on top of each other."""
+    lr = np.geomspace(low, high, 6)
+    rows = pd.DataFrame({
+        "dataset": "polygons", "arm": np.repeat(["ns", "wgan"], 3), "lr": lr,
+        "value": np.linspace(0.1, 0.3, 6), "finished": True,
+    })  # fmt: skip
+    fig = sensitivity(rows, FID, "wide", "lr")
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    for ax in fig.axes:
+        lo, hi = ax.get_xlim()
+        labels = [t for t in ax.get_xticklabels(minor=False) + ax.get_xticklabels(minor=True)
+                  if t.get_text() and lo <= t.get_position()[0] <= hi]  # fmt: skip
+        assert len(labels) >= 2, [t.get_text() for t in labels]
+        boxes = sorted((t.get_window_extent(renderer) for t in labels), key=lambda b: b.x0)
+        assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:], strict=False)), [
+            t.get_text() for t in labels
+        ]
