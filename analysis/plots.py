@@ -319,8 +319,10 @@ def sensitivity(rows: pd.DataFrame, metric: Metric, phase: str, param: str) -> F
         row[0].set_ylim(low, high * (high / low) ** 0.15 if log else high + 0.15 * (high - low))
     handles = [Line2D([], [], ls="", marker="o", color=colours[lv], label=f"n_disc = {lv:g}")
                for lv in levels]  # fmt: skip
-    handles.append(Line2D([], [], ls="", marker="x", color="0.35", label="unscored"))
-    fig.legend(handles=handles, loc="outside right center", frameon=False)
+    if not rows["finished"].all():
+        handles.append(Line2D([], [], ls="", marker="x", color="0.35", label="unscored"))
+    if handles:
+        fig.legend(handles=handles, loc="outside right center", frameon=False)
     fig.suptitle(f"Phase {phase}: sensitivity of {metric.name} to {param}")
     return fig
 

@@ -585,3 +585,18 @@ def test_sensitivity_lr_ticks_are_labelled_and_do_not_overlap(low, high):
         assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:], strict=False)), [
             t.get_text() for t in labels
         ]
+
+
+def test_sensitivity_legend_names_only_what_is_drawn():
+    """No legend entry for unscored trials when every trial was scored, one when some were not."""
+    rows = pd.DataFrame({
+        "dataset": "polygons", "arm": "ns", "lr": [1e-4, 3e-4, 1e-3],
+        "value": [0.1, 0.2, 0.3], "finished": True,
+    })  # fmt: skip
+
+    def legend_texts(frame):
+        fig = sensitivity(frame, FID, "wide", "lr")
+        return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+
+    assert legend_texts(rows) == []
+    assert legend_texts(rows.assign(finished=[True, False, True])) == ["unscored"]
