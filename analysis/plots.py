@@ -61,11 +61,14 @@ def _unit(arms: list[str]) -> str:
     return "model · variant" if any("/" in arm for arm in arms) else "model"
 
 
-def _log_axis(ax, which: str, subs: tuple[float, ...] = (1.0, 2.0, 5.0)) -> None:
-    """Log scale with plain tick labels at 1, 2, 5 x 10^n (no 6 x 10^1 notation)."""
+def _log_axis(
+    ax, which: str, subs: tuple[float, ...] = (1.0, 2.0, 5.0), ticks: list[float] | None = None
+) -> None:
+    """Log scale with plain tick labels at 1, 2, 5 x 10^n (no 6 x 10^1 notation), or at
+    `ticks` when given (see `_log_ticks`)."""
     getattr(ax, f"set_{which}scale")("log")
     axis = getattr(ax, f"{which}axis")
-    axis.set_major_locator(LogLocator(subs=subs))
+    axis.set_major_locator(FixedLocator(ticks) if ticks is not None else LogLocator(subs=subs))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
 
@@ -288,7 +291,7 @@ def sensitivity(rows: pd.DataFrame, metric: Metric, phase: str, param: str) -> F
     hue = "n_disc" if "n_disc" in rows.columns and rows["n_disc"].nunique() > 1 else None
     levels = sorted(rows[hue].dropna().unique()) if hue else []
     colours = dict(zip(levels, sns.color_palette("colorblind", len(levels)), strict=True))
-    log_x = param == "lr"
+    x_ticks = _log_ticks(rows[param]) if param == "lr" else None  # lr spans decades
     log_y = _wants_log([rows.loc[rows["dataset"] == d, "value"].to_numpy(float) for d in datasets])
     _set_y(axes, log_y)
     for r, dataset in enumerate(datasets):
@@ -304,13 +307,10 @@ def sensitivity(rows: pd.DataFrame, metric: Metric, phase: str, param: str) -> F
             top = blended_transform_factory(ax.transData, ax.transAxes)
             ax.scatter(lost[param], np.full(len(lost), 0.96), marker="x", s=20, color="0.35",
                        transform=top)  # fmt: skip
-            if log_x:
-                ax.set_xscale("log")
-                ax.xaxis.set_major_locator(FixedLocator(_log_ticks(rows[param])))
-                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-                ax.xaxis.set_minor_formatter(NullFormatter())
+            if x_ticks is not None:
+                _log_axis(ax, "x", ticks=x_ticks)
             ax.set_title(f"{dataset_label(dataset)} · {label(model)}", fontsize=10)
-            ax.set_xlabel(f"{param} (log scale)" if log_x else param, fontsize=9)
+            ax.set_xlabel(f"{param} (log scale)" if x_ticks is not None else param, fontsize=9)
             ax.set_ylabel(metric.label if c == 0 else "", fontsize=9)
             ax.tick_params(labelsize=8, labelbottom=True)
     for row in axes:  # headroom for the crosses of diverged trials along the top edge
