@@ -8,6 +8,7 @@ of it; they are arguments of `run_trial`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -23,7 +24,8 @@ from benchmark.penalties import PENALTIES
 from benchmark.registry import ConfigError, load_plugins
 from benchmark.schedule import steps_per_epochs
 
-METRIC_NAMES = ("fid", "kid", "ipr", "polygon")
+METRIC_NAMES = ("fid", "kid", "ipr", "polygon", "mixture")
+POINT_METRICS = ("mixture",)  # the metrics of point datasets; every other one scores images
 AMP_DTYPES = ("fp32", "bf16")
 
 
@@ -229,6 +231,15 @@ def validate(trial: TrialConfig) -> None:
         _check(value is not None, name, value, f"a number (loss {trial.loss!r} needs it)")
     for metric in trial.metrics:
         _check(metric in METRIC_NAMES, "metrics", metric, f"a subset of {list(METRIC_NAMES)}")
+        kind = "points" if dataset.is_points else "images"
+        allowed = POINT_METRICS if dataset.is_points else tuple(set(METRIC_NAMES) - {*POINT_METRICS})
+        _check(
+            metric in allowed,
+            "metrics",
+            metric,
+            f"a subset of {sorted(allowed)} (dataset {trial.dataset!r} holds {kind})",
+        )
+    _check_networks(trial.generator, trial.discriminator, dataset.shape, trial.dataset)
     for name in ("fid_n_real", "fid_n_fake"):
         _int_in(trial, name, 2, MAX_EVAL_IMAGES)
     FEATURE_EXTRACTORS.get(trial.feature_extractor, "feature_extractor")
@@ -237,6 +248,28 @@ def validate(trial: TrialConfig) -> None:
         _int_in(trial, name, 1, MAX_EVAL_IMAGES)
     _int_in(trial, "polygon_steps", 1, MAX_POLYGON_STEPS)
     _int_in(trial, "seed", 0, MAX_SEED)
+
+
+@functools.cache
+def _check_networks(generator: str, discriminator: str, shape: tuple[int, ...], dataset: str) -> None:
+    """Build G and D on the meta device (no memory, no arithmetic): a network made for images
+    refuses points and the other way round, before anything runs."""
+    import torch
+
+    from benchmark.networks import NetworkOptions
+
+    for field_name, registry, name in (
+        ("generator", GENERATORS, generator),
+        ("discriminator", DISCRIMINATORS, discriminator),
+    ):
+        try:
+            with torch.device("meta"):
+                registry.get(name)(NetworkOptions(shape=shape))
+        except (ValueError, TypeError, RuntimeError) as error:
+            kind = f"samples of shape {shape}"
+            raise ConfigError(
+                field_name, name, f"a network for {kind} (dataset {dataset!r}): {error}"
+            ) from None
 
 
 HYPERPARAMETERS = ("lr", "beta1", "n_disc", "d_bn", "clip", "lam", "lambda_k", "gamma")

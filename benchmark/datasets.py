@@ -1,7 +1,7 @@
-"""Datasets as uint8 tensors with train and test splits, loaded from a data root.
+"""Datasets as tensors with train and test splits, loaded from a data root or generated.
 
-A dataset is one uint8 tensor (N, C, H, W) per split, so the trainer can keep it on the device
-and sample batches by index. Files are read from a data root (the argument, else the
+A dataset is one tensor per split, so the trainer can keep it on the device and sample
+batches by index: uint8 images (N, C, H, W), or float32 points (N, D) for the 2-D mixtures. Files are read from a data root (the argument, else the
 `GANBENCH_DATA` environment variable) holding the standard files, and are downloaded only when
 asked, so nothing needs a network at run time.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark import polygons
+from benchmark import mixtures, polygons
 from benchmark.io import atomic_write, cache_dir
 from benchmark.registry import ConfigError, Registry
 
@@ -33,7 +33,8 @@ ENV_DATA = "GANBENCH_DATA"
 
 @dataclass(frozen=True)
 class ImageData:
-    """A dataset's train and test images: contiguous uint8 CPU tensors (N, C, H, W)."""
+    """A dataset's train and test samples as contiguous CPU tensors: uint8 images
+    (N, C, H, W) in [0, 255], or float32 points (N, D) used as they are."""
 
     name: str
     train: torch.Tensor
@@ -41,24 +42,29 @@ class ImageData:
 
     def __post_init__(self) -> None:
         for split in ("train", "test"):
-            images = getattr(self, split)
-            if images.dtype != torch.uint8 or images.ndim != 4:
+            data = getattr(self, split)
+            images = data.dtype == torch.uint8 and data.ndim == 4
+            points = data.dtype == torch.float32 and data.ndim == 2
+            if not (images or points):
                 raise ValueError(
-                    f"{self.name} {split}: expected uint8 (N, C, H, W), "
-                    f"got {images.dtype} {tuple(images.shape)}"
+                    f"{self.name} {split}: expected uint8 images (N, C, H, W) or float32 "
+                    f"points (N, D), got {data.dtype} {tuple(data.shape)}"
                 )
-            object.__setattr__(self, split, images.cpu().contiguous())
-        if self.train.shape[1:] != self.test.shape[1:]:
+            object.__setattr__(self, split, data.cpu().contiguous())
+        if self.train.shape[1:] != self.test.shape[1:] or self.train.dtype != self.test.dtype:
             raise ValueError(
-                f"{self.name}: train images {tuple(self.train.shape[1:])} "
-                f"differ from test images {tuple(self.test.shape[1:])}"
+                f"{self.name}: train samples {self.train.dtype} {tuple(self.train.shape[1:])} "
+                f"differ from test samples {self.test.dtype} {tuple(self.test.shape[1:])}"
             )
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of one image."""
-        c, h, w = self.train.shape[1:]
-        return (c, h, w)
+    def shape(self) -> tuple[int, ...]:
+        """The shape of one sample: (C, H, W) of an image, (D,) of a point."""
+        return tuple(self.train.shape[1:])
+
+    @property
+    def is_points(self) -> bool:
+        return self.train.dtype != torch.uint8
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,7 @@ class DatasetSpec:
     """
 
     name: str
-    shape: tuple[int, int, int]
+    shape: tuple[int, ...]
     files: str
     load: Callable[[Path | None, bool], ImageData]
     needs_root: bool = True
@@ -80,6 +86,11 @@ class DatasetSpec:
     # (100 for CIFAR-10, 40 for CelebA).
     epoch: int = 50_000
     epochs: int = 20
+
+    @property
+    def is_points(self) -> bool:
+        """Points (N, D) rather than images (N, C, H, W): scored by the mixture metrics."""
+        return len(self.shape) == 1
 
 
 class DatasetMissing(FileNotFoundError):
@@ -443,3 +454,31 @@ DATASETS.register(
         needs_root=False,
     ),
 )
+
+
+# ---- 2-D Gaussian mixtures: generated, no files --------------------------------------------
+
+
+def _mixture_loader(name: str) -> Callable[[Path | None, bool], ImageData]:
+    def load(root: Path | None, download: bool) -> ImageData:
+        splits = mixtures.generate(mixtures.MIXTURES.get(name))
+        return ImageData(name, torch.from_numpy(splits["train"]), torch.from_numpy(splits["test"]))
+
+    return load
+
+
+for _name in mixtures.MIXTURES:
+    DATASETS.register(
+        _name,
+        DatasetSpec(
+            _name,
+            (2,),
+            "none: generated from a seed (benchmark/mixtures.py)",
+            _mixture_loader(_name),
+            needs_root=False,
+            # An epoch is the 100,000 training points; the reference length is the mode-collapse
+            # literature's 25,000 steps of batch 512 (Unrolled GAN, VEEGAN, GDPP): 128 epochs.
+            epoch=mixtures.TRAIN_POINTS,
+            epochs=128,
+        ),
+    )

@@ -5,7 +5,8 @@ difference in FID is a difference of the loss. Shapes are (C, H, W) with H, W
 divisible by 4 (28x28x1, 32x32x3, 64x64x3). Weights ~ N(0, 0.02), biases 0;
 batch norm with momentum 0.001 and eps 1e-3, its moving variance biased, as in the
 reference code (TF's `batch_norm(decay=0.999, epsilon=0.001)`). The MLP family
-(`networks = "mlp"`) is for a CPU: the quick demonstration trains it in well under a minute.
+(`networks = "mlp"`) is for a CPU: the polygon demonstration trains it in well under a minute.
+The point family (`networks = "points"`) is the 2-D mixtures' (benchmark/mixtures.py).
 """
 
 from __future__ import annotations
@@ -280,12 +281,98 @@ class MLPAutoencoderDiscriminator(AutoencoderDiscriminator):
         return self.decode(self.encode(x)).view(-1, *self.shape)
 
 
+POINT_HIDDEN = 128
+
+
+def _init_points(module: nn.Module) -> None:
+    """The mixture literature's init: orthogonal weights with gain 1.4, zero biases (GDPP's
+    `tf.orthogonal_initializer(gain=1.4)`, taken from the Unrolled GAN code)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.orthogonal_(layer.weight, gain=1.4)
+            nn.init.zeros_(layer.bias)
+
+
+class PointGenerator(nn.Module):
+    """z -> FC128-tanh -> FC128-tanh -> FC(D): the 2-D mixtures' G of Unrolled GAN, VEEGAN
+    and GDPP (M-Elfeki/GDPP `gdppgan_Synthetic.py`: `slim.stack` of two 128-unit tanh layers
+    and a linear output). No batch norm, as there."""
+
+    def __init__(self, opts: NetworkOptions) -> None:
+        super().__init__()
+        (dim,) = opts.shape
+        self.net = nn.Sequential(
+            nn.Linear(opts.z_dim, POINT_HIDDEN),
+            nn.Tanh(),
+            nn.Linear(POINT_HIDDEN, POINT_HIDDEN),
+            nn.Tanh(),
+            nn.Linear(POINT_HIDDEN, dim),
+        )
+        _init_points(self)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z)
+
+
+class PointDiscriminator(nn.Module):
+    """x -> FC128-tanh -> FC128-[BN]-tanh -> FC1 (logits (N,)): GDPP's D, with batch norm where
+    the InfoGAN D has it (after the second layer) when `d_bn` is on."""
+
+    def __init__(self, opts: NetworkOptions) -> None:
+        super().__init__()
+        (dim,) = opts.shape
+        self.net = nn.Sequential(
+            nn.Linear(dim, POINT_HIDDEN),
+            nn.Tanh(),
+            nn.Linear(POINT_HIDDEN, POINT_HIDDEN),
+            _bn1d(POINT_HIDDEN, opts, opts.d_bn),
+            nn.Tanh(),
+            nn.Linear(POINT_HIDDEN, 1),
+        )
+        _init_points(self)
+        _maybe_sn(self, opts)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x).squeeze(1)
+
+
+class PointAutoencoderDiscriminator(AutoencoderDiscriminator):
+    """BEGAN's D for points, laid out like the others: FC128-tanh, FC64-[BN]-tanh |
+    FC128-[BN]-tanh, FC(D) (linear: points are not bounded); returns each sample's mean
+    |AE(x) - x| (N,)."""
+
+    def __init__(self, opts: NetworkOptions) -> None:
+        nn.Module.__init__(self)
+        (dim,) = opts.shape
+        self.encode = nn.Sequential(
+            nn.Linear(dim, POINT_HIDDEN),
+            nn.Tanh(),
+            nn.Linear(POINT_HIDDEN, 64),
+            _bn1d(64, opts, opts.d_bn),
+            nn.Tanh(),
+        )
+        self.decode = nn.Sequential(
+            nn.Linear(64, POINT_HIDDEN),
+            _bn1d(POINT_HIDDEN, opts, opts.d_bn),
+            nn.Tanh(),
+            nn.Linear(POINT_HIDDEN, dim),
+        )
+        _init_points(self)
+        _maybe_sn(self, opts)
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        return self.decode(self.encode(x))
+
+
 GENERATORS.register("infogan", Generator)
 DISCRIMINATORS.register("infogan", Discriminator)
 DISCRIMINATORS.register("began", AutoencoderDiscriminator)
 GENERATORS.register("mlp", MLPGenerator)
 DISCRIMINATORS.register("mlp", MLPDiscriminator)
 DISCRIMINATORS.register("mlp_began", MLPAutoencoderDiscriminator)
+GENERATORS.register("points", PointGenerator)
+DISCRIMINATORS.register("points", PointDiscriminator)
+DISCRIMINATORS.register("points_began", PointAutoencoderDiscriminator)
 
 
 @dataclass(frozen=True)
@@ -311,6 +398,9 @@ class NetworkFamily:
 FAMILIES: Registry[NetworkFamily] = Registry("networks")
 FAMILIES.register("infogan", NetworkFamily("infogan", {"infogan": "infogan", "began": "began"}))
 FAMILIES.register("mlp", NetworkFamily("mlp", {"infogan": "mlp", "began": "mlp_began"}))
+FAMILIES.register(
+    "points", NetworkFamily("points", {"infogan": "points", "began": "points_began"})
+)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -31,6 +31,10 @@ DIRECTIONS = {
     "f1": "max",
     "ipr_precision": "max",
     "ipr_recall": "max",
+    "modes": "max",
+    "hq": "max",
+    "reverse_kl": "min",
+    "energy": "min",
 }
 
 # The evaluation metric (TrialConfig.metrics) that produces each ranking column.
@@ -43,6 +47,10 @@ METRIC_SOURCES = {
     "precision": "polygon",
     "recall": "polygon",
     "f1": "polygon",
+    "modes": "mixture",
+    "hq": "mixture",
+    "reverse_kl": "mixture",
+    "energy": "mixture",
 }
 # Plans larger than this are a typo, not a study (the paper's largest phase has 100 samples).
 MAX_SAMPLES = 10_000
@@ -298,7 +306,13 @@ def load_spec(path: str | Path) -> SweepSpec:
             raise r.error(key, trial[key], "nothing when `networks` names the family")
 
     metrics = trial.get("metrics", TrialConfig.__dataclass_fields__["metrics"].default)
-    default_metric = "f1" if "polygon" in metrics and "fid" not in metrics else "fid_min"
+    default_metric = (
+        "energy"
+        if "mixture" in metrics
+        else "f1"
+        if "polygon" in metrics and "fid" not in metrics
+        else "fid_min"
+    )
     metric = r.get("metric", default_metric, lambda v: isinstance(v, str) and v, "a result column")
     direction = r.get(
         "direction",

@@ -41,6 +41,7 @@ from torch.func import vmap
 
 import benchmark
 from benchmark.config import TrialConfig
+from benchmark.datasets import DATASETS
 from benchmark.io import (
     DamagedFile,
     atomic_write,
@@ -252,12 +253,14 @@ class GANTraining:
         return self.discriminator.member_module(0)
 
     def real_batch(self) -> Tensor:
-        """(M, B, C, H, W) in [0, 1]: each member's batch drawn by index from its own stream."""
+        """(M, B, C, H, W) in [0, 1] (points: (M, B, D) as stored): each member's batch drawn
+        by index from its own stream."""
         n, batch = len(self.images), self.trial.batch_size
         index = self.streams.draw(
             lambda g: torch.randint(n, (batch,), generator=g, device=self.device)
         )
-        return self.images[index].to(self.dtype).div_(255)
+        batch = self.images[index].to(self.dtype)
+        return batch.div_(255) if self.images.dtype == torch.uint8 else batch  # points as stored
 
     def sample_z(self) -> Tensor:
         """(M, B, z_dim), each member's z from its own stream."""
@@ -493,6 +496,11 @@ def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
 
 
 def _save_samples(generator: nn.Module, trial: TrialConfig, device: torch.device, path: Path):
+    """samples.png, a grid of 64 images; for points, samples.npz: the points G makes of the
+    evaluation's fixed z (the ones the mixture metrics scored), with the mixture's centres."""
+    if DATASETS.get(trial.dataset).is_points:
+        _save_points(generator, trial, device, path.with_suffix(".npz"))
+        return
     from torchvision.utils import save_image
 
     rng = torch.Generator(device=device)
@@ -504,6 +512,32 @@ def _save_samples(generator: nn.Module, trial: TrialConfig, device: torch.device
         images = generator(z).float().cpu()
     generator.train(was_training)
     atomic_write(path, lambda tmp: save_image(images, tmp, nrow=8, padding=2, format="png"))
+
+
+def _save_points(generator: nn.Module, trial: TrialConfig, device: torch.device, path: Path):
+    import numpy as np
+
+    from benchmark.evaluation import fixed_z
+    from benchmark.evaluation.mixture_metrics import HQ_SIGMAS, SAMPLES
+    from benchmark.mixtures import MIXTURES
+
+    was_training = generator.training
+    generator.eval()
+    with torch.inference_mode():
+        points = generator(fixed_z(SAMPLES, trial.z_dim, 0, trial.latent).to(device))
+    generator.train(was_training)
+    mixture = MIXTURES.get(trial.dataset, "dataset")
+    arrays = {
+        "points": points.float().cpu().numpy(),
+        "centres": mixture.centre_array,
+        "hq_radius": np.float64(HQ_SIGMAS * mixture.sigma),
+    }
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:  # a handle: np.savez would append ".npz"
+            np.savez(handle, **arrays)
+
+    atomic_write(path, write)
 
 
 def _environment(device: torch.device) -> dict[str, Any]:

@@ -345,10 +345,14 @@ def test_image_data_validates_and_makes_contiguous():
     data = ImageData("toy", train, torch.zeros(1, 3, 2, 2, dtype=torch.uint8))
     assert data.train.is_contiguous() and data.shape == (3, 2, 2)
     assert torch.equal(data.train, train)
-    with pytest.raises(ValueError, match=r"toy train: expected uint8 \(N, C, H, W\)"):
+    with pytest.raises(ValueError, match=r"toy train: expected uint8 images \(N, C, H, W\)"):
         ImageData("toy", torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2, dtype=torch.uint8))
-    with pytest.raises(ValueError, match=r"train images \(3, 2, 2\) differ from test"):
+    with pytest.raises(ValueError, match=r"train samples torch.uint8 \(3, 2, 2\) differ from"):
         ImageData("toy", data.train, torch.zeros(1, 1, 2, 2, dtype=torch.uint8))
+    points = ImageData("dots", torch.zeros(5, 2), torch.ones(3, 2))
+    assert points.shape == (2,) and points.is_points and not data.is_points
+    with pytest.raises(ValueError, match=r"train samples torch.float32 \(2,\) differ from"):
+        ImageData("dots", torch.zeros(5, 2), torch.zeros(1, 1, 2, 2, dtype=torch.uint8))
 
 
 def test_to_float():

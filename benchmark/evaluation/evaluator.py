@@ -27,6 +27,8 @@ from benchmark.evaluation.metrics import (
     kid,
     mean_cov,
 )
+from benchmark.evaluation.mixture_metrics import SAMPLES as MIXTURE_SAMPLES
+from benchmark.evaluation.mixture_metrics import mixture_metrics
 from benchmark.evaluation.polygon_metrics import PolygonSettings, polygon_metrics
 from benchmark.evaluation.preprocess import FID_RESIZE, to_uint8
 from benchmark.evaluation.refstats import RefStats, images_sha256, key_fields, load_or_compute
@@ -64,7 +66,13 @@ class Evaluator:
     ) -> None:
         for name in metrics:
             METRICS.get(name, "metrics")
-        if test_images.dtype != torch.uint8 or test_images.ndim != 4:
+        points = "mixture" in metrics
+        if points and (test_images.dtype != torch.float32 or test_images.ndim != 2):
+            raise ValueError(
+                f"the mixture metrics need float32 test points (N, D), got {test_images.dtype} "
+                f"{tuple(test_images.shape)}"
+            )
+        if not points and (test_images.dtype != torch.uint8 or test_images.ndim != 4):
             raise ValueError(
                 f"test_images must be uint8 (N, C, H, W), got {test_images.dtype} "
                 f"{tuple(test_images.shape)}"
@@ -84,7 +92,11 @@ class Evaluator:
         self.batch_size = batch_size
         self.polygon = polygon or PolygonSettings()
         self.needs_features = any(METRICS.get(m).needs_features for m in self.metrics)
-        n_z = max(self.n_fake if self.needs_features else 0, self._polygon_n())
+        n_z = max(
+            self.n_fake if self.needs_features else 0,
+            self._polygon_n(),
+            MIXTURE_SAMPLES if points else 0,
+        )
         self.z = fixed_z(n_z, z_dim, z_seed, latent)
         self._extractor: FeatureExtractor | None = None
         self._real: RefStats | None = None
@@ -138,7 +150,8 @@ class Evaluator:
         return feats
 
     def evaluate(self, generator: nn.Module) -> dict[str, float]:
-        """Scores of G: keys among fid, kid, ipr_precision, ipr_recall, precision, recall, f1."""
+        """Scores of G: keys among fid, kid, ipr_precision, ipr_recall, precision, recall, f1,
+        modes, hq, reverse_kl, energy."""
         was_training = generator.training
         generator.eval()
         try:
@@ -160,6 +173,18 @@ class Evaluator:
                         generator, self.z, self.test_images, self.polygon, self.batch_size
                     )
                 )
+            if "mixture" in self.metrics:
+                from benchmark.mixtures import MIXTURES
+
+                mixture = MIXTURES.get(self.dataset, "dataset")
+                scores, _ = mixture_metrics(
+                    generator,
+                    self.z[:MIXTURE_SAMPLES],
+                    self.test_images,
+                    mixture.centre_array,
+                    mixture.sigma,
+                )
+                out.update(scores)
             return out
         finally:
             generator.train(was_training)
@@ -176,4 +201,6 @@ class Evaluator:
         }
         if "polygon" in self.metrics:
             record.update(self.polygon.record())
+        if "mixture" in self.metrics:
+            record["mixture_n"] = MIXTURE_SAMPLES
         return record

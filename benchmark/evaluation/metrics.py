@@ -44,6 +44,12 @@ for _spec in (
     MetricSpec(
         "polygon", ("precision", "recall", "f1"), False, "triangle-manifold precision/recall"
     ),
+    MetricSpec(
+        "mixture",
+        ("modes", "hq", "reverse_kl", "energy"),
+        False,
+        "2-D mixtures: modes captured, high-quality share, reverse KL, energy distance",
+    ),
 ):
     METRICS.register(_spec.name, _spec)
 

@@ -1,0 +1,86 @@
+"""The 2-D mixture metrics: modes captured, high-quality share, reverse KL, energy distance.
+
+From generated points and the mixture's centres and sigma (benchmark/mixtures.py), the
+definitions of the mode-collapse literature (PacGAN `pacgan/extensions.py` ModelEvaluator;
+GDPP `gdppgan_Synthetic.py` evaluate_samples), on 2,500 samples of a fixed z:
+
+- a sample is *high quality* (HQ) when it lies within 3 sigma (Euclidean) of its nearest
+  centre (a perfect sampler scores P(chi_2 <= 3) = 1 - e^(-4.5) = 98.9 %);
+- `modes`: the centres that hold at least one HQ sample;
+- `hq`: the share of samples that are HQ;
+- `reverse_kl`: KL(p || uniform) of the HQ samples' mode histogram p, sum_k p_k log(K p_k),
+  empty modes contributing 0 (0 log 0 = 0, PacGAN's KLD skips them); log K for one blob on
+  one centre, 0 for equal coverage; NaN when no sample is HQ (there is no histogram);
+- `energy`: the energy distance between the generated and the real points,
+  sqrt(2 E|X - Y| - E|X - X'| - E|Y - Y'|) over all pairs (the V-statistic, never negative;
+  scipy.stats.energy_distance's definition, in the plane). Unlike the mode metrics it does
+  not saturate: a near miss scores better than a far one even when no sample is HQ.
+
+Counts depend on the number of samples; the result records it (`mixture_n`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+SAMPLES = 2500  # the literature's evaluation size (GDPP's `number_evaluation_samples`)
+HQ_SIGMAS = 3.0
+
+
+def mode_statistics(points: np.ndarray, centres: np.ndarray, sigma: float) -> dict[str, float]:
+    """`modes`, `hq` and `reverse_kl` of points (n, 2) for a mixture's centres (K, 2)."""
+    points = np.asarray(points, dtype=np.float64)
+    centres = np.asarray(centres, dtype=np.float64)
+    distances = np.linalg.norm(points[:, None, :] - centres[None, :, :], axis=2)
+    nearest = distances.argmin(axis=1)
+    good = distances[np.arange(len(points)), nearest] <= HQ_SIGMAS * sigma
+    counts = np.bincount(nearest[good], minlength=len(centres)).astype(np.float64)
+    n_good = counts.sum()
+    if n_good:
+        share = counts[counts > 0] / n_good
+        reverse_kl = float(np.sum(share * np.log(len(centres) * share)))
+    else:
+        reverse_kl = math.nan
+    return {
+        "modes": float(np.count_nonzero(counts)),
+        "hq": float(n_good / len(points)) if len(points) else math.nan,
+        "reverse_kl": reverse_kl,
+    }
+
+
+def energy_distance(x: np.ndarray | Tensor, y: np.ndarray | Tensor) -> float:
+    """sqrt(2 E|X - Y| - E|X - X'| - E|Y - Y'|) of two point sets (n, d), (m, d), in float64."""
+    x = torch.as_tensor(np.asarray(x), dtype=torch.float64)
+    y = torch.as_tensor(np.asarray(y), dtype=torch.float64)
+    between = torch.cdist(x, y).mean()
+    within_x, within_y = torch.cdist(x, x).mean(), torch.cdist(y, y).mean()
+    return math.sqrt(max(float(2 * between - within_x - within_y), 0.0))
+
+
+def mixture_metrics(
+    generator: nn.Module,
+    z: Tensor,
+    real: Tensor,
+    centres: np.ndarray,
+    sigma: float,
+    batch_size: int = 2500,
+) -> tuple[dict[str, float], np.ndarray]:
+    """Scores of G's points at the fixed `z` against the `real` test points, and the points.
+
+    A generator whose output is not finite everywhere scores nothing (NaN): its points are
+    not samples of any distribution.
+    """
+    device = next(generator.parameters()).device
+    with torch.inference_mode():
+        points = torch.cat(
+            [generator(z[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(z), batch_size)]
+        ).numpy()
+    if not np.isfinite(points).all():
+        return dict.fromkeys(("modes", "hq", "reverse_kl", "energy"), math.nan), points
+    scores = mode_statistics(points, centres, sigma)
+    scores["energy"] = energy_distance(points, real[: len(points)].numpy())
+    return scores, points
