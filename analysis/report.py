@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from analysis import paper, plots
+from analysis import paper, plots, samples
 from analysis.load import load_results
 from analysis.metrics import Metric
 from analysis.ranking import markdown_table, ranking, verdict
@@ -97,6 +97,7 @@ def build_report(
             "",
             *_description(sweep_dir),
             *_answer_section(ranks, chosen),
+            *_samples_section(by_phase, chosen, sweep_dir, out),
             *_protocol(frame, chosen, metric_note),
             *_noise_section(sweep_dir, by_phase, chosen),
             "## Results",
@@ -382,6 +383,26 @@ def _stats_section(tests: pd.DataFrame, metric: Metric) -> list[str]:
 
 def _p(p: float) -> str:
     return "n/a" if not np.isfinite(p) else f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
+
+
+def _samples_section(
+    by_phase: dict[str, pd.DataFrame], metric: Metric, sweep_dir: Path, out: Path
+) -> list[str]:
+    """The best trial's samples per model and dataset, drawn from the files the trials stored."""
+    lines = []
+    with matplotlib.rc_context(THEME):
+        for phase, rows in by_phase.items():
+            for name, figure in samples.sample_figures(rows, metric, sweep_dir):
+                png, other = plots.save(figure, out, f"{name}_{phase}")
+                lines += [f"![{name}_{phase}]({png.name})", ""]
+    if not lines:
+        return []
+    caption = (
+        f"The final samples of each model's best trial (by `{metric.name}`), phase by phase "
+        "([SVG] beside each PNG). One trial per model, chosen on the score shown: a picture "
+        "of what the loss can do at best here, not of its typical trial."
+    )
+    return ["## What the models generate", "", caption, "", *lines]
 
 
 def _figure_section(figures: list[dict]) -> list[str]:

@@ -16,7 +16,7 @@ import pandas as pd
 from analysis.metrics import FALLBACK_METRIC, Metric, get_metric
 
 MODEL_ORDER = ("mm", "ns", "ls", "wgan", "wgan_gp", "dragan", "began")
-DATASET_ORDER = ("mnist", "fashion_mnist", "cifar10", "celeba", "polygons")
+DATASET_ORDER = ("mnist", "fashion_mnist", "cifar10", "celeba", "polygons", "ring", "grid")
 PHASE_ORDER = ("default", "wide", "narrow", "seeds")
 #: The paper's names (Lucic et al. 2018), used in every table and legend.
 MODEL_LABELS = {
@@ -25,7 +25,8 @@ MODEL_LABELS = {
 }  # fmt: skip
 DATASET_LABELS = {
     "mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10",
-    "celeba": "CelebA", "polygons": "Polygons",
+    "celeba": "CelebA", "polygons": "Polygons", "ring": "Ring (8 Gaussians)",
+    "grid": "Grid (25 Gaussians)",
 }  # fmt: skip
 UNSCORED_RULE = (
     "A trial is scored when it has a value: a diverged trial keeps the best of the "

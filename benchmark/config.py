@@ -232,7 +232,9 @@ def validate(trial: TrialConfig) -> None:
     for metric in trial.metrics:
         _check(metric in METRIC_NAMES, "metrics", metric, f"a subset of {list(METRIC_NAMES)}")
         kind = "points" if dataset.is_points else "images"
-        allowed = POINT_METRICS if dataset.is_points else tuple(set(METRIC_NAMES) - {*POINT_METRICS})
+        allowed = (
+            POINT_METRICS if dataset.is_points else tuple(set(METRIC_NAMES) - {*POINT_METRICS})
+        )
         _check(
             metric in allowed,
             "metrics",
@@ -251,7 +253,9 @@ def validate(trial: TrialConfig) -> None:
 
 
 @functools.cache
-def _check_networks(generator: str, discriminator: str, shape: tuple[int, ...], dataset: str) -> None:
+def _check_networks(
+    generator: str, discriminator: str, shape: tuple[int, ...], dataset: str
+) -> None:
     """Build G and D on the meta device (no memory, no arithmetic): a network made for images
     refuses points and the other way round, before anything runs."""
     import torch

@@ -1,9 +1,10 @@
 """Datasets as tensors with train and test splits, loaded from a data root or generated.
 
 A dataset is one tensor per split, so the trainer can keep it on the device and sample
-batches by index: uint8 images (N, C, H, W), or float32 points (N, D) for the 2-D mixtures. Files are read from a data root (the argument, else the
-`GANBENCH_DATA` environment variable) holding the standard files, and are downloaded only when
-asked, so nothing needs a network at run time.
+batches by index: uint8 images (N, C, H, W), or float32 points (N, D) for the 2-D mixtures.
+Files are read from a data root (the argument, else the `GANBENCH_DATA` environment variable)
+holding the standard files, and are downloaded only when asked, so nothing needs a network at
+run time; the polygons and the mixtures are generated from a seed.
 """
 
 from __future__ import annotations

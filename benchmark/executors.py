@@ -247,7 +247,7 @@ def threads_per_worker(workers: int, cores: int | None = None, limit: str | None
 
 
 def _on_cpu(device: str | None) -> bool:
-    if device is not None:
+    if device not in (None, "auto"):
         return device == "cpu"
     import torch
 

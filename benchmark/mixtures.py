@@ -1,4 +1,4 @@
-"""The 2-D Gaussian mixtures of the mode-collapse literature (`ring`, `grid`), generated from a seed.
+"""The 2-D Gaussian mixtures of the mode-collapse literature (`ring`, `grid`), from a seed.
 
 The parameters are those of the authors' code (fjxmlzn/PacGAN `synthetic_data_experiments`
 `2DRing_GAN&PacGAN/config.py` and `2DGrid_GAN&PacGAN/config.py`; M-Elfeki/GDPP
@@ -61,9 +61,7 @@ RING = MIXTURES.register(
     "ring",
     Mixture(
         "ring",
-        tuple(
-            (math.cos(2 * math.pi * i / 8), math.sin(2 * math.pi * i / 8)) for i in range(8)
-        ),
+        tuple((math.cos(2 * math.pi * i / 8), math.sin(2 * math.pi * i / 8)) for i in range(8)),
         0.01,
     ),
 )

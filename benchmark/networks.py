@@ -398,9 +398,7 @@ class NetworkFamily:
 FAMILIES: Registry[NetworkFamily] = Registry("networks")
 FAMILIES.register("infogan", NetworkFamily("infogan", {"infogan": "infogan", "began": "began"}))
 FAMILIES.register("mlp", NetworkFamily("mlp", {"infogan": "mlp", "began": "mlp_began"}))
-FAMILIES.register(
-    "points", NetworkFamily("points", {"infogan": "points", "began": "points_began"})
-)
+FAMILIES.register("points", NetworkFamily("points", {"infogan": "points", "began": "points_began"}))
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -393,7 +393,10 @@ def load_spec(path: str | Path) -> SweepSpec:
     for kind in EXECUTORS:
         table = r.get(kind, {}, lambda v: isinstance(v, dict), f"a table [{kind}]")
         executor_options[kind] = EXECUTORS.get(kind).read_options(table, where)
-    device = r.get("device", None, lambda v: isinstance(v, str) and v, "a torch device, e.g. cuda")
+    device = r.get(
+        "device", None, lambda v: isinstance(v, str) and v, 'a torch device (cpu, cuda) or "auto"'
+    )
+    device = None if device == "auto" else device  # None: cuda when there is one, else cpu
     data_root = r.get("data_root", None, lambda v: isinstance(v, str) and v, "a directory")
     population = r.get("population", 1, is_population_size, POPULATION_SIZES)
     r.finish((*SPEC_KEYS, "plugins", "variants", *EXECUTORS.names(), *TRIAL_FIELDS))

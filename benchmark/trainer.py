@@ -73,9 +73,9 @@ def default_device() -> torch.device:
 
 
 def resolve_device(name: str | torch.device | None) -> torch.device:
-    """The torch device `name` (default: cuda if available), or ConfigError if this machine
-    cannot run on it; checked before anything is written."""
-    if name is None:
+    """The torch device `name` (None or "auto": cuda if available, else cpu), or ConfigError if
+    this machine cannot run on it; checked before anything is written."""
+    if name is None or name == "auto":
         return default_device()
     try:
         device = torch.device(name)

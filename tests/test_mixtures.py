@@ -70,7 +70,9 @@ def test_mixture_datasets_load_as_float_points_with_no_data_root():
 
 
 def _points_on(centres: np.ndarray, counts: list[int]) -> np.ndarray:
-    return np.concatenate([np.repeat(c[None], n, axis=0) for c, n in zip(centres, counts)])
+    return np.concatenate(
+        [np.repeat(c[None], n, axis=0) for c, n in zip(centres, counts, strict=True)]
+    )
 
 
 def test_a_perfect_sampler_covers_every_mode_with_the_chi_share_of_high_quality_points():
@@ -88,7 +90,11 @@ def test_one_blob_on_one_centre_has_one_mode_and_reverse_kl_log_k():
     for mixture in (RING, GRID):
         points = mixture.centre_array[3] + np.zeros((SAMPLES, 2))
         stats = mode_statistics(points, mixture.centre_array, mixture.sigma)
-        assert stats == {"modes": 1.0, "hq": 1.0, "reverse_kl": pytest.approx(math.log(mixture.modes))}
+        assert stats == {
+            "modes": 1.0,
+            "hq": 1.0,
+            "reverse_kl": pytest.approx(math.log(mixture.modes)),
+        }
 
 
 def test_half_the_modes_equally_gives_reverse_kl_log_two():
@@ -154,7 +160,9 @@ def test_mixture_metrics_score_a_generator_and_refuse_non_finite_points():
     points = _points_on(RING.centre_array, [SAMPLES // 8 + (i < SAMPLES % 8) for i in range(8)])
     z = torch.arange(SAMPLES, dtype=torch.float32)[:, None].expand(SAMPLES, 3)
     scores, returned = mixture_metrics(_Fixed(points), z, real, RING.centre_array, RING.sigma, 1000)
-    assert scores["modes"] == 8 and scores["hq"] == 1 and scores["reverse_kl"] < 2e-6  # 313 or 312 a mode
+    assert (
+        scores["modes"] == 8 and scores["hq"] == 1 and scores["reverse_kl"] < 2e-6
+    )  # 313 or 312 a mode
     assert scores["energy"] == pytest.approx(energy_distance(points, real[:SAMPLES].numpy()))
     np.testing.assert_array_equal(returned, points.astype(np.float32))
     points[5] = np.nan
@@ -169,7 +177,9 @@ def test_point_networks_shapes_and_orthogonal_init():
     assert g(torch.zeros(5, 64)).shape == (5, 2) and d(torch.zeros(5, 2)).shape == (5,)
     square = g.net[2].weight  # 128 x 128: orthogonal with gain 1.4
     torch.testing.assert_close(square @ square.T, 1.96 * torch.eye(128), atol=1e-4, rtol=0)
-    assert all(float(layer.bias.abs().max()) == 0 for layer in g.net if isinstance(layer, nn.Linear))
+    assert all(
+        float(layer.bias.abs().max()) == 0 for layer in g.net if isinstance(layer, nn.Linear)
+    )
 
 
 def test_points_and_images_refuse_each_others_networks_and_metrics():

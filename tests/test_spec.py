@@ -47,7 +47,12 @@ def test_phase_sets_the_space_and_fields_go_to_the_trial(tmp_path):
         ("colour = 1\n", "colour", "1", "a known key"),
         ("samples = 0\n", "samples", "0", "an integer in [1, 10,000]"),
         ('phase = "long"\n', "phase", "'long'", "one of ['default', 'wide', 'narrow', 'seeds']"),
-        ('space = "huge"\n', "space", "'huge'", "one of ['default', 'narrow', 'quick', 'wide']"),
+        (
+            'space = "huge"\n',
+            "space",
+            "'huge'",
+            "one of ['default', 'mixture', 'narrow', 'quick', 'wide']",
+        ),
         ("samples = 3\n", "samples", "3", '1 (space "default"'),
         ('lr = "fast"\n', "lr", "'fast'", "a number"),
         ("steps = 1.5\n", "steps", "1.5", "an integer"),
@@ -177,8 +182,8 @@ def test_description_and_networks(tmp_path):
     assert load_spec(write(tmp_path, "")).description == ""
 
 
-def test_quick_spec():
-    spec = load_spec(REPO / "runs" / "quick.toml")
+def test_polygons_quick_spec():
+    spec = load_spec(REPO / "runs" / "polygons-quick.toml")
     assert spec.datasets == ("polygons",) and spec.metric == "f1" and spec.direction == "max"
     assert spec.trial["metrics"] == ("polygon",)
     # It says what it is, and where the paper's protocol is.

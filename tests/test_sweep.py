@@ -15,7 +15,7 @@ from benchmark import trainer
 from benchmark.__main__ import main
 from benchmark.config import TrialConfig, resolve_trial
 from benchmark.datasets import DATASETS
-from benchmark.executors import claim
+from benchmark.executors import claim, populations
 from benchmark.io import read_json, write_json
 from benchmark.losses import LOSSES
 from benchmark.models import MODELS, PAPER_MODELS
@@ -149,9 +149,42 @@ def marker_counts(directory: Path) -> dict[str, tuple[int, int]]:
 
 
 def test_quick_spec_plan():
-    """runs/quick.toml, what `nox -s sweep` runs: the seven models, 3 settings of the quick
-    space each, one seed, 3,000 D steps of the MLP networks: 21 trials, 63,000 D steps."""
+    """runs/quick.toml, what `nox -s sweep` runs: the seven models on the grid, 12 settings of
+    the mixture space each, one seed, 6,000 D steps of batch 64 of the point networks, scored
+    by the mixture metrics and ranked by energy distance; 84 trials in populations of 6."""
     spec = load_spec(REPO / "runs" / "quick.toml")
+    assert (spec.space, spec.samples, spec.seeds, spec.networks) == ("mixture", 12, (0,), "points")
+    assert (spec.metric, spec.direction, spec.device, spec.population) == ("energy", "min", None, 6)
+    assert spec.datasets == ("grid",) and spec.executor_options["local"]["cpu_workers"] == 2
+    trials = plan(spec)
+    assert len(trials) == 84 and len({t.trial_id for t in trials}) == 84
+    assert sum(t.steps for t in trials) == 504_000
+    assert [t.model for t in trials[:7]] == list(spec.models)  # slowest first
+    for trial in trials:
+        assert (trial.sweep, trial.phase, trial.steps, trial.batch_size) == (
+            "quick",
+            "narrow",
+            6000,
+            64,
+        )
+        assert trial_schedule(trial).eval_steps == [6000]
+        ae = "points_began" if trial.model == "began" else "points"
+        assert (trial.generator, trial.discriminator) == ("points", ae)
+        assert (trial.beta1, trial.n_disc, trial.d_bn) == (0.5, 1, False)
+        assert 1e-4 <= trial.lr <= 10**-2.5 and trial.metrics == ("mixture",)
+        if trial.model in ("wgan_gp", "dragan"):
+            assert 0.1 <= trial.lam <= 10
+    counts = pd.Series([t.model for t in trials]).value_counts()
+    assert set(counts) == {12}
+    # Each model's 12 trials share their structure: two populations of 6.
+    assert sorted(len(p) for p in populations([(t, None) for t in trials], 6, "cpu")) == [6] * 14
+
+
+def test_polygons_quick_spec_plan():
+    """runs/polygons-quick.toml, the polygon demonstration: the seven models, 3 settings of
+    the quick space each, one seed, 3,000 D steps of the MLP networks: 21 trials, 63,000 D
+    steps."""
+    spec = load_spec(REPO / "runs" / "polygons-quick.toml")
     assert (spec.space, spec.samples, spec.seeds, spec.networks) == ("quick", 3, (0,), "mlp")
     assert spec.executor_options["local"]["cpu_workers"] == 2
     trials = plan(spec)
@@ -163,7 +196,7 @@ def test_quick_spec_plan():
     assert sum(t.steps for t in trials) == 63_000
     for trial in trials:
         assert trial.model in PAPER_MODELS and trial.sample in (0, 1, 2) and trial.seed == 0
-        assert (trial.sweep, trial.phase, trial.steps) == ("quick", "narrow", 3000)
+        assert (trial.sweep, trial.phase, trial.steps) == ("polygons-quick", "narrow", 3000)
         assert trial_schedule(trial).eval_steps == [3000]  # one evaluation, at the end
         ae = "mlp_began" if trial.model == "began" else "mlp"
         assert (trial.generator, trial.discriminator) == ("mlp", ae)

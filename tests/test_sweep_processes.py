@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -113,10 +114,11 @@ def test_two_sweeps_on_one_directory(plugin_dir, tmp_path):
 
 @pytest.mark.slow
 def test_quick_spec_end_to_end(tmp_path):
-    """runs/quick.toml as shipped, but 20 D steps per trial: results.csv with F1 per model."""
+    """runs/quick.toml as shipped, but 30 D steps per trial: results.csv with the mixture
+    metrics for 12 trials per model, trained in populations, and a report with the samples."""
     text = (REPO / "runs" / "quick.toml").read_text()
-    text = re.sub(r"^steps = \d+", "steps = 20", text, flags=re.M)
-    assert "\nsteps = 20 " in text
+    text = re.sub(r"^steps = \d+", "steps = 30", text, flags=re.M)
+    assert "\nsteps = 30 " in text
     spec = tmp_path / "quick.toml"
     spec.write_text(text)
     env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONPATH": str(REPO)}
@@ -127,14 +129,21 @@ def test_quick_spec_end_to_end(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     frame = pd.read_csv(tmp_path / "quick" / "results.csv")
     assert sorted(frame["model"]) == sorted(
-        ["mm", "ns", "ls", "wgan", "wgan_gp", "dragan", "began"] * 3
+        ["mm", "ns", "ls", "wgan", "wgan_gp", "dragan", "began"] * 12
     )
     assert set(frame["status"]) <= {"ok", "diverged"}
+    assert set(frame["population"]) == {6} and set(frame["mixture_n"]) == {2500}
     # Two workers share the cores (one thread each on 2 cores), at most $OMP_NUM_THREADS.
     assert set(frame["cpu_threads"]) == {threads_per_worker(2, limit="2")}
     ok = frame[frame["status"] == "ok"]
-    assert ok["f1"].between(0, 1).all() and (ok["f1"] == ok["f1_step_20"]).all()
-    assert "best f1" in result.stdout
+    assert ok["modes"].between(0, 25).all() and ok["hq"].between(0, 1).all()
+    assert (ok["energy"] > 0).all() and (ok["energy"] == ok["energy_step_30"]).all()
+    assert "best energy" in result.stdout
     record = json.loads((tmp_path / "quick" / "sweep.json").read_text())
-    assert record["description"].startswith("A reduced-scale demonstration")
-    assert (record["name"], record["spec"], record["trials"]) == ("quick", str(spec), 21)
+    assert record["description"].startswith("The 2-D mixture study")
+    assert (record["name"], record["spec"], record["trials"]) == ("quick", str(spec), 84)
+    report = (tmp_path / "quick" / "report" / "report.md").read_text()
+    assert "![samples_grid_narrow](samples_grid_narrow.png)" in report
+    for trial in ok["trial_id"]:
+        with np.load(tmp_path / "quick" / "trials" / trial / "samples.npz") as stored:
+            assert stored["points"].shape == (2500, 2) and stored["centres"].shape == (25, 2)

@@ -77,7 +77,10 @@ def mixture_metrics(
     device = next(generator.parameters()).device
     with torch.inference_mode():
         points = torch.cat(
-            [generator(z[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(z), batch_size)]
+            [
+                generator(z[i : i + batch_size].to(device)).float().cpu()
+                for i in range(0, len(z), batch_size)
+            ]
         ).numpy()
     if not np.isfinite(points).all():
         return dict.fromkeys(("modes", "hq", "reverse_kl", "energy"), math.nan), points
