@@ -12,10 +12,12 @@ trial is a population of one, so there is one training step.
 
 The step follows the reference code (benchmark/schedule.py, DESIGN.md): every step draws
 one real batch and one z and updates D; G is updated at steps 0, 1, 1 + n_disc, ... with
-the same z (a fresh one for WGAN-GP); a relativistic G loss also sees D on that step's real
-batch; a loss's end-of-step update (BEGAN's k) sees the updated networks. The dataset lives
-on the device as one uint8 tensor and batches are drawn by index. Losses are read back to
-the host only every LOG_EVERY steps, so the step itself never waits for the device.
+the same z, or a fresh one where the trial says so (`resample_z_for_g`: WGAN-GP, and the
+newer models as their sources do); a relativistic G loss also sees D on a real batch, the
+step's or a fresh one (`resample_real_for_g`); a loss's end-of-step update (BEGAN's k) sees
+the updated networks. The dataset lives on the device as one uint8 tensor and batches are
+drawn by index. Losses are read back to the host only every LOG_EVERY steps, so the step
+itself never waits for the device.
 """
 
 from __future__ import annotations
@@ -306,10 +308,10 @@ class GANTraining:
 
     def train_step(self) -> None:
         """One step of the reference loop for every member: a D update on one real batch and
-        one z; a G update on the schedule's steps (with the same z, or a fresh one where the
-        trial says so); then the loss's end-of-step state update (BEGAN's k), with the updated
-        networks. The members' losses are summed for one backward pass: the sum's gradient
-        with respect to member i's weights is member i's own gradient."""
+        one z; a G update on the schedule's steps (with the same z and real batch, or fresh
+        ones where the trial says so); then the loss's end-of-step state update (BEGAN's k),
+        with the updated networks. The members' losses are summed for one backward pass: the
+        sum's gradient with respect to member i's weights is member i's own gradient."""
         trial = self.trial
         if self.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()  # the previous step's outputs are done
@@ -323,8 +325,11 @@ class GANTraining:
             self.discriminator.clamp_(self.clip)
         self._track(d_loss, "d_loss")
         if is_g_step(self.step, trial.n_disc):
+            # What G sees is its model's choice (the preset's), drawn z first.
             if trial.resample_z_for_g:
                 z = self.sample_z()
+            if trial.resample_real_for_g:
+                real = self.real_batch()
             # D's parameters need no gradient in the G step; this saves its weight gradients.
             self.discriminator.requires_grad_(False)
             g_loss = self._g_step(z, real)
@@ -787,7 +792,9 @@ def _finish(member: _Member, device: torch.device, evaluator) -> dict[str, Any]:
         "diverged_at": member.diverged_at,
         "d_steps": member.d_steps,
         "g_steps": member.g_steps,
-        "images_seen": member.d_steps * trial.batch_size,
+        # Real images drawn: one batch per D step, and one per G step where G draws its own.
+        "images_seen": (member.d_steps + member.g_steps * trial.resample_real_for_g)
+        * trial.batch_size,
         "seconds": member.seconds,  # an equal share of its population's wall time
         "population": member.population,
         **_environment(device),
