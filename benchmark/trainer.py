@@ -716,6 +716,15 @@ def _train(
     def seconds() -> float:
         return (time.perf_counter() - started) / size
 
+    def diverge(i: int, at: int, error: str) -> None:
+        # Later checkpoints could only score worse (the reference gives a NaN generator FID
+        # 31337), so the member stops; the checkpoints evaluated so far still count.
+        member = members[i]
+        member.status, member.diverged_at, member.error = "diverged", at, error
+        member.d_steps, member.g_steps = training.step, training.g_steps
+        member.seconds = seconds()
+        active.remove(i)
+
     try:
         while training.step < schedule.steps and active:
             training.train_step()
@@ -725,15 +734,14 @@ def _train(
                 bar.update(step - bar.n)
                 finite = training.finite.tolist()
                 diverged_at = training.diverged_at.tolist()
-                for i in [i for i in active if not finite[i]]:
-                    # Later checkpoints could only score worse (the reference gives a NaN
-                    # generator FID 31337), so it stops; the ones evaluated so far still count.
-                    member = members[i]
-                    member.status, member.diverged_at = "diverged", diverged_at[i]
-                    member.error = f"non-finite loss at D step {diverged_at[i]}"
-                    member.d_steps, member.g_steps = step, training.g_steps
-                    member.seconds = seconds()
-                    active.remove(i)
+                # A G update with finite losses can still leave G non-finite; a checkpoint
+                # must not keep (or score) such a generator.
+                g_finite = training.generator.finite().tolist() if at_checkpoint else [True] * size
+                for i in list(active):
+                    if not finite[i]:
+                        diverge(i, diverged_at[i], f"non-finite loss at D step {diverged_at[i]}")
+                    elif not g_finite[i]:
+                        diverge(i, step, f"non-finite generator after D step {step}")
                 losses = training.losses()
                 for i in active:
                     members[i].history.append(
@@ -742,10 +750,16 @@ def _train(
                 if size == 1 and active:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in losses[0].items()}, refresh=False)
             if at_checkpoint and active:
-                for i in active:
+                for i in list(active):
                     member = members[i]
                     if evaluator is not None:
-                        scores = evaluator.evaluate(training.generator.member_module(i))
+                        from benchmark.evaluation import NonFiniteGenerator
+
+                        try:
+                            scores = evaluator.evaluate(training.generator.member_module(i))
+                        except NonFiniteGenerator:  # never scored: it diverged here
+                            diverge(i, step, f"non-finite generator output at D step {step}")
+                            continue
                         member.evaluations.append({"d_steps": step, **scores})
                     state = {
                         "training": training.member_state(i),

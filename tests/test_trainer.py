@@ -15,6 +15,7 @@ from torch.nn.functional import softplus
 from benchmark import trainer
 from benchmark.config import resolve_trial
 from benchmark.datasets import DATASETS, DatasetSpec, ImageData
+from benchmark.evaluation import NonFiniteGenerator
 from benchmark.losses import LOSSES, Loss
 from benchmark.registry import ConfigError
 from benchmark.trainer import GANTraining, TrialMismatch, run_trial
@@ -312,6 +313,70 @@ def test_diverged_trial_keeps_its_checkpoints_evaluated_before(tmp_path, monkeyp
     assert result["fid_min"] == 20.0  # the better of the two
     assert result["fid_final"] is None and result["kid"] is None
     assert result["d_steps"] == 19  # noticed at the next checkpoint, which is not evaluated
+
+
+class _ScoresFiniteGenerators(_PlannedScores):
+    """As the Evaluator does: a generator whose output is non-finite raises, never scores.
+    Records whether each generator it was handed outputs finite images."""
+
+    def __init__(self, fids):
+        super().__init__(fids)
+        self.handed: list[bool] = []
+
+    def evaluate(self, generator):
+        was_training = generator.training
+        generator.eval()  # the evaluator samples in eval mode
+        with torch.no_grad():
+            images = generator(torch.ones(4, 64))
+        generator.train(was_training)
+        self.handed.append(bool(torch.isfinite(images).all()))
+        if not self.handed[-1]:
+            raise NonFiniteGenerator("the generator's output holds non-finite values")
+        return super().evaluate(generator)
+
+
+def _poison_generator_after(step: int, monkeypatch, weights: bool = True) -> None:
+    """After the D step that brings the count to `step` (an evaluation step here), member 0's
+    G holds NaN weights, or (weights=False) finite weights and statistics whose eval-mode
+    output is NaN (a negative running variance), while every loss of the step was finite."""
+    train_step = GANTraining.train_step
+
+    def poisoned(self):
+        train_step(self)
+        if self.step == step:
+            with torch.no_grad():
+                if weights:
+                    self.generator.blocks(self.generator.flat)[0][0] = math.nan  # first layer
+                else:
+                    variances = [b for n, b in self.generator.buffers.items() if "running_var" in n]
+                    variances[0][0] = -1.0
+        assert bool(torch.isfinite(self.last["g_loss"]).all())
+
+    monkeypatch.setattr(GANTraining, "train_step", poisoned)
+
+
+@pytest.mark.parametrize("weights", [True, False])
+def test_a_generator_made_non_finite_on_an_evaluation_step_is_never_scored(
+    tmp_path, monkeypatch, weights
+):
+    """Its losses were finite, yet G is broken at the checkpoint of step 13: it is recorded
+    diverged there, keeps the checkpoint of step 7, and its images are never scored."""
+    evaluator = _ScoresFiniteGenerators([30.0, 20.0, 10.0, 5.0])
+    monkeypatch.setattr(trainer, "_make_evaluator", lambda *args: evaluator)
+    _poison_generator_after(13, monkeypatch, weights)
+    result = run_trial(tiny(steps=20), tmp_path, progress=False)
+    assert (result["status"], result["diverged_at"], result["d_steps"]) == ("diverged", 13, 13)
+    # NaN weights are caught before evaluation; finite weights with a NaN output by the
+    # evaluator, which refuses to score it.
+    assert result["error"] == (
+        "non-finite generator after D step 13"
+        if weights
+        else "non-finite generator output at D step 13"
+    )
+    assert evaluator.handed == ([True] if weights else [True, False])
+    assert [c["d_steps"] for c in result["checkpoints"]] == [7]
+    assert result["fid_min"] == 30.0 and result["fid_final"] is None
+    assert not (tmp_path / "generator.pt").exists()
 
 
 def test_failure_during_training_is_recorded(tmp_path, monkeypatch):
