@@ -7,8 +7,10 @@ is; one with a checkpoint resumes from it and ends with the same weights as an
 uninterrupted run (a checkpoint carries its sha256; a damaged one restarts the trial from
 step 0, and says so); one whose stored trial.json differs from the planned config is
 refused. Trials that share their structure (`population_key`) train as one population
-(`GANTraining`, benchmark/stacked.py), each member exactly the trial it is alone; a single
-trial is a population of one, so there is one training step.
+(`GANTraining`, benchmark/stacked.py), each member the trial it is alone: the same draws in
+the same order, the same arithmetic up to the rounding of batched kernels (which Adam's first
+step amplifies in float32; README, "Populations"); a single trial is a population of one, so
+there is one training step.
 
 The step follows the reference code (benchmark/schedule.py, DESIGN.md): every step draws
 one real batch and one z and updates D; G is updated at steps 0, 1, 1 + n_disc, ... with
