@@ -94,6 +94,8 @@ class EagerBaseline:
         if is_g_step(self.step, trial.n_disc):
             if trial.resample_z_for_g:
                 z = self.latent.sample(trial.batch_size, trial.z_dim, self.rng, self.device)
+            if trial.resample_real_for_g:
+                real = self.real_batch()
             fake_out = self.d(self.g(z))
             if self.loss.g_needs_real:
                 g_loss = self.loss.g(fake_out, self.loss_state, self.d(real))

@@ -42,6 +42,8 @@ FIELD_HELP = {
     "steps": "training length in D steps, for short runs (one D step = one real batch)",
     "eval_every_epochs": "reference epochs between evaluated checkpoints (and the last step)",
     "resample_z_for_g": "a fresh z for the G update instead of the D update's (WGAN-GP)",
+    "resample_real_for_g": "a fresh real batch for a relativistic G update instead of the D "
+    "update's",
     "seed": "random seed of init, batches and z",
     "metrics": "metrics at each checkpoint, comma-separated: fid, kid, ipr, polygon",
     "fid_n_real": "test images in the FID reference statistics",

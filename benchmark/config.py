@@ -52,9 +52,12 @@ class TrialConfig:
     lambda_k: float | None = None
     gamma: float | None = None
     bn_momentum: float = 0.001
-    # Whether the G update draws a fresh z (the reference: only WGAN-GP) or reuses the z of
-    # that step's D update (every other model).
+    # What the G update sees, as its model's source does: a fresh z or the z of that step's D
+    # update (the reference: fresh only for WGAN-GP), and for a loss whose G update needs a real
+    # batch (the relativistic ones) a fresh real batch or the D update's. Fresh draws come z
+    # first, then the real batch.
     resample_z_for_g: bool = False
+    resample_real_for_g: bool = False
     # The practitioners' tricks (Radford et al. 2015; the "GAN hacks" list), all off by default:
     # D's real target 1 - label_smoothing (one-sided), a share label_flip of D's targets
     # swapped, and the latent z ~ `latent` (benchmark/latents.py). Smoothing and flipping
@@ -112,6 +115,11 @@ class TrialConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
+        # Fields added after results were recorded are left out at their default, so that
+        # every earlier trial keeps its id (and its stored trial.json still matches).
+        for name, default in OMITTED_AT_DEFAULT.items():
+            if data[name] == default:
+                del data[name]
         data["metrics"] = list(self.metrics)
         data["plugins"] = list(self.plugins)
         return data
@@ -128,6 +136,9 @@ class TrialConfig:
                 data[name] = tuple(data[name])
         load_plugins(data.get("plugins", ()))
         return cls(**data)
+
+
+OMITTED_AT_DEFAULT = {"resample_real_for_g": False}
 
 
 def _check(ok: bool, name: str, value: object, allowed: str) -> None:
@@ -225,6 +236,12 @@ def validate(trial: TrialConfig) -> None:
         "lam",
         trial.lam,
         f"a number >= 0 (penalty {trial.penalty!r} needs it)",
+    )
+    _check(
+        not trial.resample_real_for_g or LOSSES.get(trial.loss).g_needs_real,
+        "resample_real_for_g",
+        trial.resample_real_for_g,
+        f"false: loss {trial.loss!r} uses no real batch in its G update",
     )
     for name in LOSSES.get(trial.loss).needs:
         value = getattr(trial, name)

@@ -3,14 +3,18 @@
 A preset is data, not code: wgan_gp is the wgan loss plus the gp penalty (and a fresh z
 for the G update), dragan is the ns loss plus the dragan penalty. The defaults are the
 reference study's (DESIGN.md, "Defaults"); they are sample #0 of every hyperparameter search.
-A newer model's defaults are its source's, on the study's networks, Adam (beta2 0.999) and
-z ~ U[-1, 1] (the `latent` option changes that for any model).
+A newer model's defaults are every number and choice its authors' code fixes (each preset
+names the file and line it follows): the G update's draws, the penalty's strength on this
+project's [0, 1] pixel scale, Adam's betas, D's normalisation, the batch size and p(z). The
+networks (InfoGAN), the D-step budget, the evaluation and constant hyperparameters are the
+study's for every model (README, "Models and options").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from benchmark.penalties import lam_from_source
 from benchmark.registry import Registry
 
 
@@ -28,9 +32,15 @@ class ModelPreset:
     lam: float | None = None
     lambda_k: float | None = None
     gamma: float | None = None
+    beta2: float = 0.999
+    batch_size: int = 64
+    spectral_norm: bool = False
+    latent: str = "uniform"
     # The G update's z: a fresh draw, or the z of that step's D update (the reference's
-    # `resample_before_generator`, true only for WGAN-GP).
+    # `resample_before_generator`, true only for WGAN-GP); and, for a loss whose G update
+    # needs a real batch, a fresh one or the D update's.
     resample_z_for_g: bool = False
+    resample_real_for_g: bool = False
 
 
 MODELS: Registry[ModelPreset] = Registry("model")
@@ -75,23 +85,72 @@ MODELS.register(
 # available to any model through the `spectral_norm` option.
 MODELS.register("hinge", ModelPreset(loss="hinge", lr=2e-4, beta1=0.5, n_disc=1, d_bn=True))
 
-# Relativistic losses (Jolicoeur-Martineau 2018) at the author's "DCGAN setup" for CIFAR-10
-# (AlexiaJM/RelativisticGAN code/stable.sh: lr 2e-4, betas (0.5, 0.999), one D step per G
-# step; its DCGAN D has batch norm).
-MODELS.register("rsgan", ModelPreset(loss="rsgan", lr=2e-4, beta1=0.5, n_disc=1, d_bn=True))
-MODELS.register("ragan", ModelPreset(loss="ragan", lr=2e-4, beta1=0.5, n_disc=1, d_bn=True))
+# Relativistic losses (Jolicoeur-Martineau 2018) at the author's "DCGAN setup" for CIFAR-10,
+# AlexiaJM/RelativisticGAN code/stable.sh:13 (RSGAN, --loss_D 5) and :15 (RaSGAN, --loss_D 6):
+# lr 2e-4, batch 32, one D step per G step, Adam betas (0.5, 0.999), --spectral True, which
+# puts spectral norm on D and removes its batch norm (code/GAN_losses_iter.py:45, :241-258).
+# z ~ N(0, I) (GAN_losses_iter.py:630, :674); the G update draws a fresh z (:674) and a fresh
+# real batch (:679) for its relativistic loss (:695-702).
+RELATIVISTIC = dict(
+    lr=2e-4,
+    beta1=0.5,
+    beta2=0.999,
+    n_disc=1,
+    d_bn=False,
+    spectral_norm=True,
+    batch_size=32,
+    latent="normal",
+    resample_z_for_g=True,
+    resample_real_for_g=True,
+)
+MODELS.register("rsgan", ModelPreset(loss="rsgan", **RELATIVISTIC))
+MODELS.register("ragan", ModelPreset(loss="ragan", **RELATIVISTIC))
+
+
 # The relativistic pairing loss with R1 and R2 (Huang et al. 2024): the base values of the
-# schedules of their CIFAR-10 preset (brownvc/R3GAN train.py: lr 2e-4, betas (0, 0.9),
-# gamma 0.05; their D has no normalisation).
+# schedules of their CIFAR-10 preset, brownvc/R3GAN train.py:194 (lr 2e-4), :195 (gamma 0.05),
+# :196 (beta2 0.9), with beta1 0 (train.py:159-160, training/training_loop.py:331); one D and
+# one G update per iteration on z ~ N(0, I) with a fresh z and real batch for G
+# (training_loop.py:287-291); no normalisation in D (R3GAN/Networks.py). The penalty is
+# (gamma / 2)(R1 + R2) on [-1, 1] images (R3GAN/Trainer.py:41, training_loop.py:298).
+# The batch is a required option of train.py (their README runs CIFAR-10 at 512 on 8 GPUs):
+# the study's 64 here.
 MODELS.register(
     "rpgan",
-    ModelPreset(loss="rsgan", penalty="r1r2", lr=2e-4, beta1=0.0, n_disc=1, d_bn=False, lam=0.05),
+    ModelPreset(
+        loss="rsgan",
+        penalty="r1r2",
+        lr=2e-4,
+        beta1=0.0,
+        beta2=0.9,
+        n_disc=1,
+        d_bn=False,
+        lam=lam_from_source(0.05, scale=0.5),  # 0.0125
+        latent="normal",
+        resample_z_for_g=True,
+        resample_real_for_g=True,
+    ),
 )
-# NS with R1 (Mescheder et al. 2018): gamma 10 as in their experiments, lr 1e-4, one D step
-# (LMescheder/GAN_stability configs/default.yaml; RMSprop there, Adam with beta1 0 here).
+# NS with R1 (Mescheder et al. 2018), LMescheder/GAN_stability configs/default.yaml:20-23
+# (standard loss, R1 on real data, reg_param 10, batch 64), :35-37 (RMSprop, lr 1e-4) and :40
+# (one D step); RMSprop(alpha 0.99) there (gan_training/config.py:105-106), its `adam` option
+# betas (0, 0.99) (config.py:108): Adam (0, 0.99) here. The penalty is reg_param E||grad||^2
+# on [-1, 1] images (gan_training/train.py:53, :123-132; inputs.py:13). z ~ N(0, I)
+# (default.yaml:16); the G update draws a fresh z (train.py:191); no normalisation in D.
 MODELS.register(
     "ns_r1",
-    ModelPreset(loss="ns", penalty="r1", lr=1e-4, beta1=0.0, n_disc=1, d_bn=False, lam=10.0),
+    ModelPreset(
+        loss="ns",
+        penalty="r1",
+        lr=1e-4,
+        beta1=0.0,
+        beta2=0.99,
+        n_disc=1,
+        d_bn=False,
+        lam=lam_from_source(10.0, scale=1.0),  # 5.0
+        latent="normal",
+        resample_z_for_g=True,
+    ),
 )
 
 PAPER_MODELS = ("mm", "ns", "ls", "wgan", "wgan_gp", "dragan", "began")

@@ -13,15 +13,15 @@ gradient of s finite where the gradient norm is zero.
   dragan: x_p = x + 0.5 std(x) U[0,1) (one scalar std per batch, ddof 0; uniform noise per
           pixel),
           x~ = x + a (x_p - x); E (s - 1)^2 for the gradient of D = sigmoid(logit).
-Beyond the paper, the zero-centred penalties on the logit l, written as the papers write them
-so that lam is their gamma:
+Beyond the paper, the zero-centred penalties on the logit l, written as the papers write them,
+1/2 E ||grad||^2 per term, on this project's images in [0, 1]:
   r1:     1/2 E ||grad_x l(x)||^2 on the real batch (Mescheder et al. 2018, "Which training
-          methods for GANs do actually converge?", R1 = gamma/2 E ||grad D||^2; their code,
-          LMescheder/GAN_stability gan_training/train.py, adds reg_param E ||grad||^2
-          without the 1/2: its reg_param 10 is gamma = 20 here).
+          methods for GANs do actually converge?", R1 = gamma/2 E ||grad D||^2).
   r1r2:   1/2 E ||grad_x l(x)||^2 + 1/2 E ||grad_x l(x^)||^2, R1 on the real and R2 on the
-          generated batch (Huang et al. 2024, "The GAN is dead; long live the GAN!": their
-          code's discriminator loss adds (gamma / 2) (R1 + R2)).
+          generated batch (Huang et al. 2024, "The GAN is dead; long live the GAN!").
+Their codes feed D images in [-1, 1]; the same function seen on [0, 1] images has twice the
+input gradient, four times its square, so the papers' gamma is not our lam: `lam_from_source`
+converts (GAN_stability's reg_param 10 is lam 5 here, R3GAN's gamma 0.05 is lam 0.0125).
 """
 
 from __future__ import annotations
@@ -103,3 +103,13 @@ def r1_penalty(d: Outputs, real: Tensor, fake: Tensor, uniform: Uniform) -> Tens
 @PENALTIES.register("r1r2")
 def r1_r2_penalty(d: Outputs, real: Tensor, fake: Tensor, uniform: Uniform) -> Tensor:
     return 0.5 * (squared_gradient_norm(d, real) + squared_gradient_norm(d, fake))
+
+
+def lam_from_source(gamma: float, scale: float) -> float:
+    """Our `lam` for a zero-centred penalty that a source adds as `scale * gamma * E||grad||^2`
+    on images in [-1, 1]: LMescheder/GAN_stability gan_training/train.py:53 adds
+    reg_param E||grad||^2 (scale 1), brownvc/R3GAN R3GAN/Trainer.py:41 (gamma / 2)(R1 + R2)
+    (scale 1/2). Ours adds lam / 2 E||grad||^2 on x01 = (x + 1) / 2, where the same D has
+    gradient 2 grad: lam / 2 * 4 = 2 lam per unit of the source's E||grad||^2, so
+    lam = scale * gamma / 2."""
+    return scale * gamma / 2

@@ -100,6 +100,17 @@ class StackedNetwork:
     def requires_grad_(self, flag: bool) -> None:
         self.flat.requires_grad_(flag)
 
+    def finite(self) -> Tensor:
+        """(M,) bool: whether all of member i's weights and floating-point buffers (batch
+        norm's running statistics, which eval mode uses) are finite."""
+        with torch.no_grad():
+            blocks = self.blocks(self.flat)
+            ok = torch.stack([torch.isfinite(b).all(dim=1) for b in blocks]).all(dim=0)
+            for buffer in self.buffers.values():
+                if buffer.is_floating_point():
+                    ok &= torch.isfinite(buffer.reshape(self.members, -1)).all(dim=1)
+        return ok
+
     def member_state(self, i: int) -> dict[str, Tensor]:
         """Member i's weights and buffers as the prototype's state_dict (detached copies)."""
         params = self._params()

@@ -7,15 +7,19 @@ is; one with a checkpoint resumes from it and ends with the same weights as an
 uninterrupted run (a checkpoint carries its sha256; a damaged one restarts the trial from
 step 0, and says so); one whose stored trial.json differs from the planned config is
 refused. Trials that share their structure (`population_key`) train as one population
-(`GANTraining`, benchmark/stacked.py), each member exactly the trial it is alone; a single
-trial is a population of one, so there is one training step.
+(`GANTraining`, benchmark/stacked.py), each member the trial it is alone: the same draws in
+the same order, the same arithmetic up to the rounding of batched kernels (which Adam's first
+step amplifies in float32; README, "Populations"); a single trial is a population of one, so
+there is one training step.
 
 The step follows the reference code (benchmark/schedule.py, DESIGN.md): every step draws
 one real batch and one z and updates D; G is updated at steps 0, 1, 1 + n_disc, ... with
-the same z (a fresh one for WGAN-GP); a relativistic G loss also sees D on that step's real
-batch; a loss's end-of-step update (BEGAN's k) sees the updated networks. The dataset lives
-on the device as one uint8 tensor and batches are drawn by index. Losses are read back to
-the host only every LOG_EVERY steps, so the step itself never waits for the device.
+the same z, or a fresh one where the trial says so (`resample_z_for_g`: WGAN-GP, and the
+newer models as their sources do); a relativistic G loss also sees D on a real batch, the
+step's or a fresh one (`resample_real_for_g`); a loss's end-of-step update (BEGAN's k) sees
+the updated networks. The dataset lives on the device as one uint8 tensor and batches are
+drawn by index. Losses are read back to the host only every LOG_EVERY steps, so the step
+itself never waits for the device.
 """
 
 from __future__ import annotations
@@ -309,10 +313,10 @@ class GANTraining:
 
     def train_step(self) -> None:
         """One step of the reference loop for every member: a D update on one real batch and
-        one z; a G update on the schedule's steps (with the same z, or a fresh one where the
-        trial says so); then the loss's end-of-step state update (BEGAN's k), with the updated
-        networks. The members' losses are summed for one backward pass: the sum's gradient
-        with respect to member i's weights is member i's own gradient."""
+        one z; a G update on the schedule's steps (with the same z and real batch, or fresh
+        ones where the trial says so); then the loss's end-of-step state update (BEGAN's k),
+        with the updated networks. The members' losses are summed for one backward pass: the
+        sum's gradient with respect to member i's weights is member i's own gradient."""
         trial = self.trial
         if self.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()  # the previous step's outputs are done
@@ -326,8 +330,11 @@ class GANTraining:
             self.discriminator.clamp_(self.clip)
         self._track(d_loss, "d_loss")
         if is_g_step(self.step, trial.n_disc):
+            # What G sees is its model's choice (the preset's), drawn z first.
             if trial.resample_z_for_g:
                 z = self.sample_z()
+            if trial.resample_real_for_g:
+                real = self.real_batch()
             # D's parameters need no gradient in the G step; this saves its weight gradients.
             self.discriminator.requires_grad_(False)
             g_loss = self._g_step(z, real)
@@ -745,6 +752,15 @@ def _train(
     def seconds() -> float:
         return (time.perf_counter() - started) / size
 
+    def diverge(i: int, at: int, error: str) -> None:
+        # Later checkpoints could only score worse (the reference gives a NaN generator FID
+        # 31337), so the member stops; the checkpoints evaluated so far still count.
+        member = members[i]
+        member.status, member.diverged_at, member.error = "diverged", at, error
+        member.d_steps, member.g_steps = training.step, training.g_steps
+        member.seconds = seconds()
+        active.remove(i)
+
     try:
         while training.step < schedule.steps and active:
             training.train_step()
@@ -754,15 +770,14 @@ def _train(
                 bar.update(step - bar.n)
                 finite = training.finite.tolist()
                 diverged_at = training.diverged_at.tolist()
-                for i in [i for i in active if not finite[i]]:
-                    # Later checkpoints could only score worse (the reference gives a NaN
-                    # generator FID 31337), so it stops; the ones evaluated so far still count.
-                    member = members[i]
-                    member.status, member.diverged_at = "diverged", diverged_at[i]
-                    member.error = f"non-finite loss at D step {diverged_at[i]}"
-                    member.d_steps, member.g_steps = step, training.g_steps
-                    member.seconds = seconds()
-                    active.remove(i)
+                # A G update with finite losses can still leave G non-finite; a checkpoint
+                # must not keep (or score) such a generator.
+                g_finite = training.generator.finite().tolist() if at_checkpoint else [True] * size
+                for i in list(active):
+                    if not finite[i]:
+                        diverge(i, diverged_at[i], f"non-finite loss at D step {diverged_at[i]}")
+                    elif not g_finite[i]:
+                        diverge(i, step, f"non-finite generator after D step {step}")
                 losses = training.losses()
                 for i in active:
                     members[i].history.append(
@@ -771,10 +786,16 @@ def _train(
                 if size == 1 and active:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in losses[0].items()}, refresh=False)
             if at_checkpoint and active:
-                for i in active:
+                for i in list(active):
                     member = members[i]
                     if evaluator is not None:
-                        scores = evaluator.evaluate(training.generator.member_module(i))
+                        from benchmark.evaluation import NonFiniteGenerator
+
+                        try:
+                            scores = evaluator.evaluate(training.generator.member_module(i))
+                        except NonFiniteGenerator:  # never scored: it diverged here
+                            diverge(i, step, f"non-finite generator output at D step {step}")
+                            continue
                         member.evaluations.append({"d_steps": step, **scores})
                     state = {
                         "training": training.member_state(i),
@@ -821,7 +842,9 @@ def _finish(member: _Member, device: torch.device, evaluator) -> dict[str, Any]:
         "diverged_at": member.diverged_at,
         "d_steps": member.d_steps,
         "g_steps": member.g_steps,
-        "images_seen": member.d_steps * trial.batch_size,
+        # Real images drawn: one batch per D step, and one per G step where G draws its own.
+        "images_seen": (member.d_steps + member.g_steps * trial.resample_real_for_g)
+        * trial.batch_size,
         "seconds": member.seconds,  # an equal share of its population's wall time
         "population": member.population,
         **_environment(device),

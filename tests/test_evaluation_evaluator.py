@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from benchmark.evaluation import Evaluator, build_extractor, extract_features, fixed_z
+from benchmark.evaluation import (
+    Evaluator,
+    NonFiniteGenerator,
+    PolygonSettings,
+    build_extractor,
+    extract_features,
+    fixed_z,
+)
 from benchmark.evaluation.cli import add_arguments, load_images, run
 from benchmark.evaluation.metrics import (
     frechet_distance,
@@ -100,6 +108,52 @@ def test_same_z_every_call_eval_mode_and_mode_restored(test_images) -> None:
     generator.eval()
     evaluator.evaluate(generator)
     assert not generator.training
+
+
+class NaNOnCall(SpyGenerator):
+    """Finite weights; its output on call number `bad` (0-based) holds one NaN pixel."""
+
+    def __init__(self, bad: int) -> None:
+        super().__init__()
+        self.bad = bad
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        images = super().forward(z)
+        if len(self.seen) - 1 == self.bad:
+            images = images.clone()
+            images[0, 0, 3, 5] = math.nan
+        return images
+
+
+class _Recording:
+    """An extractor that records the images it is given."""
+
+    def __init__(self, extractor, seen: list[torch.Tensor]) -> None:
+        self.extractor, self.seen = extractor, seen
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        self.seen.append(images)
+        return self.extractor(images)
+
+    def __getattr__(self, name: str):
+        return getattr(self.extractor, name)
+
+
+@pytest.mark.parametrize("metrics", [["fid", "kid"], ["polygon"]])
+def test_a_generator_with_non_finite_output_is_never_scored(test_images, metrics) -> None:
+    """Its NaN images never reach a metric (cast to uint8 they are undefined values that make
+    a finite score): the evaluator raises instead, and restores G's mode."""
+    evaluator = make(test_images, metrics=metrics, polygon=PolygonSettings(n_precision=40))
+    evaluator.prepare()  # the real statistics: the extractor's only calls so far
+    extracted: list[torch.Tensor] = []
+    if evaluator.needs_features:
+        evaluator._extractor = _Recording(evaluator.extractor, extracted)
+    generator = NaNOnCall(bad=1).train()  # batches of 16: the second one is bad
+    with pytest.raises(NonFiniteGenerator, match="non-finite values"):
+        evaluator.evaluate(generator)
+    assert len(generator.seen) == 2 and generator.training
+    assert len(extracted) == (1 if evaluator.needs_features else 0)  # only the first batch
+    assert evaluator.evaluate(NaNOnCall(bad=-1))  # the same generator without NaN scores
 
 
 def test_real_statistics_are_cached_across_evaluators(test_images) -> None:

@@ -196,3 +196,25 @@ def test_points_and_images_refuse_each_others_networks_and_metrics():
 def test_every_registered_mixture_is_a_dataset():
     for name in MIXTURES:
         assert load_dataset(name).is_points
+
+
+def test_the_evaluator_scores_points_and_never_a_non_finite_generator():
+    from benchmark.evaluation import Evaluator, NonFiniteGenerator
+
+    real = torch.from_numpy(generate(RING)["test"])
+    evaluator = Evaluator(dataset="ring", test_images=real, metrics=("mixture",), z_dim=3)
+    assert evaluator.z.shape == (SAMPLES, 3) and evaluator.record()["mixture_n"] == SAMPLES
+    blob = np.repeat(RING.centre_array[:1], SAMPLES, axis=0)
+
+    class Blob(_Fixed):
+        def forward(self, z):
+            return self.points[: len(z)] + 0 * self.anchor
+
+    scores = evaluator.evaluate(Blob(blob))
+    assert (scores["modes"], scores["hq"]) == (1.0, 1.0)
+    assert scores["reverse_kl"] == pytest.approx(math.log(8))
+    blob[7] = np.inf
+    with pytest.raises(NonFiniteGenerator):
+        evaluator.evaluate(Blob(blob))
+    with pytest.raises(ValueError, match="float32 test points"):
+        Evaluator(dataset="ring", test_images=real.to(torch.uint8), metrics=("mixture",))

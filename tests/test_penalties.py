@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.penalties import PENALTIES, dragan_points
+from benchmark.penalties import PENALTIES, dragan_points, lam_from_source
 from benchmark.stacked import single_stream_uniform
 
 
@@ -183,3 +183,50 @@ def test_a_population_penalty_is_each_members_own(name):
         assert float(values[i]) == pytest.approx(float(value), rel=1e-12)
         torch.testing.assert_close(stacked.grad[i], d.w.grad, rtol=1e-12, atol=1e-15)
     assert abs(float(values[0] - values[1])) > 1e-3  # different members, different terms
+
+
+# ---- the sources' gamma on their [-1, 1] images, as lam on ours ------------------------------
+
+
+def _source_grad2(d, x: torch.Tensor) -> torch.Tensor:
+    """||grad_x d(x)||^2 per sample, the sources' own code: GAN_stability compute_grad2
+    (gan_training/train.py:123-132), R3GAN ZeroCenteredGradientPenalty (R3GAN/Trainer.py:10-12)."""
+    x = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(d(x).sum(), x, create_graph=True)
+    return grad.square().flatten(1).sum(dim=1)
+
+
+def test_lam_from_source_gives_the_sources_penalty_on_our_pixel_scale():
+    """D is one function of the image: l(x) on the sources' x in [-1, 1], so on our y in [0, 1]
+    it is l(2y - 1). Its penalty here, with the converted lam, equals the source's."""
+    torch.manual_seed(0)
+    source_d = QuadraticD([0.3, -0.7, 0.2, 0.5])  # l(x) = 1/2 ||x||^2 + w . x
+    ours_d = lambda y: source_d(2 * y - 1)  # noqa: E731  the same D on [0, 1] images
+    real01 = torch.rand(6, 4, dtype=torch.float64)
+    fake01 = torch.rand(6, 4, dtype=torch.float64)
+    real11, fake11 = 2 * real01 - 1, 2 * fake01 - 1
+
+    # GAN_stability: reg_param * E ||grad||^2 on the real batch (gan_training/train.py:53).
+    reg_param = 10.0
+    lam = lam_from_source(reg_param, scale=1.0)
+    assert lam == 5.0
+    source = reg_param * _source_grad2(source_d, real11).mean()
+    by_hand = reg_param * (real11 + source_d.w).square().sum(dim=1).mean()  # grad = x + w
+    ours = lam * alone("r1", ours_d, real01, fake01, rng())
+    torch.testing.assert_close(source, by_hand)
+    torch.testing.assert_close(ours, source, rtol=1e-12, atol=0)
+    # The unconverted value is twice the source's: the square of a gradient twice as large.
+    torch.testing.assert_close(reg_param * alone("r1", ours_d, real01, fake01, rng()), 2 * source)
+
+    # R3GAN: mean over samples of (gamma / 2)(R1 + R2) (R3GAN/Trainer.py:35-42).
+    gamma = 0.05
+    lam = lam_from_source(gamma, scale=0.5)
+    assert lam == 0.0125
+    r1, r2 = _source_grad2(source_d, real11), _source_grad2(source_d, fake11)
+    source = (gamma / 2 * (r1 + r2)).mean()
+    ours = lam * alone("r1r2", ours_d, real01, fake01, rng())
+    torch.testing.assert_close(ours, source, rtol=1e-12, atol=0)
+    # And the gradient D's weights get from it, which is what training sees.
+    (source_grad,) = torch.autograd.grad(source, source_d.w)
+    (ours_grad,) = torch.autograd.grad(ours, source_d.w)
+    torch.testing.assert_close(ours_grad, source_grad, rtol=1e-12, atol=0)

@@ -24,6 +24,9 @@ PER_MODEL = {
     "wgan_gp": ({"lam": 10.0}, {"lam": 0.1}),
     "dragan": ({"lam": 10.0}, {"lam": 1.0}),
     "began": ({"gamma": 0.5, "lambda_k": 1e-3}, {"gamma": 0.9, "lambda_k": 1e-2}),
+    # Fresh z and real batch for G from each member's own stream, R1 + R2 (and R1 alone).
+    "rpgan": ({"lam": 0.0125, "beta2": 0.9}, {"lam": 1.0, "beta2": 0.99}),
+    "ns_r1": ({"lam": 5.0}, {"lam": 0.1}),
 }
 STEPS = 20
 # The bar for "the same trial", after 20 steps in float64: a member's weights, its networks'

@@ -112,11 +112,11 @@ def test_new_models_sample_zero_and_their_lam_ranges():
     assert sample_hyperparameters("wide", "rpgan", "mnist", 0) == {
         "beta1": 0.0,
         "d_bn": False,
-        "lam": 0.05,
+        "lam": 0.0125,
         "lr": 2e-4,
         "n_disc": 1,
     }
-    assert sample_hyperparameters("wide", "ns_r1", "mnist", 0)["lam"] == 10.0
+    assert sample_hyperparameters("wide", "ns_r1", "mnist", 0)["lam"] == 5.0
     assert set(sample_hyperparameters("wide", "ragan", "mnist", 3)) == APPLIES["ns"]
     for model in ("rpgan", "ns_r1"):
         wide = SPACES.get("wide").ranges_for(MODELS.get(model))

@@ -327,9 +327,9 @@ def test_the_modern_losses_specs():
     assert (defaults["rpgan"].loss, defaults["rpgan"].penalty, defaults["rpgan"].lam) == (
         "rsgan",
         "r1r2",
-        0.05,
+        0.0125,
     )
-    assert (defaults["ns_r1"].penalty, defaults["ns_r1"].lam) == ("r1", 10.0)
+    assert (defaults["ns_r1"].penalty, defaults["ns_r1"].lam) == ("r1", 5.0)
     trials = plan(full)
     assert len(trials) == 600
     schedule = trial_schedule(trials[0])

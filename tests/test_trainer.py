@@ -15,6 +15,7 @@ from torch.nn.functional import softplus
 from benchmark import trainer
 from benchmark.config import resolve_trial
 from benchmark.datasets import DATASETS, DatasetSpec, ImageData
+from benchmark.evaluation import NonFiniteGenerator
 from benchmark.losses import LOSSES, Loss
 from benchmark.registry import ConfigError
 from benchmark.trainer import GANTraining, TrialMismatch, run_trial
@@ -103,15 +104,77 @@ def _generator_inputs(training: GANTraining) -> list[torch.Tensor]:
     return seen
 
 
-@pytest.mark.parametrize(("model", "same"), [("ns", True), ("wgan_gp", False)])
-def test_g_update_reuses_the_d_update_z_except_for_wgan_gp(model, same):
-    """The reference feeds G's update the z of that step's D update; WGAN-GP resamples."""
-    training = GANTraining(tiny(model), _tiny_images(32, 0), torch.device("cpu"))
-    seen = _generator_inputs(training)
-    training.train_step()  # step 0 updates D then G
-    d_z, g_z = seen
-    assert torch.equal(d_z, g_z) is same
-    assert training.trial.resample_z_for_g is not same
+# What each model's G update sees, against that step's D update: (a fresh z, a fresh real
+# batch), as its source does. The paper's: compare_gan v1 reuses the z, except WGAN-GP's
+# `resample_before_generator`; their G losses see no real batch. RelativisticGAN's
+# GAN_losses_iter.py:674 and :679, R3GAN's training/training_loop.py:290-291 and
+# GAN_stability's train.py:191 draw fresh ones.
+G_DRAWS = {
+    "mm": (False, False),
+    "ns": (False, False),
+    "ls": (False, False),
+    "wgan": (False, False),
+    "wgan_gp": (True, False),
+    "dragan": (False, False),
+    "began": (False, False),
+    "hinge": (False, False),
+    "rsgan": (True, True),
+    "ragan": (True, True),
+    "rpgan": (True, True),
+    "ns_r1": (True, False),
+}
+
+
+@pytest.mark.parametrize("model", sorted(G_DRAWS))
+def test_the_g_update_sees_the_z_and_real_batch_its_source_draws(model):
+    fresh_z, fresh_real = G_DRAWS[model]
+    trial = tiny(model)
+    assert (trial.resample_z_for_g, trial.resample_real_for_g) == G_DRAWS[model]
+    training = GANTraining(trial, _tiny_images(32, 0), torch.device("cpu"))
+    zs: list[torch.Tensor] = []
+    batches: list[torch.Tensor] = []
+    sample_z, real_batch = training.sample_z, training.real_batch
+    training.sample_z = lambda: zs.append(sample_z()) or zs[-1]
+    training.real_batch = lambda: batches.append(real_batch()) or batches[-1]
+    g_inputs = _generator_inputs(training)
+    d_inputs: list[torch.Tensor] = []
+    training.d.register_forward_pre_hook(lambda module, args: d_inputs.append(args[0].clone()))
+    training.train_step()  # step 0 updates D, then G
+    # Draws, in order: the D update's real batch and z, then G's fresh z and real batch.
+    assert (len(zs), len(batches)) == (1 + fresh_z, 1 + fresh_real)
+    d_z, g_z = g_inputs[0], g_inputs[1]
+    assert torch.equal(d_z, zs[0][0]) and torch.equal(g_z, zs[-1][0])
+    assert torch.equal(d_z, g_z) is not fresh_z
+    if LOSSES.get(trial.loss).g_needs_real:
+        # D runs on the real batch, the fakes (and a penalty's points) in the D update, then
+        # on G(z) and a real batch in the G update.
+        g_real = d_inputs[-1]
+        assert torch.equal(d_inputs[0], batches[0][0]) and torch.equal(g_real, batches[-1][0])
+        assert torch.equal(g_real, d_inputs[0]) is not fresh_real
+
+
+def test_a_population_member_draws_what_its_trial_alone_draws():
+    """Fresh draws for G come from each member's own stream, in the trial's own order."""
+    trials = [tiny("rpgan", seed=1), tiny("rpgan", seed=2, lr=1e-3)]
+    population = GANTraining(trials, _tiny_images(32, 0), torch.device("cpu"))
+    drawn = []
+    real_batch = population.real_batch
+    population.real_batch = lambda: drawn.append(real_batch()) or drawn[-1]
+    for _ in range(2):
+        population.train_step()
+    for i, trial in enumerate(trials):
+        alone = GANTraining(trial, _tiny_images(32, 0), torch.device("cpu"))
+        mine = []
+        real_batch_alone = alone.real_batch
+        alone.real_batch = lambda f=real_batch_alone, mine=mine: mine.append(f()) or mine[-1]
+        for _ in range(2):
+            alone.train_step()
+        assert len(mine) == len(drawn) == 4  # two steps, each a D and a G real batch
+        for theirs, ours in zip(mine, drawn, strict=True):
+            assert torch.equal(ours[i], theirs[0])
+        assert torch.equal(
+            population.streams.generators[i].get_state(), alone.streams.generators[0].get_state()
+        )
 
 
 def test_began_k_is_updated_with_the_networks_after_the_step():
@@ -252,6 +315,70 @@ def test_diverged_trial_keeps_its_checkpoints_evaluated_before(tmp_path, monkeyp
     assert result["d_steps"] == 19  # noticed at the next checkpoint, which is not evaluated
 
 
+class _ScoresFiniteGenerators(_PlannedScores):
+    """As the Evaluator does: a generator whose output is non-finite raises, never scores.
+    Records whether each generator it was handed outputs finite images."""
+
+    def __init__(self, fids):
+        super().__init__(fids)
+        self.handed: list[bool] = []
+
+    def evaluate(self, generator):
+        was_training = generator.training
+        generator.eval()  # the evaluator samples in eval mode
+        with torch.no_grad():
+            images = generator(torch.ones(4, 64))
+        generator.train(was_training)
+        self.handed.append(bool(torch.isfinite(images).all()))
+        if not self.handed[-1]:
+            raise NonFiniteGenerator("the generator's output holds non-finite values")
+        return super().evaluate(generator)
+
+
+def _poison_generator_after(step: int, monkeypatch, weights: bool = True) -> None:
+    """After the D step that brings the count to `step` (an evaluation step here), member 0's
+    G holds NaN weights, or (weights=False) finite weights and statistics whose eval-mode
+    output is NaN (a negative running variance), while every loss of the step was finite."""
+    train_step = GANTraining.train_step
+
+    def poisoned(self):
+        train_step(self)
+        if self.step == step:
+            with torch.no_grad():
+                if weights:
+                    self.generator.blocks(self.generator.flat)[0][0] = math.nan  # first layer
+                else:
+                    variances = [b for n, b in self.generator.buffers.items() if "running_var" in n]
+                    variances[0][0] = -1.0
+        assert bool(torch.isfinite(self.last["g_loss"]).all())
+
+    monkeypatch.setattr(GANTraining, "train_step", poisoned)
+
+
+@pytest.mark.parametrize("weights", [True, False])
+def test_a_generator_made_non_finite_on_an_evaluation_step_is_never_scored(
+    tmp_path, monkeypatch, weights
+):
+    """Its losses were finite, yet G is broken at the checkpoint of step 13: it is recorded
+    diverged there, keeps the checkpoint of step 7, and its images are never scored."""
+    evaluator = _ScoresFiniteGenerators([30.0, 20.0, 10.0, 5.0])
+    monkeypatch.setattr(trainer, "_make_evaluator", lambda *args: evaluator)
+    _poison_generator_after(13, monkeypatch, weights)
+    result = run_trial(tiny(steps=20), tmp_path, progress=False)
+    assert (result["status"], result["diverged_at"], result["d_steps"]) == ("diverged", 13, 13)
+    # NaN weights are caught before evaluation; finite weights with a NaN output by the
+    # evaluator, which refuses to score it.
+    assert result["error"] == (
+        "non-finite generator after D step 13"
+        if weights
+        else "non-finite generator output at D step 13"
+    )
+    assert evaluator.handed == ([True] if weights else [True, False])
+    assert [c["d_steps"] for c in result["checkpoints"]] == [7]
+    assert result["fid_min"] == 30.0 and result["fid_final"] is None
+    assert not (tmp_path / "generator.pt").exists()
+
+
 def test_failure_during_training_is_recorded(tmp_path, monkeypatch):
     def broken(self):
         raise RuntimeError("CUDA out of memory (simulated)")
@@ -353,8 +480,10 @@ def test_without_tricks_the_loss_sees_no_targets():
     assert training.step == 1
 
 
-def test_relativistic_g_update_sees_d_on_the_steps_real_batch():
-    training = GANTraining(tiny("ragan"), _tiny_images(32, 0), torch.device("cpu"))
+@pytest.mark.parametrize("fresh", [True, False])
+def test_relativistic_g_loss_gets_d_on_the_real_batch_g_sees(fresh):
+    trial = tiny("ragan", resample_real_for_g=fresh, spectral_norm=False)
+    training = GANTraining(trial, _tiny_images(32, 0), torch.device("cpu"))
     batches: list[torch.Tensor] = []
     real_batch = training.real_batch
     training.real_batch = lambda: batches.append(real_batch()) or batches[-1]
@@ -369,11 +498,13 @@ def test_relativistic_g_update_sees_d_on_the_steps_real_batch():
 
     _spy_on_loss(training, g=spy)
     training.train_step()
-    # D runs on: real and fake (D update), then G(z) and the real batch again (G update).
-    assert len(d_inputs) == 4 and torch.equal(d_inputs[3], batches[0][0])
+    # D runs on: real and fake (D update), then G(z) and a real batch (G update): the step's,
+    # or a fresh one.
+    assert len(batches) == 1 + fresh
+    assert len(d_inputs) == 4 and torch.equal(d_inputs[3], batches[-1][0])
     (real_out,) = g_calls
     with torch.no_grad():
-        expected = copy.deepcopy(training.d)(batches[0][0])
+        expected = copy.deepcopy(training.d)(batches[-1][0])
     torch.testing.assert_close(real_out, expected)
 
 

@@ -1,12 +1,13 @@
 """Evaluation: feature extractors, FID/KID/precision-recall, polygon metrics, the Evaluator.
 
-Public API: `Evaluator` (the trainer's interface), `FEATURE_EXTRACTORS` / `build_extractor` /
+Public API: `Evaluator` (the trainer's interface) and `NonFiniteGenerator` (what it raises
+for a generator that outputs NaN or inf), `FEATURE_EXTRACTORS` / `build_extractor` /
 `extract_features`, `METRICS`, `mean_cov`, `frechet_distance`, `kid`,
 `improved_precision_recall`, `polygon_metrics` / `PolygonSettings`, and the reference-statistics
 cache `load_or_compute`.
 """
 
-from benchmark.evaluation.evaluator import Evaluator, fixed_z
+from benchmark.evaluation.evaluator import Evaluator, NonFiniteGenerator, fixed_z
 from benchmark.evaluation.extractors import (
     ENV_INCEPTION,
     FEATURE_EXTRACTORS,
@@ -32,6 +33,7 @@ __all__ = [
     "FID_RESIZE",
     "METRICS",
     "Evaluator",
+    "NonFiniteGenerator",
     "FeatureExtractor",
     "PolygonSettings",
     "RefStats",

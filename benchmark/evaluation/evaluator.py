@@ -4,6 +4,11 @@ It draws z ~ U[-1, 1]^z_dim (or the trial's other `latent`) once from a fixed se
 z at every call), samples G in
 eval mode (restoring its mode afterwards), and computes the requested metrics. The real
 statistics are computed once, lazily, through the on-disk reference-statistics cache.
+
+A generator whose output holds NaN or inf is never scored: every batch it produces is checked
+before any metric sees it, and `NonFiniteGenerator` is raised instead (quantising NaN to uint8
+gives undefined values, which would make a finite score; the reference scores such a generator
+FID 31337, the trainer records it diverged).
 """
 
 from __future__ import annotations
@@ -41,6 +46,29 @@ def fixed_z(n: int, z_dim: int, seed: int, latent: str = "uniform") -> Tensor:
     `seed` (device independent)."""
     generator = torch.Generator().manual_seed(seed)
     return LATENTS.get(latent, "latent").sample(n, z_dim, generator, torch.device("cpu"))
+
+
+class NonFiniteGenerator(ArithmeticError):
+    """The generator's output holds NaN or inf: it cannot be scored."""
+
+
+def finite_images(images: Tensor) -> Tensor:
+    """`images`, or NonFiniteGenerator if they hold NaN or inf (one host sync a batch, which
+    evaluation makes anyway)."""
+    if not bool(torch.isfinite(images).all()):
+        raise NonFiniteGenerator("the generator's output holds non-finite values")
+    return images
+
+
+class _FiniteOutputs(nn.Module):
+    """G with every output checked by `finite_images` (for metrics that call G themselves)."""
+
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, z: Tensor) -> Tensor:
+        return finite_images(self.generator(z))
 
 
 class Evaluator:
@@ -140,18 +168,20 @@ class Evaluator:
         return self._real
 
     def fake_features(self, generator: nn.Module) -> Tensor:
-        """Features of G(z) for the first `n_fake` fixed z, quantised on the device."""
+        """Features of G(z) for the first `n_fake` fixed z, quantised on the device;
+        NonFiniteGenerator if an image holds NaN or inf."""
         feats = torch.empty(self.n_fake, self.extractor.dim, dtype=torch.float32)
         with torch.inference_mode():
             for start in range(0, self.n_fake, self.batch_size):
                 z = self.z[start : start + self.batch_size].to(self.device)
-                images = to_uint8(generator(z))
+                images = to_uint8(finite_images(generator(z)))
                 feats[start : start + len(z)] = self.extractor(images).float().cpu()
         return feats
 
     def evaluate(self, generator: nn.Module) -> dict[str, float]:
         """Scores of G: keys among fid, kid, ipr_precision, ipr_recall, precision, recall, f1,
-        modes, hq, reverse_kl, energy."""
+        modes, hq, reverse_kl, energy. NonFiniteGenerator if any sample G makes on the way
+        holds NaN or inf."""
         was_training = generator.training
         generator.eval()
         try:
@@ -170,7 +200,11 @@ class Evaluator:
             if "polygon" in self.metrics:
                 out.update(
                     polygon_metrics(
-                        generator, self.z, self.test_images, self.polygon, self.batch_size
+                        _FiniteOutputs(generator),
+                        self.z,
+                        self.test_images,
+                        self.polygon,
+                        self.batch_size,
                     )
                 )
             if "mixture" in self.metrics:
@@ -178,7 +212,7 @@ class Evaluator:
 
                 mixture = MIXTURES.get(self.dataset, "dataset")
                 scores, _ = mixture_metrics(
-                    generator,
+                    _FiniteOutputs(generator),
                     self.z[:MIXTURE_SAMPLES],
                     self.test_images,
                     mixture.centre_array,
