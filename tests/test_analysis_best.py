@@ -13,6 +13,7 @@ from analysis.best import (
     best_set,
     bootstrap_arm,
     estimate,
+    interval,
     jackknife_se,
     k_weights,
     p_best,
@@ -111,3 +112,39 @@ def test_power_on_a_planted_difference():
         lost += out.worse[:6].all()
     assert found / 100 >= 0.8
     assert lost == 0
+
+
+def _expected_min(dist, k: int) -> float:
+    """E[min of k iid draws of a scipy distribution], by quadrature."""
+    density = lambda x: x * k * dist.pdf(x) * dist.sf(x) ** (k - 1)  # noqa: E731
+    return integrate.quad(density, dist.support()[0], np.inf, limit=200)[0]
+
+
+@pytest.mark.parametrize("dist", [sps.norm(), sps.lognorm(0.5)], ids=["normal", "lognormal"])
+@pytest.mark.parametrize("k", [1, 4])
+def test_arm_interval_covers_the_expected_best(dist, k):
+    """The bootstrap-t interval of one arm's expected best of k (n = 20, k up to n/5) covers
+    at 95% within three Monte-Carlo s.e. (measured 0.93 to 0.945). On a Pareto tail (index
+    2.5) it covered 0.90 at k = 1 (the mean of a heavy tail) and 0.965 at k = 4."""
+    truth, rng, reps, hits = _expected_min(dist, k), np.random.default_rng(3), 300, 0
+    for _ in range(reps):
+        arm = bootstrap_arm(dist.rvs(20, random_state=rng), k, 200, rng)
+        low, high = interval(arm)
+        hits += low <= truth <= high
+    assert abs(hits / reps - 0.95) <= 3 * np.sqrt(0.95 * 0.05 / reps)
+
+
+def test_gap_intervals_cover_every_gap_at_once():
+    """Arms 0 to 1.5 apart with unequal spreads: every arm's interval of its gap to the best
+    of the others holds the true gap, all at once, in 95% of repetitions (within 3 s.e.)."""
+    rng, reps, hits = np.random.default_rng(5), 300, 0
+    means, spreads = np.array([0.0, 0.0, 0.5, 1.0, 1.5]), np.array([0.5, 1.0, 1.5, 1.0, 2.0])
+    others = np.array([np.delete(means, i).min() for i in range(means.size)])
+    for _ in range(reps):
+        arms = [
+            bootstrap_arm(rng.normal(m, s, 20), 1, 200, rng)
+            for m, s in zip(means, spreads, strict=True)
+        ]
+        out = best_set(arms)
+        hits += np.all((out.gap_low <= means - others) & (means - others <= out.gap_high))
+    assert hits / reps >= 0.95 - 3 * np.sqrt(0.95 * 0.05 / reps)
