@@ -1,7 +1,8 @@
 """Which arms can be the best: a simultaneous confidence set with family-wise error control.
 
-Estimand: theta_i, arm i's expected best score at one budget (`analysis.stats.expected_best`
-at k, or `expected_best_by_cost` at a compute budget), oriented so that lower is better.
+Estimand: theta_i, arm i's expected best score of k random trials (`analysis.stats.
+expected_best`; a fractional k at an equal-compute budget, `k_weights`), oriented so that
+lower is better.
 The procedure is a max-t bootstrap-t (Romano & Wolf 2005; the comparisons-with-the-best
 form of Hsu 1996): every arm's trials are resampled on their own; in each resample every
 arm's estimate and its jackknife standard error are recomputed, and the (1 - alpha)
@@ -14,7 +15,10 @@ others lies in [max_j low_ij, max_j high_ij] with the same joint confidence, and
 for the best arm: it holds the truly best arm with probability >= 1 - alpha, and the chance
 of calling any arm worse than another it is not worse than stays <= alpha under every
 configuration of the null (equal or unequal spreads, any number of equal arms), up to the
-bootstrap's approximation (measured in tests/test_analysis_best.py).
+bootstrap's approximation. Measured (400 repetitions, seven arms, Monte-Carlo s.e. about
+0.01): 0.013 to 0.043 with one distribution (a fifth unscored; n = 20, 50; k up to n/5),
+0.028 to 0.052 with equal expected best and spreads 0.5 to 2 (n = 20, 50; k = 1 to n/5);
+the best-versus-rest permutation tests with Holm it replaced: 0.073 to 0.103.
 
 Null of the global test: every arm has the same expected best (not "same distribution": two
 arms with equal expected best but different spreads are equal here). P(best) is the share of

@@ -264,7 +264,7 @@ def markdown_table(table: pd.DataFrame, dataset: str, metric: Metric) -> pd.Data
     for budget, cell in part.groupby("budget", sort=False):
         header = budget
         if budget == "compute":
-            header = f"equal compute: {_hours(cell['budget_value'].iloc[0])}"
+            header = f"equal compute: {_hours(cell['budget_value'].iloc[0])} per arm"
         columns[header] = {row.model: _cell_text(row, metric) for row in cell.itertuples()}
     frame = pd.DataFrame(columns)
     frame.index = [label(m) for m in frame.index]

@@ -344,22 +344,23 @@ def _noise_section(sweep_dir: Path, by_phase: dict[str, pd.DataFrame], metric: M
                 f"{float(entry['fid']):.2f}. This is a bias floor, the FID a perfect "
                 "generator would get at this sample size, not the noise of a difference: two "
                 "models closer than this can still differ reliably (the FID estimate is "
-                "biased upwards at finite n by an amount that depends on the model). The "
-                "seed-to-seed spread (seeds phase) measures run-to-run noise."
+                "biased upwards at finite n by an amount that depends on the model)."
             )
-            continue
         seeds = by_phase.get("seeds")
         part = None if seeds is None else seeds[(seeds["dataset"] == dataset) & seeds["finished"]]
         spread = part.groupby("arm")["value"].std().dropna() if part is not None else None
         if spread is not None and len(spread):
             lines.append(
-                f"- {name}: no real-data floor stored; the seed-to-seed spread of each model's "
+                f"- {name}: {'' if entry else 'no real-data floor stored; '}the seed-to-seed "
+                "spread of each model's "
                 f"selected setting (std of {metric.name} over report seeds) is "
                 f"{spread.median():.{metric.digits + 1}f} (median over {len(spread)} models; "
                 f"{spread.min():.{metric.digits + 1}f}–{spread.max():.{metric.digits + 1}f}): "
-                "a difference smaller than this is within the noise of one run."
+                "the noise of one run. Two single runs of equally good settings differ by "
+                "about √2 times this; the intervals of the answer above already include "
+                "this noise, since each trial is one run."
             )
-        else:
+        elif not entry:
             lines.append(
                 f"- {name}: not measured (no noise_floor.json entry and no scored seeds-phase "
                 "trials)."

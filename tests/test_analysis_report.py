@@ -21,7 +21,14 @@ from analysis.plots import (
     sensitivity,
     training_curves,
 )
-from analysis.ranking import compute_budget, markdown_table, ranking, verdict
+from analysis.ranking import (
+    compute_budget,
+    defaults,
+    markdown_table,
+    random_samples,
+    ranking,
+    verdict,
+)
 from analysis.scores import add_scores, choose_metric, phases, select_seeds
 from analysis.synthetic import make_sweep, write_sweep
 from analysis.tables import cell_text, grid, summarise
@@ -197,6 +204,10 @@ def test_fid_missing_falls_back_to_f1(tmp_path):
     text = build_report(tmp_path).read_text()
     assert "primary score is `f1`" in text
     assert not (tmp_path / "report" / "training_wide.png").exists()
+    # the tables are named by the metric they rank by
+    assert {p.name for p in (tmp_path / "report").glob("*_table.*")} == {
+        "f1_table.md", "f1_table.csv", "f1_table.tex"
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -371,6 +382,7 @@ def test_description_noise_floor_and_published_values(tmp_path):
     text = build_report(tmp_path).read_text()
     assert text.splitlines()[2] == "> Reduced-scale demonstration."
     assert "(train vs test, n = 10000) is 1.25. This is a bias floor, the FID a perfect " in text
+    assert "- MNIST: the seed-to-seed spread of each model's selected setting" in text
     assert "| MNIST: Lucic et al. 2018, Table 2 |" in text.replace("| MNIST |", "|")
     assert "| 6.8 ± 0.5 † |" in text and "| 6.7 ± 0.4 † |" in text  # NS GAN, WGAN
     (tmp_path / "sweep.json").unlink()
@@ -378,6 +390,26 @@ def test_description_noise_floor_and_published_values(tmp_path):
     text = build_report(tmp_path).read_text()
     assert text.splitlines()[2] == "## Which loss is better under this budget?"
     assert "seed-to-seed spread" in text
+
+
+def test_published_column_only_for_the_papers_networks(tmp_path):
+    frame = make_sweep(datasets=("mnist",), models=("ns", "wgan"), n_samples=3, seed=4)
+    frame["generator"], frame["discriminator"] = "mlp", "mlp"
+    write_sweep(frame, tmp_path)
+    text = build_report(tmp_path).read_text()
+    assert "Lucic et al. 2018, Table 2" not in text
+
+
+def test_default_setting_is_kept_out_of_the_random_budgets():
+    rows = planted({"ns": np.array([1.0] + [10.0] * 12)})  # sample 0: the default, 1.0
+    random, default = random_samples(rows, "wide")
+    assert list(random["sample"]) == list(range(1, 13)) and list(default["sample"]) == [0]
+    table = ranking(random, FID)
+    assert table.loc[table["budget"] == "all trials", "value"].iloc[0] == 10.0
+    assert defaults(default).loc[0, ["model", "n", "value"]].tolist() == ["ns", 1, 1.0]
+    assert random_samples(rows, "seeds")[1].empty  # other phases have no default trial
+    own = _own_line(budget_curves(rows, FID, "wide"), "d · NS GAN")
+    np.testing.assert_allclose(own, 10.0)  # the curve is of the 12 random samples
 
 
 def test_results_csv_keeps_every_column_in_one_schema(tmp_path):
