@@ -70,7 +70,8 @@ def ranking(
     """One row per (dataset, budget, arm), the arm in the `model` column: n, k, estimate and
     its 95% bootstrap-t interval (`ci_low`, `ci_high`, tested cells only), P(no scored
     trial), compute spent, the simultaneous interval of the gap to the best of the other
-    arms (`gap_low`, `gap_high`; positive = worse, in the metric's units and direction),
+    arms (`gap_low`, `gap_high`; in the metric's units, positive = worse for either
+    direction),
     P(best), the global test's p-value and the mark: `best` (best estimate of the tested
     arms), `in set` (cannot be told apart from the best), `worse`, `untested` (fewer than
     k / TEST_SHARE trials), `too few` (fewer trials than k) or `no score`."""
@@ -146,7 +147,7 @@ def _judge(dataset, budget, value, scores, ks, metric, seed, n_boot) -> list[dic
 def _orient(row: dict, metric: Metric) -> None:
     """Scores are lower-better inside; print them in the metric's own direction."""
     row["value"] = metric.sign * row.get("estimate", np.nan)
-    for low, high in (("ci_low", "ci_high"), ("gap_low", "gap_high")):
+    for low, high in (("ci_low", "ci_high"),):  # a gap stays "positive = worse"
         if low in row:
             a, b = metric.sign * row[low], metric.sign * row[high]
             row[low], row[high] = min(a, b), max(a, b)
@@ -212,7 +213,10 @@ def _sentence(cell: pd.DataFrame, dataset: str, budget: str, metric: Metric) -> 
     lead = (f"{label(best)} has the best expected {metric.name}, {metric.fmt(row['value'])} "
             f"[{metric.fmt(row['ci_low'])}, {metric.fmt(row['ci_high'])}]")  # fmt: skip
     in_set = cell[cell["mark"].isin(("best", "in set"))].sort_values("p_best", ascending=False)
-    worse = [label(m) for m in cell.index[cell["mark"] == "worse"]]
+    worse = [
+        label(m) + (f" ({_unscored(r)[2:]})" if _unscored(r) else "")
+        for m, r in cell[cell["mark"] == "worse"].iterrows()
+    ]
     named = [f"{label(m)} ({r['p_best']:.2f}{_unscored(r)})" for m, r in in_set.iterrows()]
     level = f"{100 * (1 - ALPHA):.0f}%"
     if not worse:

@@ -392,6 +392,30 @@ def test_description_noise_floor_and_published_values(tmp_path):
     assert "seed-to-seed spread" in text
 
 
+def test_ranking_by_a_higher_is_better_metric_with_many_ties_and_unscored_trials():
+    """F1 where many trials score 0 (ties) or are unscored: WGAN's all-zero trials are found
+    worse than NS GAN's, values and intervals read in F1's own direction, gaps positive."""
+    rng = np.random.default_rng(0)
+    values = {"ns": np.r_[np.zeros(10), rng.uniform(0.1, 0.35, 20)], "wgan": np.zeros(30),
+              "began": np.r_[np.full(20, np.nan), rng.uniform(0, 0.1, 10)]}  # fmt: skip
+    rows = []
+    for model, scores in values.items():
+        rows += [r | {"f1": r.pop("fid_min")} for r in trials("d", model, list(scores))]
+    f1 = get_metric("f1")
+    table = ranking(add_scores(pd.DataFrame(rows), f1), f1)
+    at = table[table["budget"] == "k = 1"].set_index("model")
+    assert list(at["mark"]) == ["best", "worse", "worse"]
+    assert at.loc["ns", "value"] == pytest.approx(np.mean(values["ns"]))
+    assert at.loc["wgan", "value"] == 0.0 and at.loc["wgan", "ci_high"] == 0.0
+    assert (at["ci_low"] <= at["value"]).all() and (at["value"] <= at["ci_high"]).all()
+    assert at.loc["wgan", "gap_low"] > 0  # NS GAN's mean F1 minus WGAN's, positive
+    assert at.loc["began", "unscored"] == pytest.approx(2 / 3)
+    assert verdict(table, "d", f1)[0].startswith(
+        "d (k = 1): NS GAN has the best expected f1, 0.152 [0.102, 0.198]; every other tested "
+        "arm is worse (WGAN and BEGAN (67% of trials unscored))"
+    )
+
+
 def test_published_column_only_for_the_papers_networks(tmp_path):
     frame = make_sweep(datasets=("mnist",), models=("ns", "wgan"), n_samples=3, seed=4)
     frame["generator"], frame["discriminator"] = "mlp", "mlp"
