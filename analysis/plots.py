@@ -24,6 +24,7 @@ from matplotlib.transforms import blended_transform_factory
 from analysis.best import TEST_SHARE, band
 from analysis.load import STEP_PREFIX, step_columns
 from analysis.metrics import Metric
+from analysis.ranking import compute_budget, random_samples
 from analysis.scores import DATASET_ORDER, dataset_label, label, ordered, ordered_arms
 from analysis.stats import expected_best
 
@@ -171,19 +172,10 @@ def _curve_panels(
     return fig
 
 
-def _random_and_default(cell: pd.DataFrame, phase: str) -> tuple[pd.DataFrame, float]:
-    """A search phase's random samples and the mean value of its default setting (sample 0,
-    not a random sample: drawn on its own); NaN when there is none."""
-    if phase not in ("wide", "narrow") or "sample" not in cell.columns:
-        return cell, np.nan
-    default = cell["sample"] == 0
-    value = cell.loc[default, "value"].mean() if default.any() else np.nan
-    return cell[~default], value
-
-
 def _exact_curve(cell: pd.DataFrame, metric: Metric, phase: str, cost: bool):
     """x (k, or k times the mean trial cost), E[best of k], its band, the default's value."""
-    cell, default = _random_and_default(cell, phase)
+    cell, default_rows = random_samples(cell, phase)
+    default = default_rows["value"].mean() if len(default_rows) else np.nan
     if cost:
         cell = cell[cell["seconds"].notna()]
     scores = np.where(cell["finished"], cell["score"], np.inf)
@@ -243,11 +235,18 @@ def compute_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure | N
         rows, lambda c: _exact_curve(c, metric, phase, True), f"{kind} {unit} (log)",
         f"expected best {metric.name}", scale,
     )  # fmt: skip
+    arms = len(rows["arm"].unique())
+    for r, dataset in enumerate(ordered(rows["dataset"].unique(), DATASET_ORDER)):
+        part = rows[(rows["dataset"] == dataset) & rows["seconds"].notna()]
+        budget = compute_budget(random_samples(part, phase)[0])
+        for ax in fig.axes[r * arms : (r + 1) * arms] if budget else []:
+            ax.axvline(budget / scale, color="0.35", ls="--", lw=1.0)  # the table's column
     fig.suptitle(
         f"Phase {phase}: expected {metric.best_word} of {metric.name} vs expected compute "
         f"spent (k random trials × the arm's mean trial cost)\nband: 95% CI of that "
         f"expectation, drawn for k ≤ n/{round(1 / TEST_SHARE)}; dotted: the default "
-        "setting; grey: the other models",
+        "setting; dashed: the equal-compute budget of the answer's table; grey: the other "
+        "models",
         fontsize=12,
     )
     return fig

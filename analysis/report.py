@@ -151,7 +151,8 @@ def make_figures(by_phase: dict[str, pd.DataFrame], metric: Metric, out: Path) -
                 ("compute", plots.compute_curves, search, "The same against expected compute "
                  "spent: k random trials cost k times the arm's mean trial cost (its "
                  "recorded `seconds`), so a costlier loss or penalty buys fewer trials for "
-                 "the same budget. Exact; same band."),
+                 "the same budget. Exact; same band. Dashed: the equal-compute budget of "
+                 "the answer's table."),
                 ("distribution", plots.distribution, True, "Score of every scored trial per "
                  "model; tick labels count unscored trials, which have no value to draw."),
                 ("sensitivity_lr", lambda r, m, p: plots.sensitivity(r, m, p, "lr"), search,
