@@ -51,15 +51,22 @@ D_STEPS = {"mnist": 15625, "fashion_mnist": 15625, "cifar10": 78125, "celeba": 1
 FID_N = 10000
 METRIC = "fid_min"
 PHASE = "seeds"
+#: The paper's networks (InfoGAN-style, BEGAN's auto-encoder for BEGAN): benchmark.networks'
+#: `infogan` family. Other networks (e.g. `mlp`) are another experiment.
+NETWORKS = ("infogan", "began")
 
 
 def comparable(rows: pd.DataFrame, dataset: str, metric: str, phase: str) -> str:
     """Why the cells of this dataset do not follow the paper's protocol, or '' if they do:
-    same dataset, phase (seeds of the best wide setting), metric, training length and FID n."""
+    same dataset, phase (seeds of the best wide setting), metric, networks, training length
+    and FID n."""
     if dataset not in D_STEPS:
         return "dataset not in the paper's Table 2"
     if metric != METRIC or phase != PHASE:
         return f"Table 2 reports `{METRIC}` of the `{PHASE}` phase"
+    for column in ("generator", "discriminator"):
+        if column not in rows or not rows[column].isin(NETWORKS).all():
+            return f"Table 2 uses the paper's networks ({', '.join(NETWORKS)})"
     for column, wanted in (("fid_n_real", FID_N), ("fid_n_fake", FID_N)):
         if column not in rows or not (rows[column] == wanted).all():
             return f"Table 2 uses FID on {FID_N} real and {FID_N} generated images"

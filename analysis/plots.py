@@ -21,15 +21,12 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 from matplotlib.transforms import blended_transform_factory
 
+from analysis.best import TEST_SHARE, band
 from analysis.load import STEP_PREFIX, step_columns
 from analysis.metrics import Metric
+from analysis.ranking import compute_budget, random_samples
 from analysis.scores import DATASET_ORDER, dataset_label, label, ordered, ordered_arms
-from analysis.stats import (
-    expected_best,
-    expected_best_by_cost,
-    expected_best_by_cost_ci,
-    expected_best_ci,
-)
+from analysis.stats import expected_best
 
 PANEL = (4.6, 3.6)  # inches per dataset panel
 sns.set_theme(style="whitegrid", context="notebook")
@@ -159,9 +156,13 @@ def _curve_panels(
                 ax.text(0.5, 0.5, reason, transform=ax.transAxes, ha="center", va="center",
                         fontsize=9, color="0.2", bbox={"fc": "white", "ec": "0.7"})  # fmt: skip
             else:
-                x, y, low, high = curve
+                x, y, low, high = curve[:4]
                 ax.fill_between(x / xscale, low, high, color=colours[model], alpha=0.3, lw=0)
                 ax.plot(x / xscale, y, color=colours[model], lw=1.8, label=label(model))
+                if len(curve) > 4 and np.isfinite(curve[4]):  # the default setting, apart
+                    ax.axhline(curve[4], color="0.25", ls=":", lw=1.2)
+                    ax.text(0.98, curve[4], "default", transform=ax.get_yaxis_transform(),
+                            ha="right", va="bottom", fontsize=8, color="0.25")  # fmt: skip
             ax.set_title(f"{dataset_label(dataset)} · {label(model)}", fontsize=10)
             ax.set_xlabel(xlabel, fontsize=9)
             ax.set_ylabel(ylabel if c == 0 else "", fontsize=9)
@@ -171,25 +172,36 @@ def _curve_panels(
     return fig
 
 
+def _exact_curve(cell: pd.DataFrame, metric: Metric, phase: str, cost: bool):
+    """x (k, or k times the mean trial cost), E[best of k], its band, the default's value."""
+    cell, default_rows = random_samples(cell, phase)
+    default = default_rows["value"].mean() if len(default_rows) else np.nan
+    if cost:
+        cell = cell[cell["seconds"].notna()]
+    scores = np.where(cell["finished"], cell["score"], np.inf)
+    if not np.isfinite(scores).any():
+        return None
+    curve, _ = expected_best(scores)
+    k = np.arange(1, scores.size + 1, dtype=float)
+    low, high = band(scores, k)
+    x = k * cell["seconds"].mean() if cost else k
+    return x, metric.sign * curve, metric.sign * low, metric.sign * high, default
+
+
 def budget_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure:
     """Expected best score after k random hyperparameter samples (exact, without
-    replacement from the model's own trials, given one was scored), with the bootstrap
-    95% confidence interval of that expectation for k <= n/10."""
-
-    def curve_of(cell: pd.DataFrame):
-        scores = np.where(cell["finished"], cell["score"], np.inf)
-        if not np.isfinite(scores).any():
-            return None
-        curve, _ = expected_best(scores)
-        low, high = expected_best_ci(scores)
-        k = np.arange(1, scores.size + 1, dtype=float)
-        return k, metric.sign * curve, metric.sign * low, metric.sign * high
-
-    fig = _curve_panels(rows, curve_of, "trials k (log)", f"expected best {metric.name}")
+    replacement from the arm's own trials, given one was scored; a search's default
+    setting, sample 0, left out and drawn as a dotted line), with the bootstrap-t 95%
+    confidence interval of that expectation for k <= TEST_SHARE * n."""
+    fig = _curve_panels(
+        rows, lambda c: _exact_curve(c, metric, phase, False), "trials k (log)",
+        f"expected best {metric.name}",
+    )  # fmt: skip
     fig.suptitle(
         f"Phase {phase}: expected {metric.best_word} of {metric.name} over k random "
-        "hyperparameter samples\nband: 95% CI of that expectation, drawn for k ≤ n/10; "
-        "unscored trials count as spent; grey: the other models",
+        f"hyperparameter samples\nband: 95% CI of that expectation, drawn for k ≤ "
+        f"n/{round(1 / TEST_SHARE)}; dotted: the default setting; unscored trials count as "
+        "spent; grey: the other models",
         fontsize=12,
     )
     return fig
@@ -212,34 +224,29 @@ def device_kind(rows: pd.DataFrame) -> str:
 
 
 def compute_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure | None:
-    """Expected best score against compute spent (sum of `seconds` of the trials run, in a
-    random order), so that a costlier loss or penalty pays for its extra time; band: the
-    bootstrap 95% CI of that expectation, for budgets up to a tenth of the model's total."""
+    """The budget curves against compute: k random trials cost k times the arm's mean trial
+    cost (exactly the expected compute of k random trials), so a costlier loss or penalty
+    pays for its extra time; the same exact curve and band as `budget_curves`."""
     if "seconds" not in rows.columns or rows["seconds"].isna().all():
         return None
     unit, scale = _time_unit(rows.groupby(["dataset", "arm"])["seconds"].sum().max())
-
-    def curve_of(cell: pd.DataFrame):
-        cell = cell[cell["seconds"].notna()]
-        scores = np.where(cell["finished"], cell["score"], np.inf)
-        if not np.isfinite(scores).any():
-            return None
-        costs = cell["seconds"].to_numpy(dtype=float)
-        # from the costliest single trial: the least budget at which every order has run one
-        budgets = np.geomspace(costs.max(), costs.sum(), 40)
-        curve, _ = expected_best_by_cost(scores, costs, budgets, n_orders=500)
-        low, high = expected_best_by_cost_ci(scores, costs, budgets, n_boot=100, n_orders=100)
-        keep = np.isfinite(curve)
-        return budgets[keep], *(metric.sign * v[keep] for v in (curve, low, high))
-
     kind = device_kind(rows)
     fig = _curve_panels(
-        rows, curve_of, f"{kind} {unit} (log)", f"expected best {metric.name}", scale
-    )
+        rows, lambda c: _exact_curve(c, metric, phase, True), f"{kind} {unit} (log)",
+        f"expected best {metric.name}", scale,
+    )  # fmt: skip
+    arms = len(rows["arm"].unique())
+    for r, dataset in enumerate(ordered(rows["dataset"].unique(), DATASET_ORDER)):
+        part = rows[(rows["dataset"] == dataset) & rows["seconds"].notna()]
+        budget = compute_budget(random_samples(part, phase)[0])
+        for ax in fig.axes[r * arms : (r + 1) * arms] if budget else []:
+            ax.axvline(budget / scale, color="0.35", ls="--", lw=1.0)  # the table's column
     fig.suptitle(
-        f"Phase {phase}: expected {metric.best_word} of {metric.name} vs compute spent "
-        "(random run order)\nband: 95% CI of that expectation, drawn up to a tenth of the "
-        "model's total compute; grey: the other models",
+        f"Phase {phase}: expected {metric.best_word} of {metric.name} vs expected compute "
+        f"spent (k random trials × the arm's mean trial cost)\nband: 95% CI of that "
+        f"expectation, drawn for k ≤ n/{round(1 / TEST_SHARE)}; dotted: the default "
+        "setting; dashed: the equal-compute budget of the answer's table; grey: the other "
+        "models",
         fontsize=12,
     )
     return fig

@@ -1,264 +1,257 @@
-"""The direct answer: which model is best at a fixed budget, with intervals, tests and verdicts.
+"""The direct answer: which arms can be the best at a fixed budget, with family-wise error control.
 
 For each dataset of a search phase and each budget (k random hyperparameter samples, all
-trials, or a fixed amount of compute), every model gets its expected best score
-(`analysis.stats.expected_best`, from its own trials only) with a confidence interval where
-one can be trusted. The best model is the one with the best estimate; every other model is
-compared with it by a permutation test of the difference of the two estimates (null: the two
-models' trials come from one distribution), Holm-corrected over the comparisons of that
-budget. A model not significantly worse than the best ties with it, but only where the test
-could have found it worse: with few trials per model even the most extreme split of the
-trials gives a p-value that Holm's correction lifts above alpha (4 against 4 trials: 2/70,
-times 6 comparisons = 0.17), and such a model is marked `underpowered`, not tied, and the
-verdict says how many trials per model a test would need. Each ablation variant of a model is
-ranked as its own arm (`analysis.scores.arm_names`).
+trials, or a fixed amount of compute), every arm (a model, or one of its ablation variants,
+`analysis.scores.arm_names`) gets its expected best score (`analysis.stats.expected_best`,
+from its own trials only). Where every arm has enough trials (k <= TEST_SHARE * n),
+`analysis.best.best_set` gives the 95% confidence set for the best arm: the arms not found
+worse than another arm, with simultaneous intervals of each arm's gap to the best of the
+others and P(best) from the bootstrap. Estimand and null: the expected best score of k
+random hyperparameter samples; two arms with equal expectation are equal however different
+their spreads. Sample 0 of a search (the model's default setting) is not a random sample:
+it is left out of every budget here and shown on its own (`defaults`).
+
+Equal compute: a model's trials cost `seconds`; at a budget of B seconds an arm with mean
+trial cost c runs k = B / c random trials (a fractional k mixes floor(k) and ceil(k) trials,
+so the expected compute spent is exactly B for every arm), and its cell is E[best of k]:
+exact, no simulated run orders. B is a fifth of the smallest arm's total (so every arm can
+be tested there), but at least the costliest arm's mean trial, so that every arm runs one.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
+from analysis.best import (
+    ALPHA,
+    MIN_SCORED,
+    MIN_TRIALS,
+    N_BOOT,
+    TEST_SHARE,
+    best_set,
+    bootstrap_arm,
+    estimate,
+    interval,
+    testable,
+)
 from analysis.metrics import Metric
 from analysis.scores import DATASET_ORDER, dataset_label, label, ordered, ordered_arms
-from analysis.stats import (
-    band_k_max,
-    best_of_k_sorted,
-    expected_best,
-    expected_best_by_cost,
-    expected_best_by_cost_ci,
-    expected_best_ci,
-    holm,
-    min_weights,
-    permutation_p,
-)
 
 BUDGETS_K = (1, 10, 50)
-ALPHA = 0.05
-N_PERMUTATIONS = 2000
-N_PERMUTATIONS_COST = 400  # each resample simulates run orders: slower
-N_ORDERS = 200
+SEARCH_PHASES = ("wide", "narrow")
+MARKS = ("best", "in set", "worse", "untested", "too few", "no score")
+COLUMNS = ["dataset", "budget", "budget_value", "model", "n", "k", "unscored", "estimate",
+           "value", "ci_low", "ci_high", "p_none", "gap_low", "gap_high", "p_best",
+           "p_global", "mark", "few", "seconds_per_trial", "spent"]  # fmt: skip
 
 
-def smallest_p(n_a: int, n_b: int, n_resamples: int = N_PERMUTATIONS) -> float:
-    """The smallest p-value `analysis.stats.permutation_p` can return for groups of n_a and n_b
-    trials, whatever their scores: 2 / C(n_a + n_b, n_a) when scipy enumerates every split
-    (C(n_a + n_b, n_a) <= n_resamples, the exact test), else 2 / (n_resamples + 1)."""
-    splits = math.comb(n_a + n_b, n_a)
-    return min(1.0, 2 / splits if splits <= n_resamples else 2 / (n_resamples + 1))
-
-
-def trials_needed(comparisons: int, alpha: float = ALPHA, n_resamples: int = N_PERMUTATIONS):
-    """The fewest trials per model (the same for every model) with which a difference from
-    the best can be significant after Holm's correction over `comparisons` tests: the
-    smallest n with comparisons * smallest_p(n, n) < alpha; None if no n can."""
-    for n in range(2, 101):
-        if comparisons * smallest_p(n, n, n_resamples) < alpha:
-            return n
-    return None
-
-
-def k_statistic(k: int | None):
-    """E[best of k] of each row of a stack of trials (+inf = unscored); k None = all."""
-
-    def statistic(x: np.ndarray) -> np.ndarray:
-        n = x.shape[-1]
-        weights = min_weights(n)[(n if k is None else k) - 1][None, :]
-        return best_of_k_sorted(np.sort(x, axis=-1), weights)[0][..., 0]
-
-    return statistic
-
-
-def cost_statistic(scores: np.ndarray, costs: np.ndarray, budget: float):
-    """E[best within `budget`] of each row of a stack of trial indices into scores/costs."""
-
-    def statistic(index: np.ndarray) -> np.ndarray:
-        flat = index.reshape(-1, index.shape[-1]).astype(int)
-        out = [expected_best_by_cost(scores[i], costs[i], [budget], N_ORDERS)[0][0] for i in flat]
-        return np.asarray(out).reshape(index.shape[:-1])
-
-    return statistic
+def random_samples(rows: pd.DataFrame, phase: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The random hyperparameter samples of a search phase and its default-setting trials
+    (sample 0); other phases have no default trial to set apart."""
+    if phase not in SEARCH_PHASES or "sample" not in rows.columns:
+        return rows, rows.iloc[:0]
+    default = rows["sample"] == 0
+    return rows[~default], rows[default]
 
 
 def compute_budget(rows: pd.DataFrame) -> float | None:
-    """The equal-compute budget of a dataset: ten trials at the median trial cost of the
-    dataset (the same for every model, so a costlier model buys fewer trials)."""
-    if "seconds" not in rows.columns or rows["seconds"].isna().all():
+    """The equal-compute budget of a dataset in seconds (see the module docstring); None
+    when a trial's cost was not recorded."""
+    if "seconds" not in rows.columns or rows["seconds"].isna().any() or rows.empty:
         return None
-    return 10.0 * float(rows["seconds"].median())
+    cost = rows.groupby("arm")["seconds"].agg(["mean", "sum", "size"])
+    return float(max(cost["mean"].max(), (TEST_SHARE * cost["sum"]).min()))
 
 
-def ranking(rows: pd.DataFrame, metric: Metric, budgets_k=BUDGETS_K, seed: int = 0):
-    """One row per (dataset, budget, arm) of one search phase, the arm in the `model` column:
-    estimate, interval, P(no scored trial), p-value against the best (raw and Holm), the
-    smallest Holm-corrected p-value its test could have given (`p_floor`) and the verdict
-    mark: `best`, `tie`, `worse`, `underpowered` (too few trials for the test to reach alpha
-    whatever the scores: p_floor >= alpha), `untested` (a group of fewer than 2 trials),
-    `no score` or `too few` (fewer trials than the budget)."""
+def ranking(
+    rows: pd.DataFrame, metric: Metric, budgets_k=BUDGETS_K, seed: int = 0, n_boot: int = N_BOOT
+) -> pd.DataFrame:
+    """One row per (dataset, budget, arm), the arm in the `model` column: n, k, estimate and
+    its 95% bootstrap-t interval (`ci_low`, `ci_high`, tested cells only), P(no scored
+    trial), compute spent, the simultaneous interval of the gap to the best of the other
+    arms (`gap_low`, `gap_high`; in the metric's units, positive = worse for either
+    direction),
+    P(best), the global test's p-value and the mark: `best` (best estimate of the tested
+    arms), `in set` (cannot be told apart from the best), `worse`, `untested` (fewer than
+    k / TEST_SHARE trials), `too few` (fewer trials than k) or `no score`."""
     out = []
     for dataset in ordered(rows["dataset"].unique(), DATASET_ORDER):
         part = rows[rows["dataset"] == dataset]
-        models = ordered_arms(part["arm"].unique())
-        scores = {m: _scores(part[part["arm"] == m]) for m in models}
+        arms = ordered_arms(part["arm"].unique())
+        scores = {m: _scores(part[part["arm"] == m]) for m in arms}
         n_max = max(len(v) for v in scores.values())
         fixed = [k for k in budgets_k if k < n_max or k == budgets_k[0]]
-        for k in fixed + ([None] if n_max > 1 else []):
-            cells = [_k_cell(scores[m], k) for m in models]
-            name = "all trials" if k is None else f"k = {k}"
-            tests = {m: (scores[m], k_statistic(k), N_PERMUTATIONS) for m in models}
-            out += _judge(dataset, name, k, models, cells, tests, metric, seed)
+        for k in fixed:
+            ks = {m: float(k) for m in arms}
+            out += _judge(dataset, f"k = {k}", k, scores, ks, metric, seed, n_boot)
+        if n_max > 1:
+            ks = {m: float(len(scores[m])) for m in arms}
+            out += _judge(dataset, "all trials", np.nan, scores, ks, metric, seed, n_boot)
         budget = compute_budget(part)
         if budget is not None:
-            costs = {m: part.loc[part["arm"] == m, "seconds"].to_numpy(float) for m in models}
-            cells = [_cost_cell(scores[m], costs[m], budget) for m in models]
-            tests = {}
-            for m in models:
-                index = np.arange(len(scores[m]), dtype=float)
-                tests[m] = (index, (scores[m], costs[m]), N_PERMUTATIONS_COST)
-            out += _judge(dataset, "compute", budget, models, cells, tests, metric, seed)
-    return pd.DataFrame(out)
+            mean = part.groupby("arm")["seconds"].mean()
+            ks = {m: budget / mean[m] for m in arms}
+            cells = _judge(dataset, "compute", budget, scores, ks, metric, seed, n_boot)
+            for cell in cells:  # k trials at the mean cost: the budget, unless capped
+                cell["seconds_per_trial"] = mean[cell["model"]]
+                cell["spent"] = min(cell["k"], cell["n"]) * mean[cell["model"]]
+            out += cells
+    return pd.DataFrame(out, columns=COLUMNS)
 
 
 def _scores(cell: pd.DataFrame) -> np.ndarray:
     return np.where(cell["finished"], cell["score"], np.inf).astype(float)
 
 
-def _k_cell(x: np.ndarray, k: int | None) -> dict:
-    n = x.size
-    if k is not None and k > n:
-        return {"n": n, "estimate": np.nan, "mark": "too few"}
-    k = n if k is None else k
-    curve, none = expected_best(x)
-    low, high = expected_best_ci(x) if k <= band_k_max(n) else (np.full(n, np.nan),) * 2
-    return {"n": n, "k": k, "estimate": curve[k - 1], "ci_low": low[k - 1],
-            "ci_high": high[k - 1], "p_none": none[k - 1]}  # fmt: skip
-
-
-def _cost_cell(x: np.ndarray, costs: np.ndarray, budget: float) -> dict:
-    if np.isnan(costs).any():
-        return {"n": x.size, "estimate": np.nan, "mark": "too few"}
-    mean, none = expected_best_by_cost(x, costs, [budget], N_ORDERS)
-    low, high = expected_best_by_cost_ci(x, costs, [budget], n_orders=N_ORDERS)
-    return {"n": x.size, "estimate": mean[0], "ci_low": low[0], "ci_high": high[0],
-            "p_none": none[0]}  # fmt: skip
-
-
-def _judge(dataset, budget, value, models, cells, tests, metric, seed) -> list[dict]:
-    """Mark the best model of one budget and test every other one against it (Holm)."""
-    estimates = np.array([c["estimate"] for c in cells], dtype=float)
-    rows = []
-    for model, cell in zip(models, cells, strict=True):
-        mark = cell.get("mark") or ("no score" if np.isnan(cell["estimate"]) else "")
-        rows.append({"dataset": dataset, "budget": budget, "budget_value": value,
-                     "model": model, **cell, "mark": mark})  # fmt: skip
-    if np.isnan(estimates).all():
-        return rows
-    best = int(np.nanargmin(estimates))
-    rows[best]["mark"] = "best"
-    others = [i for i, r in enumerate(rows) if r["mark"] == ""]
-    pvalues = []
-    for i in others:
-        a, b = tests[models[i]], tests[models[best]]
-        if budget == "compute":
-            pooled = (np.concatenate([a[1][0], b[1][0]]), np.concatenate([a[1][1], b[1][1]]))
-            stat = cost_statistic(*pooled, value)
-            pvalues.append(permutation_p(a[0], b[0] + a[0].size, stat, a[2], seed))
+def _judge(dataset, budget, value, scores, ks, metric, seed, n_boot) -> list[dict]:
+    """Estimate every arm at its budget k, test the arms with enough trials jointly."""
+    rng = np.random.default_rng(seed)
+    rows, arms = [], []
+    for model, x in scores.items():
+        n, k = x.size, ks[model]
+        row = {"dataset": dataset, "budget": budget, "budget_value": value, "model": model,
+               "n": n, "k": k, "unscored": float(np.isinf(x).mean())}  # fmt: skip
+        arm = None
+        if k > n or k < 1:
+            row["mark"] = "too few"
         else:
-            pvalues.append(permutation_p(a[0], b[0], a[1], a[2], seed))
-    pvalues = np.array(pvalues, dtype=float)
-    tested = np.isfinite(pvalues)
-    adjusted = np.full(pvalues.size, np.nan)
-    adjusted[tested] = holm(pvalues[tested])
-    # The smallest adjusted p-value each test could reach: Holm multiplies the smallest p of
-    # the family by the number of tests, and no adjusted p is below its raw one.
-    sizes = [(tests[models[i]][0].size, tests[models[best]][0].size, tests[models[i]][2])
-             for i in others]  # fmt: skip
-    floors = np.array([smallest_p(*size) for size in sizes])
-    family = tested.sum() * floors[tested].min() if tested.any() else np.nan
-    for i, p, q, floor in zip(others, pvalues, adjusted, floors, strict=True):
-        p_floor = np.nan if np.isnan(q) else min(1.0, max(floor, family))
-        if np.isnan(q):
-            mark = "untested"
-        elif q < ALPHA:
-            mark = "worse"
-        else:
-            mark = "underpowered" if p_floor >= ALPHA else "tie"
-        rows[i] |= {"p": p, "p_holm": q, "p_floor": p_floor, "mark": mark}
+            mean, none = estimate(np.sort(x)[None, :], k)
+            row |= {"estimate": float(mean[0]), "p_none": float(none[0])}
+            if np.isnan(mean[0]):
+                row["mark"] = "no score"
+            elif budget != "all trials" and testable(x, k):
+                arm = bootstrap_arm(x, k, n_boot, rng)
+                row["ci_low"], row["ci_high"] = interval(arm)
+            else:  # the best of all trials, or too few trials for the bootstrap to cover
+                row["mark"] = "untested"
+                row["few"] = budget != "all trials"
+        rows.append(row)
+        arms.append(arm)
+    tested = [i for i, a in enumerate(arms) if a is not None]
+    if len(tested) == 1:  # nothing to compare with: its interval stands, no set
+        rows[tested[0]]["mark"] = "untested"
+    elif tested:
+        found = best_set(arms)
+        best = min(tested, key=lambda i: rows[i]["estimate"])
+        for i in tested:
+            rows[i] |= {"gap_low": found.gap_low[i], "gap_high": found.gap_high[i],
+                        "p_best": found.p_best[i], "p_global": found.p_global,
+                        "mark": "worse" if found.worse[i] else "in set"}  # fmt: skip
+        rows[best]["mark"] = "best"
     for row in rows:
-        row["value"] = metric.sign * row["estimate"]
-        for end in ("ci_low", "ci_high"):
-            if end in row:
-                row[end] = metric.sign * row[end]
-        if metric.sign < 0 and "ci_low" in row:
-            row["ci_low"], row["ci_high"] = row["ci_high"], row["ci_low"]
+        _orient(row, metric)
     return rows
 
 
-def verdict(table: pd.DataFrame, dataset: str, metric: Metric) -> str:
-    """One line in plain words at the largest budget k of BUDGETS_K all models have."""
-    part = table[(table["dataset"] == dataset) & (table["budget"] != "compute")]
-    fixed = part[part["budget"] != "all trials"]
-    budget = fixed["budget"].iloc[-1] if len(fixed) else "all trials"
-    cell = part[part["budget"] == budget].set_index("model")
-    names = lambda marks: [label(m) for m in cell.index[cell["mark"].isin(marks)]]  # noqa: E731
-    lead, worse, lost = names(("best", "tie")), names(("worse",)), names(("no score",))
-    untested, weak = names(("untested",)), names(("underpowered",))
-    where = f"{dataset_label(dataset)} ({budget})"
-    if not lead:
-        return f"{where}: no model has a scored trial."
-    if weak and len(lead) == 1 and not worse and not untested:
-        # No test could have separated any model from the best: say so, not "tie".
-        text = f"{where}: too few trials to separate the losses: {_power(cell)}. "
-        text += f"{lead[0]} has the best estimate"
-        if lost:
-            text += f"; {_join(lost)}: no scored trial"
-        return text + "."
-    if len(lead) == 1 and (untested or weak) and not worse:
-        text = f"{where}: {lead[0]} has the best estimate"
-    elif len(lead) == 1 and not worse and not lost:
-        text = f"{where}: only {lead[0]} has a score."
-    elif len(lead) == 1:
-        text = f"{where}: {lead[0]} is best; every other model is significantly worse"
-    elif not worse:
-        text = f"{where}: {_join(lead)} tie — no difference from the best is significant"
+def _orient(row: dict, metric: Metric) -> None:
+    """Scores are lower-better inside; print them in the metric's own direction."""
+    row["value"] = metric.sign * row.get("estimate", np.nan)
+    for low, high in (("ci_low", "ci_high"),):  # a gap stays "positive = worse"
+        if low in row:
+            a, b = metric.sign * row[low], metric.sign * row[high]
+            row[low], row[high] = min(a, b), max(a, b)
+
+
+def defaults(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each arm's default-setting trials (sample 0) per dataset: count, mean value, unscored."""
+    if rows.empty:
+        return pd.DataFrame(columns=["dataset", "model", "n", "value", "unscored"])
+    grouped = rows.groupby(["dataset", "arm"], sort=False)
+    out = grouped.agg(n=("value", "size"), value=("value", "mean"))
+    out["unscored"] = grouped["finished"].apply(lambda f: float((~f).mean()))
+    return out.reset_index().rename(columns={"arm": "model"})
+
+
+def tested_budgets(table: pd.DataFrame, dataset: str) -> list[str]:
+    """The budgets of a dataset at which at least two arms were tested, in table order."""
+    part = table[table["dataset"] == dataset]
+    counts = part[part["mark"].isin(("best", "in set", "worse"))].groupby("budget").size()
+    return [b for b in part["budget"].unique() if counts.get(b, 0) >= 2]
+
+
+def verdict(table: pd.DataFrame, dataset: str, metric: Metric) -> list[str]:
+    """The answer in plain words, one line per budget at which arms were tested (or, when
+    none was, one line saying why), each with the best arm's estimate and interval."""
+    budgets = tested_budgets(table, dataset)
+    part = table[table["dataset"] == dataset]
+    if not budgets:
+        first = part["budget"].iloc[0]
+        cell = part[part["budget"] == first].set_index("model")
+        where = f"{dataset_label(dataset)} ({first})"
+        scored = cell[cell["estimate"].notna()] if "estimate" in cell else cell.iloc[:0]
+        if scored.empty:
+            return [f"{where}: no arm has a scored trial."]
+        best = scored["estimate"].idxmin()
+        why = (f"only {label(best)} has a scored trial" if len(scored) == 1 else
+               f"too few trials (a test needs {_need()} per arm)")  # fmt: skip
+        text = (f"{where}: no test, {why}; {label(best)} has the best estimate, "
+                f"{metric.fmt(scored.loc[best, 'value'])}")  # fmt: skip
+        if scored.loc[best, "unscored"] >= 0.1:
+            text += f" ({_unscored(scored.loc[best])[2:]})"
+        return [text + _others(cell) + "."]
+    return [_sentence(part[part["budget"] == b].set_index("model"), dataset, b, metric)
+            for b in budgets]  # fmt: skip
+
+
+def _need() -> str:
+    """What an arm needs to be tested, in words."""
+    return (f"at least {MIN_TRIALS} trials, {MIN_SCORED} of them scored, and "
+            f"{round(1 / TEST_SHARE)}·k")  # fmt: skip
+
+
+def _budget_words(cell: pd.DataFrame, budget: str) -> str:
+    if budget == "compute":
+        return f"equal compute, {_hours(cell['budget_value'].iloc[0])} per arm"
+    return budget
+
+
+def _sentence(cell: pd.DataFrame, dataset: str, budget: str, metric: Metric) -> str:
+    where = f"{dataset_label(dataset)} ({_budget_words(cell, budget)})"
+    best = cell.index[cell["mark"] == "best"][0]
+    row = cell.loc[best]
+    lead = (f"{label(best)} has the best expected {metric.name}, {metric.fmt(row['value'])} "
+            f"[{metric.fmt(row['ci_low'])}, {metric.fmt(row['ci_high'])}]")  # fmt: skip
+    in_set = cell[cell["mark"].isin(("best", "in set"))].sort_values("p_best", ascending=False)
+    worse = [
+        label(m) + (f" ({_unscored(r)[2:]})" if _unscored(r) else "")
+        for m, r in cell[cell["mark"] == "worse"].iterrows()
+    ]
+    named = [f"{label(m)} ({r['p_best']:.2f}{_unscored(r)})" for m, r in in_set.iterrows()]
+    level = f"{100 * (1 - ALPHA):.0f}%"
+    if not worse:
+        text = (f"{where}: {lead}, but no arm is shown worse than another: all "
+                f"{len(in_set)} tested arms can be the best, which is not a tie "
+                f"(P(best): {_join(named)})")  # fmt: skip
+    elif len(in_set) == 1:
+        text = f"{where}: {lead}; every other tested arm is worse ({_join(worse)})"
+        text += f" ({level} confidence set for the best arm)"
     else:
-        text = f"{where}: {_join(lead)} tie for best"
-    if worse and len(lead) > 1:
-        p = cell.loc[cell["mark"] == "worse", "p_holm"].max()
-        text += f"; {_join(worse)} {'is' if len(worse) == 1 else 'are'} worse ({_p(p)}, Holm)"
-    elif worse:
-        p = cell.loc[cell["mark"] == "worse", "p_holm"].max()
-        text += f" ({_join(worse)}; {_p(p)}, Holm)"
-    if weak:
-        text += f"; {_join(weak)}: too few trials to tell from the best ({_power(cell)})"
-    if untested:
-        text += f"; {_join(untested)}: too few trials to test against the best"
+        text = (f"{where}: {lead}; {_join(named[:1] + named[1:])} cannot be told apart from "
+                f"the best (P(best) in brackets); {_join(worse)} "
+                f"{'is' if len(worse) == 1 else 'are'} worse ({level} confidence set for "
+                "the best arm)")  # fmt: skip
+    return text + _others(cell) + "."
+
+
+def _unscored(row) -> str:
+    share = row.get("unscored", 0.0)
+    return f", {100 * share:.0f}% of trials unscored" if share >= 0.1 else ""
+
+
+def _others(cell: pd.DataFrame) -> str:
+    """The arms a budget could not test, by name and why."""
+    text = ""
+    untested = cell[(cell["mark"] == "untested") & (cell["few"] == True)]  # noqa: E712
+    if len(untested):
+        counts = ", ".join(f"{label(m)} ({int(r['n'])})" for m, r in untested.iterrows())
+        text += f"; not tested, too few trials for this budget: {counts}"
+    few = [label(m) for m in cell.index[cell["mark"] == "too few"]]
+    if few:
+        text += f"; {_join(few)}: fewer trials than the budget"
+    lost = [label(m) for m in cell.index[cell["mark"] == "no score"]]
     if lost:
         text += f"; {_join(lost)}: no scored trial"
-    return text + "."
-
-
-def _power(cell: pd.DataFrame) -> str:
-    """Why the underpowered models of one budget could not be told from the best, and how many
-    trials per model a test would need."""
-    weak = cell[cell["mark"] == "underpowered"]
-    counts = cell.loc[cell["mark"].isin(("best", "underpowered")), "n"].astype(int)
-    trials = (
-        f"{counts.min()} trials per model"
-        if counts.min() == counts.max()
-        else f"{counts.min()} to {counts.max()} trials per model"
-    )
-    comparisons = int(cell["p_holm"].notna().sum())
-    text = (
-        f"with {trials} no difference from the best can be significant (the smallest p-value "
-        f"the permutation test can give is {weak['p_floor'].min():.2g} after Holm's correction "
-        f"over {comparisons} comparison{'s' if comparisons != 1 else ''}, not below α = {ALPHA})"
-    )
-    needed = trials_needed(comparisons)
-    if needed is not None:
-        text += f"; that takes at least {needed} trials per model"
     return text
 
 
@@ -266,23 +259,16 @@ def _join(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def _p(p: float) -> str:
-    for bound in (0.001, 0.01, 0.05):
-        if p < bound:
-            return f"p < {bound:g}"
-    return f"p = {p:.2f}"
-
-
 def markdown_table(table: pd.DataFrame, dataset: str, metric: Metric) -> pd.DataFrame:
-    """Models as rows, budgets as columns; each cell 'estimate [CI]' with the best in bold,
-    a tie marked '=', a significantly worse model '<' and one with too few trials for the
-    test to tell it from the best '?'."""
+    """Arms as rows, budgets as columns; each cell 'estimate [95% CI]' and, where the arms
+    were tested, P(best); the best estimate in bold, an arm shown worse than another '<',
+    an untested one '(not tested)'. No mark means: cannot be told apart from the best."""
     part = table[table["dataset"] == dataset]
     columns = {}
     for budget, cell in part.groupby("budget", sort=False):
         header = budget
         if budget == "compute":
-            header = f"compute {_hours(cell['budget_value'].iloc[0])}"
+            header = f"equal compute: {_hours(cell['budget_value'].iloc[0])} per arm"
         columns[header] = {row.model: _cell_text(row, metric) for row in cell.itertuples()}
     frame = pd.DataFrame(columns)
     frame.index = [label(m) for m in frame.index]
@@ -296,7 +282,7 @@ def _hours(seconds: float) -> str:
 
 def _cell_text(row, metric: Metric) -> str:
     if row.mark == "too few":
-        return "— (too few trials)"
+        return "— (fewer trials than the budget)"
     if row.mark == "no score":
         return "— (no scored trial)"
 
@@ -306,8 +292,16 @@ def _cell_text(row, metric: Metric) -> str:
     text = f(row.value)
     if np.isfinite(getattr(row, "ci_low", np.nan)):
         text += f" [{f(row.ci_low)}, {f(row.ci_high)}]"
-    if row.p_none >= 0.005:
+    if getattr(row, "p_none", 0.0) >= 0.005:
         text += f" (none scored: {100 * row.p_none:.0f}%)"
+    if getattr(row, "budget", "") == "compute":  # what the budget buys this arm
+        text += f" (k = {row.k:.3g})"
+    if np.isfinite(getattr(row, "p_best", np.nan)):
+        text += f" · P(best) {row.p_best:.2f}"
     if row.mark == "best":
         return f"**{text}**"
-    return {"tie": "= ", "worse": "< ", "underpowered": "? "}.get(row.mark, "") + text
+    if row.mark == "worse":
+        return f"< {text}"
+    if row.mark == "untested" and getattr(row, "budget", "") != "all trials":
+        return f"{text} (not tested)"
+    return text

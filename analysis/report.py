@@ -1,12 +1,12 @@
-"""Build a sweep's report directory: report.md, fid_table.{md,csv,tex}, ranking.csv,
-stats.csv and figures.
+"""Build a sweep's report directory: report.md, <metric>_table.{md,csv,tex} (fid_table for
+FID), ranking.csv, stats.csv and figures.
 
 Besides the results, two optional files of the sweep directory are read:
 - `sweep.json`: `{"description": "<text>", ...}`; the description heads report.md.
 - `noise_floor.json`: the FID between two sets of real images of one dataset at the sample
-  size of the evaluation, `{"<dataset>": {"fid": 2.1, "n": 10000, "split": "train vs test"}}`;
-  a difference between models smaller than this is below measurement noise. Without it the
-  report shows the seed-to-seed spread of the seeds phase as the empirical noise.
+  size of the evaluation, `{"<dataset>": {"fid": 2.1, "n": 10000, "split": "train vs test"}}`:
+  the bias floor (what a perfect generator scores), not the noise of a difference between
+  models. The report also shows the seed-to-seed spread of the seeds phase, the noise.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ import pandas as pd
 import seaborn as sns
 
 from analysis import paper, plots, samples
+from analysis.best import MIN_SCORED, MIN_TRIALS, TEST_SHARE
 from analysis.load import load_results
 from analysis.metrics import Metric
-from analysis.ranking import markdown_table, ranking, verdict
+from analysis.ranking import defaults, markdown_table, random_samples, ranking, verdict
 from analysis.scores import (
     DATASET_ORDER,
     MODEL_ORDER,
@@ -37,7 +38,7 @@ from analysis.scores import (
     phases,
     rank_groups,
 )
-from analysis.stats import BAND_SHARE, compare_groups, kruskal
+from analysis.stats import compare_groups, kruskal
 from analysis.tables import markdown, summarise, write_tables
 
 SEARCH_PHASES = ("wide", "narrow")
@@ -82,7 +83,9 @@ def build_report(
         for phase, rows in by_phase.items()
     }  # fmt: skip
     *_, table_md = write_tables(summaries, chosen, out, published)
-    ranks = {p: ranking(r, chosen) for p, r in by_phase.items() if p in RANKED_PHASES}
+    split = {p: random_samples(r, p) for p, r in by_phase.items() if p in RANKED_PHASES}
+    ranks = {p: ranking(r, chosen) for p, (r, _) in split.items()}
+    default_rows = {p: defaults(d) for p, (_, d) in split.items()}
     if ranks:
         pd.concat([r.assign(phase=p) for p, r in ranks.items()]).to_csv(
             out / "ranking.csv", index=False
@@ -96,7 +99,7 @@ def build_report(
             f"# Report: sweep `{sweep_dir.name}`",
             "",
             *_description(sweep_dir),
-            *_answer_section(ranks, chosen),
+            *_answer_section(ranks, default_rows, chosen),
             *_samples_section(by_phase, chosen, sweep_dir, out),
             *_protocol(frame, chosen, metric_note),
             *_noise_section(sweep_dir, by_phase, chosen),
@@ -138,18 +141,19 @@ def make_figures(by_phase: dict[str, pd.DataFrame], metric: Metric, out: Path) -
             search = phase in SEARCH_PHASES
             builders = [
                 ("budget", plots.budget_curves, search, "Expected best score of k trials drawn "
-                 "at random (without replacement) from the model's own trials, given that one "
-                 "of them was scored (exact, from order statistics). Band: 95% confidence "
-                 "interval of that expectation (percentile bootstrap over the model's trials), "
-                 f"drawn for k ≤ {BAND_SHARE:g}·n only: beyond, no interval covers "
-                 "(measured in the tests). " + UNSCORED_RULE + " A model with no scored trial "
-                 "has no curve; its panel says so. Grey lines: the other models of the "
-                 "dataset, for reference."),
-                ("compute", plots.compute_curves, search, "The same against compute actually "
-                 "spent (summed `seconds` of the trials run in a random order, 500 orders): "
-                 "a costlier loss or penalty buys fewer trials for the same budget. Band: "
-                 "bootstrap 95% CI of the expectation, up to a tenth of the model's total "
-                 "compute."),
+                 "at random (without replacement) from the arm's own random samples, given "
+                 "that one of them was scored (exact, from order statistics); sample 0, the "
+                 "default setting, is not a random sample: dotted line. Band: 95% bootstrap-t "
+                 "interval of that expectation (jackknife standard errors), drawn for k ≤ "
+                 f"n/{round(1 / TEST_SHARE)} only, where its coverage was measured (tests); "
+                 "beyond, the best of n trials cannot tell how much better an unseen trial "
+                 "could be. " + UNSCORED_RULE + " A model with no scored trial has no curve; "
+                 "its panel says so. Grey lines: the other models of the dataset."),
+                ("compute", plots.compute_curves, search, "The same against expected compute "
+                 "spent: k random trials cost k times the arm's mean trial cost (its "
+                 "recorded `seconds`), so a costlier loss or penalty buys fewer trials for "
+                 "the same budget. Exact; same band. Dashed: the equal-compute budget of "
+                 "the answer's table."),
                 ("distribution", plots.distribution, True, "Score of every scored trial per "
                  "model; tick labels count unscored trials, which have no value to draw."),
                 ("sensitivity_lr", lambda r, m, p: plots.sensitivity(r, m, p, "lr"), search,
@@ -262,8 +266,10 @@ def _description(sweep_dir: Path) -> list[str]:
     return [*(f"> {line}" if line else ">" for line in str(description).splitlines()), ""]
 
 
-def _answer_section(ranks: dict[str, pd.DataFrame], metric: Metric) -> list[str]:
-    """The direct answer: verdicts and the ranking table per phase and dataset."""
+def _answer_section(
+    ranks: dict[str, pd.DataFrame], default_rows: dict[str, pd.DataFrame], metric: Metric
+) -> list[str]:
+    """The direct answer: verdicts, the ranking table and the default settings per phase."""
     lines = ["## Which loss is better under this budget?", ""]
     if not ranks:
         return [*lines, "No search phase in this sweep: see the tables below.", ""]
@@ -272,30 +278,51 @@ def _answer_section(ranks: dict[str, pd.DataFrame], metric: Metric) -> list[str]
             continue
         lines += [f"### Phase `{phase}`", ""]
         datasets = ordered(table["dataset"].unique(), DATASET_ORDER)
-        lines += [f"- {verdict(table, d, metric)}" for d in datasets] + [""]
+        lines += [f"- {line}" for d in datasets for line in verdict(table, d, metric)] + [""]
         for dataset in datasets:
-            lines += [f"**{dataset_label(dataset)}**", "", markdown(markdown_table(table, dataset,
-                      metric)), ""]  # fmt: skip
+            frame = markdown_table(table, dataset, metric)
+            lines += [f"**{dataset_label(dataset)}**", "", markdown(frame), ""]
+        lines += _default_lines(default_rows.get(phase), metric)
+    share = round(1 / TEST_SHARE)
     lines += [
-        f"Each cell: the expected best `{metric.name}` ({metric.best_word} over trials) when k "
-        "hyperparameter samples are drawn at random from the model's own trials (all "
-        "trials: the best observed), or when trials are run in a random order until the "
-        "compute budget is spent (ten trials at the dataset's median trial cost); [95% "
-        f"confidence interval of that expectation, given only where it covers: k ≤ "
-        f"{BAND_SHARE:g}·n (so never with fewer than {round(1 / BAND_SHARE)} trials), or a "
-        f"tenth of the model's compute]. {UNSCORED_RULE} "
-        "The expectation is over draws with at least one scored trial; '(none scored: x%)' "
-        "is the chance that a draw has none. **Bold**: the best estimate; '=': not "
-        "significantly worse than the best (a tie); '<': significantly worse; '?': too few "
-        "trials for the test to tell it from the best, whatever the scores (the smallest "
-        "p-value it can give for these group sizes, after Holm's correction, is not below α: "
-        "not a tie); no sign: not tested (fewer than 2 trials). Test: "
-        "two-sided permutation test of the difference of the two estimates (null: the two "
-        f"models' trials come from one distribution), Holm-corrected over the models of "
-        f"that budget, α = {ALPHA}. All cells with p-values: [ranking.csv](ranking.csv).",
+        f"Each cell: the expected best `{metric.name}` ({metric.best_word} over trials) of k "
+        "hyperparameter samples drawn at random from the arm's own trials (all trials: the "
+        "best observed; equal compute: k = budget / the arm's mean trial cost, so that every "
+        "arm's expected compute equals the budget; a fractional k mixes the two neighbouring "
+        "whole numbers). Sample 0 of a search, the default setting, is not a random sample "
+        f"and is left out (shown below the tables). {UNSCORED_RULE} The expectation is over "
+        "draws with at least one scored trial; '(none scored: x%)' is the chance that a "
+        f"draw has none. [95% bootstrap-t interval of that expectation], given where the arm "
+        f"is tested: k ≤ n/{share}, n ≥ {MIN_TRIALS} and at least {MIN_SCORED} scored trials.",
+        "",
+        "Test: the arms of one budget form a 95% confidence set for the best arm (max-t "
+        "bootstrap over all pairs of arms, jackknife standard errors; null of each "
+        "comparison: equal expected best, whatever the spreads). **Bold**: the best estimate; "
+        "no mark: cannot be told apart from the best — this is not a tie, only that the "
+        "data do not exclude it; '<': worse than another arm, with family-wise error ≤ "
+        f"{ALPHA} over all arms and pairs; '(not tested)': fewer than {MIN_TRIALS} trials, "
+        f"{MIN_SCORED} scored trials or {share}·k trials. "
+        "P(best): the share of bootstrap resamples in which the arm has the best estimate "
+        "(the uncertainty of the ranking, not a posterior probability). Gaps to the best with "
+        "their simultaneous intervals, and the global test: [ranking.csv](ranking.csv).",
         "",
     ]
     return lines
+
+
+def _default_lines(table: pd.DataFrame | None, metric: Metric) -> list[str]:
+    """Each arm's default setting (sample 0), apart from the random samples."""
+    if table is None or table.empty:
+        return []
+    parts = []
+    for dataset, part in table.groupby("dataset", sort=False):
+        cells = ", ".join(
+            f"{label(r.model)} {'—' if np.isnan(r.value) else metric.fmt(r.value)}"
+            + (f" ({r.n} trials)" if r.n > 1 else "")
+            for r in part.itertuples()
+        )
+        parts.append(f"{dataset_label(dataset)}: {cells}")
+    return [f"Default setting (sample 0) of each arm, {metric.name}: " + "; ".join(parts) + ".", ""]
 
 
 def _noise_section(sweep_dir: Path, by_phase: dict[str, pd.DataFrame], metric: Metric) -> list[str]:
@@ -316,21 +343,26 @@ def _noise_section(sweep_dir: Path, by_phase: dict[str, pd.DataFrame], metric: M
             split, n = entry.get("split", "two halves"), entry.get("n", "not recorded")
             lines.append(
                 f"- {name}: FID between two sets of real images ({split}, n = {n}) is "
-                f"{float(entry['fid']):.2f}: differences below this are measurement noise."
+                f"{float(entry['fid']):.2f}. This is a bias floor, the FID a perfect "
+                "generator would get at this sample size, not the noise of a difference: two "
+                "models closer than this can still differ reliably (the FID estimate is "
+                "biased upwards at finite n by an amount that depends on the model)."
             )
-            continue
         seeds = by_phase.get("seeds")
         part = None if seeds is None else seeds[(seeds["dataset"] == dataset) & seeds["finished"]]
         spread = part.groupby("arm")["value"].std().dropna() if part is not None else None
         if spread is not None and len(spread):
             lines.append(
-                f"- {name}: no real-data floor stored; the seed-to-seed spread of each model's "
+                f"- {name}: {'' if entry else 'no real-data floor stored; '}the seed-to-seed "
+                "spread of each model's "
                 f"selected setting (std of {metric.name} over report seeds) is "
                 f"{spread.median():.{metric.digits + 1}f} (median over {len(spread)} models; "
                 f"{spread.min():.{metric.digits + 1}f}–{spread.max():.{metric.digits + 1}f}): "
-                "a difference smaller than this is within the noise of one run."
+                "the noise of one run. Two single runs of equally good settings differ by "
+                "about √2 times this; the intervals of the answer above already include "
+                "this noise, since each trial is one run."
             )
-        else:
+        elif not entry:
             lines.append(
                 f"- {name}: not measured (no noise_floor.json entry and no scored seeds-phase "
                 "trials)."
@@ -345,7 +377,10 @@ def _stats_section(tests: pd.DataFrame, metric: Metric) -> list[str]:
         f"Two-sided Mann–Whitney U between every pair of models on {metric.label}, Holm "
         f"correction within each phase and dataset, significance at {ALPHA} after correction. "
         "Unscored trials rank below every scored trial. δ is Cliff's delta: "
-        "P(A better than B) − P(B better than A).",
+        "P(A better than B) − P(B better than A). These tests ask whether one model's "
+        "trials tend to score better than another's (a typical hyperparameter setting), "
+        "not which has the better expected best of k: they can disagree with the answer "
+        "above, which is about the best of k samples.",
         "",
     ]
     if tests.empty:

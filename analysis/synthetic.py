@@ -99,6 +99,8 @@ def _row(rng, dataset, model, phase, sample, seed, hp, log_fid, p_div, cost, fid
         "error": "non-finite loss" if diverged else "",
         "d_steps": CHECKPOINTS[-1], "images_seen": CHECKPOINTS[-1] * 64,
         "seconds": seconds * (rng.uniform(0.1, 0.6) if diverged else 1.0),
+        "generator": "began" if model == "began" else "infogan",
+        "discriminator": "began" if model == "began" else "infogan",
         "device": "cuda:0 (NVIDIA H100)", "fid_n_real": 10000, "fid_n_fake": 10000,
         "fid_resize": "torch-fidelity bilinear (TF1-compatible)",
         "inception_sha256": "6726825d" + "0" * 56,

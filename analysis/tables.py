@@ -12,7 +12,7 @@ import pandas as pd
 from analysis import paper
 from analysis.metrics import Metric
 from analysis.scores import DATASET_ORDER, dataset_label, label, ordered, ordered_arms
-from analysis.stats import bootstrap_ci
+from analysis.stats import bootstrap_ci, t_interval
 
 MANIFOLD = ("precision", "recall", "f1")
 
@@ -58,7 +58,7 @@ def _cell(cell: pd.DataFrame, metric: Metric, expected: int) -> dict:
             "mean": values.mean(), "std": values.std(ddof=1) if values.size > 1 else np.nan,
         }  # fmt: skip
         row["median_ci_low"], row["median_ci_high"] = bootstrap_ci(values, np.median)
-        row["mean_ci_low"], row["mean_ci_high"] = bootstrap_ci(values, np.mean)
+        row["mean_ci_low"], row["mean_ci_high"] = t_interval(values)
         for name in MANIFOLD:
             if name in cell.columns and cell[name].notna().any():
                 row[f"{name}_best"] = float(cell.at[best, name])
@@ -134,7 +134,7 @@ def legend(metric: Metric, seeds: bool, expected: int) -> str:
     if seeds:
         return (
             f"Each cell, for {metric.label}: mean ± std over the scored report seeds of the "
-            "selected setting [bootstrap 95% CI of the mean] / share of unscored seeds."
+            "selected setting [Student-t 95% CI of the mean] / share of unscored seeds."
         )
     return (
         f"Each cell, for {metric.label}: best ({metric.best_word} over trials) / median "
@@ -170,13 +170,19 @@ def _tex(text: str) -> str:
     return text
 
 
+def table_name(metric: Metric) -> str:
+    """The tables' file name: by the metric they rank by (fid_table for any FID column)."""
+    return "fid_table" if metric.name.startswith("fid") else f"{metric.name}_table"
+
+
 def write_tables(
     summaries: dict[str, pd.DataFrame],
     metric: Metric,
     out: Path,
     published: dict[str, tuple[str, ...]] | None = None,
 ) -> tuple[Path, Path, Path, str]:
-    """Write fid_table.{md,csv,tex} for every phase; return the paths and the Markdown text.
+    """Write <table_name(metric)>.{md,csv,tex} for every phase; return the paths and the
+    Markdown text.
     `published[phase]` names the datasets whose cells follow the paper's protocol."""
     md_parts, tex_parts, csv_parts = [], [], []
     for phase, summary in summaries.items():
@@ -197,7 +203,8 @@ def write_tables(
             tex_parts.append(latex(manifold, f"Phase {phase}. Polygon manifold metrics."))
         csv_parts.append(summary.assign(phase=phase))
     md_text = "\n".join(md_parts)
-    paths = out / "fid_table.md", out / "fid_table.csv", out / "fid_table.tex"
+    name = table_name(metric)
+    paths = out / f"{name}.md", out / f"{name}.csv", out / f"{name}.tex"
     paths[0].write_text(md_text)
     long = pd.concat(csv_parts, ignore_index=True)
     long.insert(0, "phase", long.pop("phase"))

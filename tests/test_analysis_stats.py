@@ -22,6 +22,7 @@ from analysis.stats import (
     kruskal,
     min_weights,
     permutation_p,
+    t_interval,
 )
 
 
@@ -180,3 +181,20 @@ def test_bootstrap_ci_matches_scipy():
     assert (low, high) == (pytest.approx(ref.low), pytest.approx(ref.high))
     assert bootstrap_ci([1.0]) == (pytest.approx(np.nan, nan_ok=True),) * 2
     assert bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
+
+
+def test_t_interval_hand_value_and_coverage_at_ten_seeds():
+    """mean ± t(0.975, n - 1) · s / sqrt(n), and its coverage of the mean at 10 seeds:
+    normal scores within 3 Monte-Carlo s.e. of 0.95; FID-like lognormal (sigma 0.5) 0.93
+    measured (the BCa bootstrap it replaced: 0.87 there, 0.90 on normal scores)."""
+    low, high = t_interval([1.0, 2.0, 3.0, 4.0])
+    half = 3.182446305284263 * np.sqrt(5 / 3) / 2  # t(0.975, 3) · s / sqrt(4)
+    assert (low, high) == pytest.approx((2.5 - half, 2.5 + half))
+    assert np.isnan(t_interval([1.0])[0])
+    rng, reps = np.random.default_rng(4), 2000
+    for dist, low_end, high_end in ((sps.norm(), 0.935, 0.965), (sps.lognorm(0.5), 0.91, 0.95)):
+        hits = sum(
+            lo <= dist.mean() <= hi
+            for lo, hi in (t_interval(dist.rvs(10, random_state=rng)) for _ in range(reps))
+        )
+        assert low_end <= hits / reps <= high_end
