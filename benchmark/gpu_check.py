@@ -158,7 +158,10 @@ def budgets(time_limit: float, tiny: bool) -> dict[str, float]:
     """Each part's seconds: BUDGET at the mode's default limit, the same shares of a shorter."""
     mode = "tiny" if tiny else "full"
     scale = min(1.0, time_limit / DEFAULT_TIME_LIMIT[mode])
-    return {name: seconds * scale for name, seconds in BUDGET[mode].items()}
+    shares = {name: seconds * scale for name, seconds in BUDGET[mode].items()}
+    # Stopping the study's children and writing the last summary take about a second.
+    shares["margin"] = max(shares["margin"], min(2.0, 0.2 * time_limit))
+    return shares
 
 
 def run(args: argparse.Namespace) -> int:

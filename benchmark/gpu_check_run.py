@@ -223,7 +223,9 @@ class Run:
             self._row("speed", "steps"),
         )
         if not self.clock.fits(3.0):
-            self._row("speed", "fid")({"kind": "precision", "skipped": "did not fit"})
+            self._row("speed", "fid")(
+                {"kind": "precision", "precision": "all", "images": 0, "skipped": "did not fit"}
+            )
             return
         trial = self.trial("ns")
         generator = train_generator(

@@ -143,7 +143,7 @@ def run_study(
             if time.monotonic() >= deadline:
                 stopped = True
                 break
-            time.sleep(0.5)
+            time.sleep(max(0.0, min(0.5, deadline - time.monotonic())))
             on_progress(collect(populations, directories, time.monotonic() - start, False))
     finally:
         for process in processes:
