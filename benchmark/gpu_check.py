@@ -25,6 +25,7 @@ import os
 import platform
 import shlex
 import signal
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +46,8 @@ BUDGET = {
 # Time a study child needs before it trains: importing torch, loading data and weights.
 CHILD_START_S = {"cpu": 8.0, "cuda": 20.0}
 TINY_DATASET = "gpu_check_tiny"
+# The watchdog stops the run this long before the limit (writing the summary takes less).
+WATCHDOG_S = 0.5
 # Imports the command needs, and why (the GPU machines may lack some).
 REQUIRED = {
     "numpy": "everything",
@@ -180,12 +183,21 @@ def run(args: argparse.Namespace) -> int:
 
     run = Run(args, out, limit, started, imports)
     previous = signal.signal(signal.SIGTERM, _stop)
+    # Each item is planned to end before the limit; should one overrun all the same (a slower
+    # machine than its estimate), the watchdog ends the run at the limit with the summary of
+    # everything before that item.
+    watchdog = threading.Timer(
+        max(0.0, started + limit - WATCHDOG_S - time.monotonic()), run.overrun
+    )
+    watchdog.daemon = True
+    watchdog.start()
     try:
         run.record["command"] = command_line(args, limit)
         run.record["started"] = datetime.now().isoformat(timespec="seconds")
         run.record["versions"] = _versions()
         return run.all()
     finally:
+        watchdog.cancel()
         signal.signal(signal.SIGTERM, previous)
 
 

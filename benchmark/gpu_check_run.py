@@ -40,7 +40,7 @@ from benchmark.trainer import resolve_device
 # networks on a generated 28x28 set, every part on the CPU in seconds.
 FULL = {
     "batch_size": 64,
-    "equivalence_steps": 5,
+    "equivalence_steps": 3,
     "population_members": 3,
     "feature_images": 256,
     "sizes": {"1": 1, "16": 16, "64": 64},
@@ -149,14 +149,31 @@ class Run:
             self.summary.save()
         return 0 if self.ok else 1
 
+    def overrun(self) -> None:
+        """The watchdog's end of the run: stop the study's children, keep the summary of what
+        finished (the last one written stays if this one cannot be), exit at once."""
+        from benchmark.gpu_check_study import CHILDREN
+
+        for process in list(CHILDREN):
+            process.kill()
+        try:
+            self.record["state"] = "stopped at the time limit"
+            self.record["elapsed_s"] = self.elapsed()
+            self.summary.note("the time limit stopped an item that had not finished")
+        except Exception:  # the main thread was changing the record; files stay as they were
+            pass
+        os._exit(0 if self.ok else 1)
+
     def _row(self, section: str, key: str):
         def add(row: dict[str, Any]) -> None:
             if row.get("ok") is False or "error" in row:
                 self.ok = False
             for text in (row.get("skipped"), row.get("error")):
                 if text:
-                    self.summary.note(f"{section}/{key} {row.get('model', '')}: {text}".strip())
-            self.record["elapsed_s"] = self.elapsed()
+                    where = [row.get(k) for k in ("model", "size", "precision", "z_seed")]
+                    named = " ".join(str(w) for w in where if w is not None)
+                    self.summary.note(f"{section}/{key} {named}: {text}")
+            self.record["elapsed_s"] = row["at_s"] = round(self.elapsed(), 2)
             self.summary.add(section, key, row)
 
         return add
@@ -279,13 +296,22 @@ class Run:
         self.record["speed"]["precision_effect"] = {"effects": effects, "z_sd": sd, "text": text}
         self.summary.save()
 
-    def _eval_seconds(self) -> float:
-        """One evaluation of one member: sampling and features of n_fake images, one Frechet
-        distance (measured above; the study's evaluations run at PyTorch's default precision,
-        TF32 convolutions, so its rate is used when measured)."""
+    def _images_per_s(self) -> float:
+        """FID extraction images/s at PyTorch's default precision (TF32 convolutions), the
+        study's: measured in the speed part, else timed now on one batch."""
         rows = [r for r in self.record.get("speed", {}).get("fid", []) if r.get("images_per_s")]
         rate = {r["precision"]: r["images_per_s"] for r in rows}
-        images_per_s = rate.get("tf32") or rate.get("fp32") or 100.0
+        if rate.get("tf32") or rate.get("fp32"):
+            return rate.get("tf32") or rate["fp32"]
+        from benchmark.gpu_check_checks import extraction_rate, probe_size
+
+        extractor = build_extractor(self.extractor_name, self.weights, self.device)
+        batch = self.data.test[: probe_size(self.device, self.sizes["fid_batch"])]
+        return extraction_rate(extractor, batch, self.device, len(batch), "tf32")[1]
+
+    def _eval_seconds(self, images_per_s: float) -> float:
+        """One evaluation of one member: sampling and features of n_fake images (sampling
+        counted as a fifth of the extraction), and one Frechet distance."""
         dim = 64 if self.extractor_name == "tiny" else 2048
         return self.sizes["fid_images"] / images_per_s * 1.2 + frechet_seconds(dim)
 
@@ -304,6 +330,15 @@ class Run:
             "feature_extractor": self.extractor_name,
         }
         one = {m: self.trial(m, **base) for m in PAPER_MODELS}
+        images_per_s = self._images_per_s()
+        first = fid_n / images_per_s + CHILD_START_S[self.device.type]
+        if not self.clock.fits(first + self._eval_seconds(images_per_s) + 1.0):
+            self.summary.note(
+                f"study: not started: the real statistics ({fid_n} images at "
+                f"{images_per_s:.0f} images/s) and one evaluation do not fit in the "
+                f"{self.clock.left():.0f} s left"
+            )
+            return
         # Real statistics once, here, rather than in every child at once.
         Evaluator(
             dataset=self.dataset,
@@ -319,7 +354,12 @@ class Run:
         # The populations share one device: planned as if they ran one after another (the
         # children overlap only their host work), so the estimate errs on the safe side.
         seeds, costs = plan_seeds(
-            one, steps, self._eval_seconds(), budget, workers=1, most=self.sizes["max_seeds"]
+            one,
+            steps,
+            self._eval_seconds(images_per_s),
+            budget,
+            workers=1,
+            most=self.sizes["max_seeds"],
         )
         populations = {
             m: [self.trial(m, seed=s, **base) for s in range(seeds)] for m in PAPER_MODELS

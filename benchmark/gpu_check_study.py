@@ -25,6 +25,8 @@ from benchmark.schedule import trial_schedule
 
 # Seeds per population are chosen from the measured rates; no more than this many.
 MAX_SEEDS = 64
+# The study's running children, for the run's watchdog to stop if it ever has to.
+CHILDREN: list[multiprocessing.process.BaseProcess] = []
 
 
 def plan_seeds(
@@ -136,6 +138,7 @@ def run_study(
         process = context.Process(target=_worker, args=args, daemon=True)
         process.start()
         processes.append(process)
+        CHILDREN.append(process)
     start = time.monotonic()
     stopped = False
     try:
@@ -154,6 +157,7 @@ def run_study(
             if process.is_alive():
                 process.kill()
                 process.join()
+            CHILDREN.remove(process)
     summary = collect(populations, directories, time.monotonic() - start, stopped)
     summary["workers"] = len(groups)
     summary["exit_codes"] = [p.exitcode for p in processes]
