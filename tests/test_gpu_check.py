@@ -118,3 +118,55 @@ def test_assign_balances_the_costliest_first():
     costs = {"a": 5.0, "b": 4.0, "c": 3.0, "d": 2.0}
     assert assign(list(costs), costs, 2) == [["a", "d"], ["b", "c"]]
     assert assign(["a"], {"a": 1.0}, 4) == [["a"]]
+
+
+def test_a_missing_required_import_is_one_line_error(tmp_path, monkeypatch, capsys):
+    import importlib
+
+    import benchmark.gpu_check as gpu_check
+
+    real_import = importlib.import_module
+
+    def without_fidelity(name, *args):
+        if name == "torch_fidelity":
+            raise ImportError("No module named 'torch_fidelity'")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(gpu_check.importlib, "import_module", without_fidelity)
+    assert main(["gpu-check", "--tiny", "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert (
+        error.startswith("error: import='torch_fidelity' is not allowed") and error.count("\n") == 1
+    )
+    assert not (tmp_path / JSON_NAME).exists()  # refused before any work
+
+
+# An item that overruns its estimate (here: one that sleeps) is ended by the watchdog at the
+# limit; the summary written before it stays. In a child process: the watchdog exits it.
+OVERRUN = """
+import sys, time
+from benchmark.__main__ import main
+from benchmark.gpu_check_run import Run
+Run.speed = lambda self: time.sleep(60)
+sys.exit(main(["gpu-check", "--tiny", "--out", sys.argv[1], "--time-limit", "12"]))
+"""
+
+
+def test_watchdog_ends_an_overrunning_item_at_the_limit(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])),
+    }
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", OVERRUN, str(tmp_path)], env=env, timeout=60)
+    assert done.returncode == 0
+    record = json.loads((tmp_path / JSON_NAME).read_text())
+    assert record["state"] == "stopped at the time limit"
+    assert 11 <= record["elapsed_s"] <= 12
+    assert time.monotonic() - start < 12 + 15  # the limit plus the child's imports
+    assert record["equivalence"]["devices"]  # what finished before the item is kept
+    assert "stopped at the time limit" in (tmp_path / MARKDOWN_NAME).read_text()
