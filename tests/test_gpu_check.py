@@ -24,6 +24,7 @@ def _run(tmp_path, *extra: str) -> tuple[int, float, dict, str]:
     return code, seconds, record, (tmp_path / MARKDOWN_NAME).read_text()
 
 
+@pytest.mark.slow
 def test_tiny_run_end_to_end(tmp_path):
     code, seconds, record, text = _run(tmp_path)
     assert code == 0
@@ -52,6 +53,7 @@ def test_tiny_run_end_to_end(tmp_path):
     assert "| ns | 3/3 |" in text or f"| ns | {record['study']['seeds']}/" in text
 
 
+@pytest.mark.slow
 def test_time_limit_stops_cleanly_and_keeps_what_finished(tmp_path):
     code, seconds, record, text = _run(tmp_path, "--time-limit", "20")
     assert seconds < 20 + 5  # the limit, plus the interpreter's own exit
@@ -152,6 +154,7 @@ sys.exit(main(["gpu-check", "--tiny", "--out", sys.argv[1], "--time-limit", "12"
 """
 
 
+@pytest.mark.slow
 def test_watchdog_ends_an_overrunning_item_at_the_limit(tmp_path):
     import os
     import subprocess
