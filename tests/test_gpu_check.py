@@ -173,3 +173,48 @@ def test_watchdog_ends_an_overrunning_item_at_the_limit(tmp_path):
     assert time.monotonic() - start < 12 + 15  # the limit plus the child's imports
     assert record["equivalence"]["devices"]  # what finished before the item is kept
     assert "stopped at the time limit" in (tmp_path / MARKDOWN_NAME).read_text()
+
+
+def test_collect_reads_finished_and_stopped_members(tmp_path):
+    from benchmark.config import resolve_trial
+    from benchmark.gpu_check import TINY_DATASET
+    from benchmark.gpu_check_study import collect
+
+    trials = [resolve_trial("ns", TINY_DATASET, batch_size=16, seed=s) for s in range(3)]
+    dirs = [tmp_path / f"seed{s}" for s in range(3)]
+    # seed 0 finished; seed 1 was stopped after two checkpoints; seed 2 never started.
+    dirs[0].mkdir()
+    checkpoints = [
+        {"d_steps": d, "fid": f} for d, f in zip([6, 11, 16, 20], [9.0, 7.0, 6.0, 8.0], strict=True)
+    ]
+    (dirs[0] / "result.json").write_text(json.dumps({"status": "ok", "checkpoints": checkpoints}))
+    dirs[1].mkdir()
+    lines = [{"kind": "train", "d_steps": 5}, {"kind": "eval", "d_steps": 6, "fid": 11.0}]
+    lines.append({"kind": "eval", "d_steps": 11, "fid": 5.0})
+    (dirs[1] / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    result = collect({"ns": trials}, {"ns": [str(d) for d in dirs]}, 1.0, True)
+    (model,) = result["models"]
+    assert [s["status"] for s in model["per_seed"]] == ["ok", "stopped", "not started"]
+    assert model["seeds_finished"] == 1 and model["seeds_planned"] == 3
+    first, second, third, _ = model["checkpoints"]
+    assert (first["seeds"], first["fid_mean"]) == (2, 10.0)
+    assert first["fid_sd"] == pytest.approx(2**0.5)  # sd of 9 and 11
+    assert (second["fid_mean"], third["seeds"], third["fid_sd"]) == (6.0, 1, None)
+    assert model["fid_min_mean"] == 5.5 and model["fid_min_seeds"] == 2  # min 6 and min 5
+
+
+def test_precision_switches_tf32_and_bf16_and_restores_them():
+    from benchmark.gpu_check_checks import precision
+
+    cpu = torch.device("cpu")
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    with precision("tf32", cpu):
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    with precision("bf16", cpu):
+        assert not torch.backends.cudnn.allow_tf32
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    with precision("fp32", cpu):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+    with pytest.raises(ValueError, match="precision 'fp16'"), precision("fp16", cpu):
+        pass
