@@ -198,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
         return run.all()
     finally:
         watchdog.cancel()
+        watchdog.join()
         signal.signal(signal.SIGTERM, previous)
 
 
