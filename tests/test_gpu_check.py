@@ -55,13 +55,15 @@ def test_tiny_run_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_time_limit_stops_cleanly_and_keeps_what_finished(tmp_path):
-    code, seconds, record, text = _run(tmp_path, "--time-limit", "20")
-    assert seconds < 20 + 5  # the limit, plus the interpreter's own exit
-    assert record["state"] == "finished" and record["elapsed_s"] <= 20
+    # 10 s: less than the whole run takes on any machine (its study alone plans 8 s for a
+    # child process to start), so the limit, not the work, ends it.
+    code, seconds, record, text = _run(tmp_path, "--time-limit", "10")
+    assert seconds < 10 + 5  # the limit, plus the interpreter's own exit
+    assert record["state"] == "finished" and record["elapsed_s"] <= 10
     assert code == 0  # nothing that ran differed
     # What ran before the limit is kept, and what did not fit is named.
     assert record["equivalence"]["devices"][0]["max_relative_difference"] == 0.0
-    assert record["not_done"]
+    assert any(note.startswith("study: not started") for note in record["not_done"])
     for section in SECTIONS:
         assert section in text
 
