@@ -1,4 +1,4 @@
-"""Sessions: tests, lint, sweep, analyze, bench. Virtualenvs are reused between runs."""
+"""Sessions: tests, lint, sweep, analyze, bench, gpu-check. Virtualenvs are reused between runs."""
 
 from __future__ import annotations
 
@@ -89,3 +89,14 @@ def bench(session: nox.Session) -> None:
     """Throughput benchmarks: D steps/s per model, FID images/s, trials/hour."""
     install(session)
     session.run("python", "-m", "benchmark.bench", *session.posargs, env=dict(os.environ))
+
+
+@nox.session(name="gpu-check")
+def gpu_check(session: nox.Session) -> None:
+    """Check and measure a GPU install in one run (8 minutes): nox -s gpu-check -- --out DIR.
+    On a machine whose Python has the dependencies and no network: nox --no-venv -s gpu-check."""
+    install(session)
+    args = list(session.posargs)
+    if "--out" not in args and not any(arg.startswith("--out=") for arg in args):
+        args += ["--out", "gpu-check"]
+    session.run("python", "-m", "benchmark", "gpu-check", *args, env=dict(os.environ))

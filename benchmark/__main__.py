@@ -1,4 +1,4 @@
-"""The command line: `python -m benchmark trial|sweep|fid|report|list ...`.
+"""The command line: `python -m benchmark trial|sweep|fid|report|list|gpu-check ...`.
 
 Trial options are generated from the fields of TrialConfig, so an option has the same
 name on the command line (`--n-disc`), in a sweep spec (`n_disc`) and in the results
@@ -26,6 +26,7 @@ COMMANDS = {
     "fid": ("benchmark.evaluation.cli", "FID (and KID, precision/recall) between two image sets"),
     "report": ("benchmark.cli_report", "build the tables and plots of a finished sweep"),
     "list": ("benchmark.cli_trial", "list registered models, losses, penalties, datasets"),
+    "gpu-check": ("benchmark.gpu_check", "check and measure a GPU install in one run"),
 }
 
 

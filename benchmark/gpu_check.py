@@ -1,0 +1,216 @@
+"""`python -m benchmark gpu-check`: check and measure a GPU install in one command.
+
+In at most `--time-limit` seconds (default 480, fits one modern GPU): (1) equivalence: each
+paper model trained a few float64 steps on the device and on the CPU from the same draws, a
+population against its members alone on the device, FID features of the same images on
+both; (2) speed: D steps/s per model and population size (1, 16, 64 and `auto`'s choice),
+FID extraction images/s and the FID of one generated set in fp32, TF32 and bf16 against the
+spread over z seeds; (3) a short real study in the remaining time: the seven MNIST
+defaults at the paper's length, as many seeds as fit, one population per model. Each part
+has its own budget (BUDGET); an item that does not fit is skipped and named. The JSON and
+Markdown summaries in `--out` are rewritten after every item, so a run stopped at any moment
+leaves both, holding what finished.
+
+`--tiny` runs every part on the CPU in under two minutes (CI): the MLP networks, a generated
+28x28 dataset, the tiny feature network (Inception when weights are given), and the CPU as
+its own reference: the equivalence part then checks that two runs are identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import math
+import os
+import platform
+import shlex
+import signal
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmark.datasets import DATASETS, DatasetSpec, ImageData
+from benchmark.registry import ConfigError
+
+# Seconds per part at the default limit of each mode; the same shares of a shorter limit.
+# The study takes whatever is left, less the margin kept for the last summary.
+DEFAULT_TIME_LIMIT = {"full": 480.0, "tiny": 100.0}
+BUDGET = {
+    "full": {"equivalence": 45.0, "speed": 120.0, "margin": 10.0},
+    "tiny": {"equivalence": 25.0, "speed": 30.0, "margin": 3.0},
+}
+# Time a study child needs before it trains: importing torch, loading data and weights.
+CHILD_START_S = {"cpu": 8.0, "cuda": 20.0}
+TINY_DATASET = "gpu_check_tiny"
+# The watchdog stops the run this long before the limit (writing the summary takes less).
+WATCHDOG_S = 0.5
+# Imports the command needs, and why (the GPU machines may lack some).
+REQUIRED = {
+    "numpy": "everything",
+    "torchvision": "sample grids (torchvision.utils.save_image)",
+    "PIL": "sample grids (PNG)",
+    "torchmetrics": "the Frechet distance (benchmark/evaluation/metrics.py)",
+    "torch_fidelity": "the FID resize and Inception port (benchmark/evaluation/preprocess.py, "
+    "imported by every trial's validation)",
+}
+OPTIONAL = {
+    "submitit": "population = 'auto' (benchmark/executors.py imports it); without it the "
+    "auto size is not measured",
+    "scipy": "not used by gpu-check",
+}
+
+
+def _tiny_images(n: int, seed: int) -> torch.Tensor:
+    """28x28 gray images of a bright 10x10 square at a random place: structure to learn."""
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.zeros(n, 1, 28, 28, dtype=torch.uint8)
+    for i, (r, c) in enumerate(torch.randint(0, 19, (n, 2), generator=generator).tolist()):
+        images[i, 0, r : r + 10, c : c + 10] = 255
+    return images
+
+
+if TINY_DATASET not in DATASETS:
+    DATASETS.register(
+        TINY_DATASET,
+        DatasetSpec(
+            name=TINY_DATASET,
+            shape=(1, 28, 28),
+            files="generated (gpu-check --tiny)",
+            load=lambda root, download: ImageData(
+                TINY_DATASET, _tiny_images(512, 0), _tiny_images(256, 1)
+            ),
+            needs_root=False,
+            # An epoch of 16 images at batch 16: 20 epochs = 20 D steps, evaluated after 6,
+            # 11, 16 and 20, four checkpoints as the paper's 3,907 ... 15,625 on MNIST.
+            epoch=16,
+        ),
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="folder for gpu-check.json and .md")
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="seconds for the whole run (default 480; --tiny: 100)",
+    )
+    parser.add_argument("--tiny", action="store_true", help="tiny sizes on the CPU (CI)")
+    parser.add_argument(
+        "--weights", default=None, help="Inception weights (default: $GANBENCH_INCEPTION)"
+    )
+    parser.add_argument("--data-root", default=None, help="datasets (default: $GANBENCH_DATA)")
+    parser.add_argument("--device", default=None, help="default: cuda if available")
+
+
+def _versions() -> dict[str, str]:
+    import benchmark
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__}
+    versions["ganbench"] = benchmark.__version__
+    versions["cuda"] = str(torch.version.cuda)
+    versions["cudnn"] = str(torch.backends.cudnn.version())
+    return versions
+
+
+def check_imports() -> dict[str, str]:
+    """name -> version (or 'missing: why needed'); ConfigError for a required one missing."""
+    found = {}
+    for name, why in {**REQUIRED, **OPTIONAL}.items():
+        try:
+            module = importlib.import_module(name)
+            found[name] = str(getattr(module, "__version__", "present"))
+        except ImportError:
+            found[name] = f"missing ({why})"
+            if name in REQUIRED:
+                raise ConfigError(
+                    "import",
+                    name,
+                    f"an installed package: needed for {why}; on a machine without a network, "
+                    "copy its wheel over and put the .whl file on PYTHONPATH "
+                    "(torch-fidelity is pure Python)",
+                ) from None
+    return found
+
+
+def _device_record(device: torch.device, reference: torch.device) -> dict[str, Any]:
+    record: dict[str, Any] = {"type": device.type, "reference": str(reference)}
+    if device.type == "cuda":
+        properties = torch.cuda.get_device_properties(device)
+        record.update(
+            name=properties.name,
+            memory_gb=round(properties.total_memory / 2**30, 1),
+            capability=f"{properties.major}.{properties.minor}",
+        )
+    else:
+        record["name"] = platform.processor() or platform.machine()
+    record["cpu_count"] = os.cpu_count()
+    record["torch_threads"] = torch.get_num_threads()
+    record["tf32_default"] = {
+        "cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
+        "cuda.matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+    }
+    return record
+
+
+def budgets(time_limit: float, tiny: bool) -> dict[str, float]:
+    """Each part's seconds: BUDGET at the mode's default limit, the same shares of a shorter."""
+    mode = "tiny" if tiny else "full"
+    scale = min(1.0, time_limit / DEFAULT_TIME_LIMIT[mode])
+    shares = {name: seconds * scale for name, seconds in BUDGET[mode].items()}
+    # Stopping the study's children and writing the last summary take about a second.
+    shares["margin"] = max(shares["margin"], min(2.0, 0.2 * time_limit))
+    return shares
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check and measure; returns 0 when every equivalence check passed, 1 otherwise."""
+    from benchmark.io import check_writable_dir
+
+    started = time.monotonic()
+    limit = args.time_limit
+    if limit is None:
+        limit = DEFAULT_TIME_LIMIT["tiny" if args.tiny else "full"]
+    if not (math.isfinite(limit) and limit > 0):
+        raise ConfigError("time-limit", limit, "a number of seconds > 0")
+    out = check_writable_dir(Path(args.out), "out")
+    imports = check_imports()
+    from benchmark.gpu_check_run import Run  # imports the trainer: after the import check
+
+    run = Run(args, out, limit, started, imports)
+    previous = signal.signal(signal.SIGTERM, _stop)
+    # Each item is planned to end before the limit; should one overrun all the same (a slower
+    # machine than its estimate), the watchdog ends the run at the limit with the summary of
+    # everything before that item.
+    watchdog = threading.Timer(
+        max(0.0, started + limit - WATCHDOG_S - time.monotonic()), run.overrun
+    )
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        run.record["command"] = command_line(args, limit)
+        run.record["started"] = datetime.now().isoformat(timespec="seconds")
+        run.record["versions"] = _versions()
+        return run.all()
+    finally:
+        watchdog.cancel()
+        watchdog.join()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def command_line(args: argparse.Namespace, limit: float) -> str:
+    """The command that repeats this run (weights and data as given, or from the environment)."""
+    words = ["python", "-m", "benchmark", "gpu-check", "--out", str(args.out)]
+    words += ["--time-limit", f"{limit:g}"] + (["--tiny"] if args.tiny else [])
+    for option in ("weights", "data_root", "device"):
+        if getattr(args, option):
+            words += ["--" + option.replace("_", "-"), str(getattr(args, option))]
+    return shlex.join(words)
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the parts, which save what finished
