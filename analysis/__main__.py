@@ -1,4 +1,4 @@
-"""Command line: `python -m analysis runs/<name> [--metric fid_min] [--out DIR]`.
+"""Command line: `python -m analysis runs/<name> [--metric COLUMN] [--out DIR]`.
 
 Also `python -m benchmark report ...`, through `add_arguments` and `run`.
 """
@@ -6,7 +6,9 @@ Also `python -m benchmark report ...`, through `add_arguments` and `run`.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from analysis.load import ResultsError
 from analysis.metrics import METRICS
@@ -18,9 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep_dir", help="sweep directory holding results.csv or trials/")
     parser.add_argument(
         "--metric",
-        default="fid_min",
+        default=None,
         help=f"result column to rank by: {', '.join(sorted(METRICS))}, or another column with "
-        "--direction (default fid_min; falls back to f1 when FID is all NaN)",
+        "--direction (default: the sweep's own, from its sweep.json; else fid_min, falling "
+        "back to f1 when FID is all NaN)",
     )
     parser.add_argument(
         "--direction", choices=("min", "max"), default=None, help="which way is better"
@@ -35,12 +38,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def sweep_metric(sweep_dir: str | Path) -> tuple[str, str | None]:
+    """The metric and direction the sweep ranks by (its sweep.json), else fid_min."""
+    try:
+        record = json.loads((Path(sweep_dir) / "sweep.json").read_text())
+        return str(record["metric"]), record.get("direction")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return "fid_min", None
+
+
 def run(args: argparse.Namespace) -> int:
     """Build the report; exit 2 with a one-line message when the results are unusable."""
+    metric, direction = args.metric, args.direction
+    if metric is None:
+        metric, stored_direction = sweep_metric(args.sweep_dir)
+        direction = direction or stored_direction
     try:
-        path = build_report(
-            args.sweep_dir, args.metric, args.out, args.expected_trials, args.direction
-        )
+        path = build_report(args.sweep_dir, metric, args.out, args.expected_trials, direction)
     except (ResultsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

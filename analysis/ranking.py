@@ -46,12 +46,22 @@ COLUMNS = ["dataset", "budget", "budget_value", "model", "n", "k", "unscored", "
            "p_global", "mark", "few", "seconds_per_trial", "spent"]  # fmt: skip
 
 
+#: A results column, True for a trial that runs the model's default setting (set from the
+#: sweep's record by `mark_default_settings`); without it, sample 0 of a search is.
+DEFAULT_SETTING = "default_setting"
+
+
 def random_samples(rows: pd.DataFrame, phase: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The random hyperparameter samples of a search phase and its default-setting trials
-    (sample 0); other phases have no default trial to set apart."""
+    (sample 0, unless a `default_setting` column says otherwise: a space whose sample 0 is
+    drawn at random, such as the mixture study's, has none); other phases have no default
+    trial to set apart."""
     if phase not in SEARCH_PHASES or "sample" not in rows.columns:
         return rows, rows.iloc[:0]
-    default = rows["sample"] == 0
+    if DEFAULT_SETTING in rows.columns:
+        default = rows[DEFAULT_SETTING].fillna(False).astype(bool)
+    else:
+        default = rows["sample"] == 0
     return rows[~default], rows[default]
 
 

@@ -23,7 +23,14 @@ from analysis import paper, plots, samples
 from analysis.best import MIN_SCORED, MIN_TRIALS, TEST_SHARE
 from analysis.load import load_results
 from analysis.metrics import Metric
-from analysis.ranking import defaults, markdown_table, random_samples, ranking, verdict
+from analysis.ranking import (
+    DEFAULT_SETTING,
+    defaults,
+    markdown_table,
+    random_samples,
+    ranking,
+    verdict,
+)
 from analysis.scores import (
     DATASET_ORDER,
     MODEL_ORDER,
@@ -64,7 +71,7 @@ def build_report(
     malformed.
     """
     sweep_dir = Path(sweep_dir)
-    frame = load_results(sweep_dir)
+    frame = _mark_default_settings(load_results(sweep_dir), sweep_dir)
     chosen, metric_note = choose_metric(frame, metric, direction)
     frame = add_scores(frame, chosen)
     by_phase, phase_notes = phases(frame)
@@ -252,6 +259,17 @@ def _fid_protocol(frame: pd.DataFrame, sha) -> str:
     )
 
 
+def _mark_default_settings(frame: pd.DataFrame, sweep_dir: Path) -> pd.DataFrame:
+    """No trial runs a default setting when the sweep says its sample 0 is drawn at random
+    (sweep.json `sample0_default`); otherwise sample 0 of a search is the default."""
+    try:
+        record = json.loads((sweep_dir / "sweep.json").read_text())
+        drawn = record.get("sample0_default") is False
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        drawn = False
+    return frame.assign(**{DEFAULT_SETTING: False}) if drawn else frame
+
+
 def _description(sweep_dir: Path) -> list[str]:
     """The sweep's own description from sweep.json, as a quote; nothing when absent."""
     path = sweep_dir / "sweep.json"
@@ -284,13 +302,19 @@ def _answer_section(
             lines += [f"**{dataset_label(dataset)}**", "", markdown(frame), ""]
         lines += _default_lines(default_rows.get(phase), metric)
     share = round(1 / TEST_SHARE)
+    has_defaults = any(rows is not None and not rows.empty for rows in default_rows.values())
+    sample0 = (
+        "Sample 0 of a search, the default setting, is not a random sample and is left out "
+        "(shown below the tables). "
+        if has_defaults
+        else "Every sample of these searches, sample 0 included, is drawn at random. "
+    )
     lines += [
         f"Each cell: the expected best `{metric.name}` ({metric.best_word} over trials) of k "
         "hyperparameter samples drawn at random from the arm's own trials (all trials: the "
         "best observed; equal compute: k = budget / the arm's mean trial cost, so that every "
         "arm's expected compute equals the budget; a fractional k mixes the two neighbouring "
-        "whole numbers). Sample 0 of a search, the default setting, is not a random sample "
-        f"and is left out (shown below the tables). {UNSCORED_RULE} The expectation is over "
+        f"whole numbers). {sample0}{UNSCORED_RULE} The expectation is over "
         "draws with at least one scored trial; '(none scored: x%)' is the chance that a "
         f"draw has none. [95% bootstrap-t interval of that expectation], given where the arm "
         f"is tested: k ≤ n/{share}, n ≥ {MIN_TRIALS} and at least {MIN_SCORED} scored trials.",

@@ -30,7 +30,7 @@ from benchmark.networks import FAMILIES
 from benchmark.progress import progress_bar
 from benchmark.registry import ConfigError, load_plugins
 from benchmark.schedule import trial_schedule
-from benchmark.search import sample_hyperparameters
+from benchmark.search import SPACES, sample_hyperparameters
 from benchmark.spec import (
     METRIC_SOURCES,
     POPULATION_SIZES,
@@ -193,7 +193,8 @@ def _plan_seeds(spec: SweepSpec) -> list[TrialConfig]:
 
 
 def write_sweep_record(spec: SweepSpec, trials: Sequence[TrialConfig]) -> Path:
-    """runs/<name>/sweep.json: what the sweep is (its description heads the report)."""
+    """runs/<name>/sweep.json: what the sweep is (its description heads the report, its
+    metric is what a rebuilt report ranks by)."""
     record = {
         "name": spec.name,
         "spec": str(spec.path),
@@ -205,6 +206,11 @@ def write_sweep_record(spec: SweepSpec, trials: Sequence[TrialConfig]) -> Path:
         "samples": spec.samples,
         "seeds": list(spec.seeds),
         "networks": spec.networks,
+        # Whether sample 0 is the model's default setting (the report sets it apart) or a
+        # random sample like the others (spaces that draw every sample).
+        "sample0_default": SPACES.get(spec.space).preset_first,
+        "metric": spec.metric,  # what the report ranks by, also when rebuilt by `report`
+        "direction": spec.direction,
         "trials": len(trials),
     }
     return write_json(spec.directory / "sweep.json", record)

@@ -1,6 +1,7 @@
 """The report's sample figures: the best trial's points per model (2-D mixtures) and the best
 trial's sample grid per model (images), rendered from a synthetic sweep's stored files."""
 
+import json
 from pathlib import Path
 
 import matplotlib.image
@@ -106,3 +107,33 @@ def test_report_shows_what_the_models_generate(tmp_path):
     assert "## What the models generate" in text
     assert "![samples_grid_wide](samples_grid_wide.png)" in text
     assert (sweep / "report" / "samples_grid_wide.png").exists()
+
+
+@pytest.mark.slow
+def test_a_rebuilt_report_ranks_by_the_sweeps_own_metric(tmp_path, capsys):
+    from analysis.__main__ import main
+
+    sweep, _ = _mixture_sweep(tmp_path)
+    (sweep / "sweep.json").write_text('{"name": "mix", "metric": "energy", "direction": "min"}')
+    assert main([str(sweep)]) == 0
+    assert "Primary score: `energy`" in (sweep / "report" / "report.md").read_text()
+    (sweep / "sweep.json").unlink()  # without a record: the FID default, absent here
+    assert main([str(sweep)]) == 2
+    assert "fid_min" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_space_that_draws_sample_zero_keeps_it_among_the_random_samples(tmp_path):
+    sweep, _ = _mixture_sweep(tmp_path)
+    record = {"name": "mix", "metric": "energy", "direction": "min", "sample0_default": False}
+    (sweep / "sweep.json").write_text(json.dumps(record))
+    text = build_report(sweep, metric="energy").read_text()
+    assert "Default setting (sample 0)" not in text
+    ranked = pd.read_csv(sweep / "report" / "ranking.csv")
+    assert set(ranked.loc[ranked["k"] == 1, "n"]) == {5}  # all five samples, 0 included
+    record["sample0_default"] = True
+    (sweep / "sweep.json").write_text(json.dumps(record))
+    text = build_report(sweep, metric="energy").read_text()
+    assert "Default setting (sample 0)" in text
+    ranked = pd.read_csv(sweep / "report" / "ranking.csv")
+    assert set(ranked.loc[ranked["k"] == 1, "n"]) == {4}

@@ -142,6 +142,13 @@ def test_quick_spec_end_to_end(tmp_path):
     record = json.loads((tmp_path / "quick" / "sweep.json").read_text())
     assert record["description"].startswith("The 2-D mixture study")
     assert (record["name"], record["spec"], record["trials"]) == ("quick", str(spec), 84)
+    assert (record["metric"], record["direction"], record["sample0_default"]) == (
+        "energy", "min", False,
+    )  # fmt: skip
+    assert (
+        "Default setting (sample 0)"
+        not in (tmp_path / "quick" / "report" / "report.md").read_text()
+    )
     report = (tmp_path / "quick" / "report" / "report.md").read_text()
     assert "![samples_grid_narrow](samples_grid_narrow.png)" in report
     for trial in ok["trial_id"]:
