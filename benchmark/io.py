@@ -34,6 +34,19 @@ class DamagedFile(ConfigError):
         self.where = str(path)  # the message names the file already; callers add no prefix
 
 
+class WriteFailed(OSError):  # noqa: N818 - an OSError, as the callers of atomic_write expect
+    """A file could not be written (a full disk, a read-only or vanished folder). Not a result
+    of the trial being written: the run stops with what it stored so far intact, and a rerun
+    resumes once the cause is fixed."""
+
+    def __init__(self, path: str | Path, error: OSError) -> None:
+        super().__init__(error.errno, error.strerror or str(error), str(path))
+        self.path = Path(path)
+
+    def __str__(self) -> str:
+        return f"cannot write {self.path}: {self.strerror}"
+
+
 def _host() -> str:
     return socket.gethostname().replace(_SEP, "-") or "host"
 
@@ -64,8 +77,19 @@ def remove_stale_temporaries(directory: Path, target: str = "", everything: bool
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp)` on a temporary file beside `path`, fsync it, then rename over `path`."""
+    """Call `write(tmp)` on a temporary file beside `path`, fsync it, then rename over `path`;
+    any OSError on the way (ENOSPC, EACCES, EROFS, ...) is a `WriteFailed` naming `path`, and
+    leaves the previous `path` as it was."""
     path = Path(path)
+    try:
+        return _atomic_write(path, write)
+    except WriteFailed:
+        raise
+    except OSError as error:
+        raise WriteFailed(path, error) from error
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path.parent, path.name + _SEP)
     prefix = f".{path.name}{_SEP}{_host()}{_SEP}{os.getpid()}{_SEP}"

@@ -40,6 +40,7 @@ from benchmark.spec import (
 )
 from benchmark.trainer import (
     check_trial_dir,
+    forget_failure,
     load_result,
     read_result,
     read_trial_record,
@@ -327,13 +328,9 @@ def forget_failed(spec: SweepSpec, trials: Sequence[TrialConfig]) -> int:
     count = 0
     for trial in trials:
         directory = trial_dir(spec, trial)
-        path = directory / "result.json"
-        if path.exists() and load_result(path).get("status") == "failed":
+        if (directory / "result.json").exists():
             with claim(directory, wait=False) as claimed:
-                if claimed:
-                    path.unlink()
-                    (directory / "error.log").unlink(missing_ok=True)
-                    count += 1
+                count += bool(claimed and forget_failure(directory))
     return count
 
 
@@ -368,8 +365,8 @@ def run_sweep(
     def report(trial: TrialConfig, outcome: Any) -> None:
         nonlocal failed
         label = f"{trial.trial_id} {trial.model}/{trial.dataset} seed {trial.seed}"
-        if isinstance(outcome, ConfigError | FileNotFoundError):
-            raise outcome  # the same for every trial: stop
+        if isinstance(outcome, ConfigError | OSError):
+            raise outcome  # the same for every trial (a full disk, too): stop
         if isinstance(outcome, BaseException):
             bar.write(f"{label}: not finished: {type(outcome).__name__}: {outcome}")
         elif outcome is None:
