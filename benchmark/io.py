@@ -23,6 +23,7 @@ os.umask(_UMASK)
 # Temporary files are named .<target>~<host>~<pid>~<random>.tmp, so a later writer can tell
 # one whose writer died (same host, no such process) from one still being written.
 _SEP = "~"
+NAME_MAX = 255  # bytes in one file name, on Linux and macOS file systems
 
 
 class DamagedFile(ConfigError):
@@ -150,8 +151,18 @@ def check_writable_dir(path: str | Path, field: str, where: str = "") -> Path:
     if not text.strip():
         raise ConfigError(field, text, "a directory path (not empty)", where)
     path = Path(text).expanduser()
+    too_long = [part for part in path.parts if len(os.fsencode(part)) > NAME_MAX]
+    if too_long:
+        allowed = (
+            f"a path whose every name is at most {NAME_MAX} bytes ({too_long[0][:20]}... is not)"
+        )
+        raise ConfigError(field, text, allowed, where)
     existing = path
     while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a link to nothing: mkdir would fail on it
+            target = os.readlink(existing)
+            allowed = f"a directory ({existing} is a symlink to {target}, which does not exist)"
+            raise ConfigError(field, text, allowed, where)
         existing = existing.parent
     if not existing.is_dir():
         what = "is" if existing == path else f"lies under {existing}, which is"

@@ -245,9 +245,12 @@ def summary(frame: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
 # ---- running -----------------------------------------------------------------------------
 
 
-def preflight(spec: SweepSpec, trials: Sequence[TrialConfig], data_root: str | None) -> None:
-    """Refuse before any work: a dataset without its data root, a directory of another trial
-    or of another plan, a damaged trial.json or result.json."""
+def preflight(
+    spec: SweepSpec, trials: Sequence[TrialConfig], data_root: str | None, download: bool = False
+) -> None:
+    """Refuse before any work: a dataset without its data root (or with one that is not a
+    folder, unless it is to be downloaded), a directory of another trial or of another plan,
+    a damaged trial.json or result.json."""
     from benchmark.datasets import DATASETS
     from benchmark.datasets import data_root as resolve_root
 
@@ -255,9 +258,12 @@ def preflight(spec: SweepSpec, trials: Sequence[TrialConfig], data_root: str | N
     for dataset in spec.datasets:
         if DATASETS.get(dataset).needs_root:
             try:
-                resolve_root(data_root)
+                root = resolve_root(data_root)
             except ConfigError as error:
                 raise ConfigError("data_root", error.value, error.allowed, where=where) from None
+            if not download and not root.is_dir():
+                allowed = f"an existing folder holding {dataset} (or --download)"
+                raise ConfigError("data_root", str(root), allowed, where=where)
     check_same_plan(spec, trials)
     for trial in trials:
         directory = trial_dir(spec, trial)
@@ -318,6 +324,7 @@ def check_machine(
             raise ConfigError(error.field, error.value, error.allowed, where) from None
         cache_dir()
     check_writable_dir(spec.directory, "sweep directory", where)
+    check_writable_dir(spec.directory / "trials", "trials folder", where)
     featured = {name for name in METRICS.names() if METRICS.get(name).needs_features}
     for name in sorted({t.feature_extractor for t in trials if set(t.metrics) & featured}):
         build_extractor(name, context.weights, "cpu", context.download)
@@ -453,7 +460,7 @@ def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     trials = plan(spec)
     data_root = args.data_root or spec.data_root
-    preflight(spec, trials, data_root)
+    preflight(spec, trials, data_root, args.download)
     if args.dry_run:
         print_plan(spec, trials)
         return 0

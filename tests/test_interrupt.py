@@ -329,3 +329,62 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return "\nState:\tZ" not in status
+
+
+# ---- refusals before anything is written -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "shown"),
+    [
+        (".toml", "", "name='.toml'"),
+        ("..toml", "", "name='.'"),
+        ("...toml", "", "name='..'"),
+        ("s.toml", 'name = "a/b"\n', "name='a/b'"),
+        ("s.toml", f'name = "{"x" * 201}"\n', "at most 200"),
+    ],
+)
+def test_a_sweep_name_that_is_no_folder_is_refused(plugin, tmp_path, capsys, file, text, shown):
+    spec = tiny_spec(tmp_path / file, extra=text)
+    before = sorted(tmp_path.iterdir())
+    assert main(["sweep", str(spec), *SWEEP]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and shown in err[0], err
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_an_over_long_out_component_is_refused(plugin, tmp_path, capsys):
+    out = tmp_path / ("x" * 300) / "trial"
+    assert main([*TRIAL, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "at most 255 bytes" in err[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_data_root_is_refused_before_the_sweep_writes(plugin, tmp_path, capsys):
+    text = tiny_spec(tmp_path / "m.toml").read_text().replace('["tiny"]', '["mnist"]')
+    spec = tmp_path / "m.toml"
+    spec.write_text(text + f'data_root = "{tmp_path / "nowhere"}"\n')
+    assert main(["sweep", str(spec), *SWEEP]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"data_root='{tmp_path / 'nowhere'}'" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.toml"]
+
+
+def test_a_dangling_symlink_sweep_folder_is_refused(plugin, tmp_path, capsys):
+    spec = tiny_spec(tmp_path / "tiny.toml")
+    (tmp_path / "tiny").symlink_to(tmp_path / "gone")
+    assert main(["sweep", str(spec), *SWEEP]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a symlink to" in err[0] and "does not exist" in err[0], err
+    assert not (tmp_path / "gone").exists()
+
+
+@pytest.mark.parametrize("code", ["import sys; sys.exit(3)", "raise KeyboardInterrupt"])
+def test_a_plugin_that_ends_the_process_is_refused(plugin_dir, tmp_path, monkeypatch, capsys, code):
+    (tmp_path / "ganbench_exitplugin.py").write_text(code + "\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "ganbench_exitplugin", raising=False)
+    assert main(["list", "--plugin", "ganbench_exitplugin"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "plugins='ganbench_exitplugin'" in err[0], err
