@@ -42,10 +42,13 @@ def load_results(sweep_dir: str | Path, write_csv: bool = True) -> pd.DataFrame:
         raise ResultsError(f"{sweep_dir}: no such sweep directory")
     csv = sweep_dir / "results.csv"
     done = sorted(sweep_dir.glob("trials/*/result.json"))
-    if csv.exists():
+    if csv.exists() or csv.is_symlink():
         frame = read_csv(csv)
         missing = {p.parent.name for p in done} - set(frame["trial_id"].astype(str))
-        if not missing:
+        # A table cut short (a full disk, a copy interrupted mid-row) is rebuilt, not read:
+        # its last row would pass with the values it lost as empty cells.
+        whole = len(frame) == len(done) and _ends_with_newline(csv)
+        if not missing and whole:
             return frame
     if not done:
         raise ResultsError(f"{csv}: missing, and no {sweep_dir / 'trials/*/result.json'} found")
@@ -63,11 +66,22 @@ def load_results(sweep_dir: str | Path, write_csv: bool = True) -> pd.DataFrame:
     return frame
 
 
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell() == 0:
+            return False
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
 def read_csv(path: str | Path) -> pd.DataFrame:
     """Read and validate one results table."""
     path = Path(path)
     try:
         frame = pd.read_csv(path)
+    except OSError as error:  # a directory, an unreadable file, a dangling link
+        raise ResultsError(f"{path}: cannot be read ({error.strerror or error})") from None
     except pd.errors.EmptyDataError:
         raise ResultsError(f"{path}: file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:

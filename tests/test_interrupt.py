@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import test_sweep
 import torch
@@ -388,3 +389,43 @@ def test_a_plugin_that_ends_the_process_is_refused(plugin_dir, tmp_path, monkeyp
     assert main(["list", "--plugin", "ganbench_exitplugin"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "plugins='ganbench_exitplugin'" in err[0], err
+
+
+# ---- a damaged results.csv ---------------------------------------------------------------
+
+
+@pytest.fixture
+def finished(plugin, tmp_path) -> Path:
+    spec = tiny_spec(tmp_path / "tiny.toml", models=("ns", "wgan"), seeds=2)
+    assert main(["sweep", str(spec), *SWEEP]) == 0
+    return tmp_path / "tiny"
+
+
+def test_a_results_csv_that_is_a_directory_is_refused(finished, capsys):
+    csv = finished / "results.csv"
+    csv.unlink()
+    csv.mkdir()
+    capsys.readouterr()
+    assert main(["report", str(finished)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {csv}: cannot be read (Is a directory)"]
+    assert not (finished / "report").exists() or not list((finished / "report").iterdir())
+
+
+def test_a_truncated_results_csv_is_rebuilt(finished):
+    from analysis.load import load_results
+
+    csv = finished / "results.csv"
+    whole = csv.read_bytes()
+    expected = pd.read_csv(csv)
+    for cut in (len(whole) - 7, whole.rindex(b"\n", 0, len(whole) - 1) + 1):  # mid-row, a row
+        csv.write_bytes(whole[:cut])
+        frame = load_results(finished)
+        assert sorted(frame["trial_id"]) == sorted(expected["trial_id"])
+        rebuilt = pd.read_csv(csv)  # rewritten whole, from the trials' result.json
+        assert sorted(rebuilt.columns) == sorted(expected.columns)
+        pd.testing.assert_frame_equal(
+            rebuilt[expected.columns].sort_values("trial_id").reset_index(drop=True),
+            expected.sort_values("trial_id").reset_index(drop=True),
+            check_dtype=False,  # the rebuild stores numeric columns as floats (0.0 for 0)
+        )
