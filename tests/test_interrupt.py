@@ -429,3 +429,41 @@ def test_a_truncated_results_csv_is_rebuilt(finished):
             expected.sort_values("trial_id").reset_index(drop=True),
             check_dtype=False,  # the rebuild stores numeric columns as floats (0.0 for 0)
         )
+
+
+# ---- a sweep that scored nothing ---------------------------------------------------------
+
+NAN_PLUGIN = '''
+"""A model whose D loss is NaN from the first step: every trial diverges unscored."""
+from benchmark.losses import LOSSES, Loss
+from benchmark.models import MODELS, ModelPreset
+
+LOSSES.register(
+    "nanloss",
+    Loss(d=lambda real, fake, state: real.mean() * float("nan"), g=lambda fake, state: fake.mean()),
+)
+MODELS.register("nanmodel", ModelPreset(loss="nanloss"))
+'''
+
+
+def test_a_sweep_whose_every_trial_diverged_is_reported(plugin, tmp_path, monkeypatch, capsys):
+    (tmp_path / "ganbench_nanplugin.py").write_text(NAN_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "ganbench_nanplugin", raising=False)
+    spec = tiny_spec(tmp_path / "nan.toml", models=("nanmodel",), seeds=2, eval_every=2)
+    text = spec.read_text().replace(
+        '"ganbench_testplugin"', '"ganbench_testplugin", "ganbench_nanplugin"'
+    )
+    text = text.replace("metrics = []", 'metrics = ["fid"]\nfeature_extractor = "tiny"')
+    spec.write_text(text + "fid_n_real = 32\nfid_n_fake = 32\n")
+    assert main(["sweep", str(spec), "--no-progress"]) == 0
+    results = pd.read_csv(tmp_path / "nan" / "results.csv")
+    assert list(results["status"]) == ["diverged", "diverged"]
+    assert list(results["diverged_at"]) == [1, 1]
+    report = (tmp_path / "nan" / "report" / "report.md").read_text()
+    assert (
+        "No trial finished with a `fid_min` value (2 diverged): there is nothing to rank." in report
+    )
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "nan")]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "nan" / "report" / "report.md")
