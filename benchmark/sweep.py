@@ -306,6 +306,19 @@ def check_same_plan(spec: SweepSpec, trials: Sequence[TrialConfig]) -> None:
     )
 
 
+def claim_plan(spec: SweepSpec, trials: Sequence[TrialConfig]) -> None:
+    """Under the sweep directory's lock, check the plan against the trials already there
+    (`check_same_plan`) and record this plan's trials (each trial.json), so that of two sweeps
+    of one name and different plans started together, the second is refused before it
+    trains, and a report never mixes the two plans' trials."""
+    with claim(spec.directory, wait=True):
+        check_same_plan(spec, trials)
+        for trial in trials:
+            path = trial_dir(spec, trial) / "trial.json"
+            if not path.exists():
+                write_json(path, trial.to_dict())
+
+
 def check_machine(
     spec: SweepSpec, trials: Sequence[TrialConfig], context: RunContext, executor: str, report: bool
 ) -> None:
@@ -475,6 +488,7 @@ def run(args: argparse.Namespace) -> int:
     check_machine(spec, trials, context, args.executor or spec.executor, not args.no_report)
     if args.retry_failed:
         print(f"{forget_failed(spec, trials)} failed trials will run again", file=sys.stderr)
+    claim_plan(spec, trials)
     write_sweep_record(spec, trials)
     failed, unfinished = run_sweep(spec, trials, context, args.executor)
     frame = write_results(spec, trials)

@@ -467,3 +467,35 @@ def test_a_sweep_whose_every_trial_diverged_is_reported(plugin, tmp_path, monkey
     capsys.readouterr()
     assert main(["report", str(tmp_path / "nan")]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "nan" / "report" / "report.md")
+
+
+# ---- racing sweeps -----------------------------------------------------------------------
+
+
+def test_two_sweeps_of_one_name_and_different_plans_started_together(plugin_dir, tmp_path):
+    """The plan is checked and recorded under the sweep directory's lock: whichever comes
+    second is refused (exit 2, naming the setting that differs) before it trains."""
+    specs = [
+        tiny_spec(tmp_path / f"{steps}.toml", models=("ns",), steps=steps, extra='name = "race"\n')
+        for steps in (4, 6)
+    ]
+    env = subprocess_env(plugin_dir)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "benchmark", "sweep", str(spec), *SWEEP],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for spec in specs
+    ]
+    outcomes = [(p.wait(timeout=300), p.stderr.read()) for p in processes]
+    codes = sorted(code for code, _ in outcomes)
+    assert codes == [0, 2], outcomes
+    (refused,) = [err for code, err in outcomes if code == 2]
+    assert refused.startswith("error: ") and "steps=" in refused and "another plan" in refused
+    (trial,) = (tmp_path / "race" / "trials").iterdir()
+    assert marker_counts(tmp_path / "race") == {trial.name: (1, 1)}  # one sweep trained
+    winner = [4, 6][[code for code, _ in outcomes].index(0)]
+    assert read_json(trial / "result.json")["d_steps"] == winner
