@@ -12,7 +12,7 @@ import math
 import os
 import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,30 +82,50 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     any OSError on the way (ENOSPC, EACCES, EROFS, ...) is a `WriteFailed` naming `path`, and
     leaves the previous `path` as it was."""
     path = Path(path)
-    try:
-        return _atomic_write(path, write)
-    except WriteFailed:
-        raise
-    except OSError as error:
-        raise WriteFailed(path, error) from error
+    commit_writes([stage_write(path, write)])
+    return path
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path.parent, path.name + _SEP)
-    prefix = f".{path.name}{_SEP}{_host()}{_SEP}{os.getpid()}{_SEP}"
-    fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a shared cache must stay readable
+def stage_write(path: str | Path, write: Callable[[Path], None]) -> tuple[Path, Path]:
+    """The first half of `atomic_write`: `write(tmp)` and fsync; returns (tmp, path) for
+    `commit_writes`. Several files staged first and renamed together change all or none of
+    them when the disk fills (a rename needs no space)."""
+    path = Path(path)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path.parent, path.name + _SEP)
+        prefix = f".{path.name}{_SEP}{_host()}{_SEP}{os.getpid()}{_SEP}"
+        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a shared cache must stay readable
         write(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+    except BaseException as error:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and not isinstance(error, WriteFailed):
+            raise WriteFailed(path, error) from error
+        raise
+    return tmp, path
+
+
+def commit_writes(staged: Sequence[tuple[Path, Path]]) -> None:
+    """Rename each staged (tmp, path) over its path, in order; on any error the temporary
+    files not yet renamed are removed (a `WriteFailed` naming the path that failed)."""
+    done = 0
+    try:
+        for tmp, path in staged:
+            try:
+                os.replace(tmp, path)
+            except OSError as error:
+                raise WriteFailed(path, error) from error
+            done += 1
     finally:
-        tmp.unlink(missing_ok=True)
-    return path
+        for tmp, _ in staged[done:]:
+            tmp.unlink(missing_ok=True)
 
 
 def _json_safe(value: Any) -> Any:

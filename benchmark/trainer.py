@@ -52,9 +52,11 @@ from benchmark.io import (
     WriteFailed,
     atomic_write,
     check_writable_dir,
+    commit_writes,
     read_json,
     read_record,
     remove_stale_temporaries,
+    stage_write,
     write_json,
 )
 from benchmark.latents import LATENTS
@@ -482,6 +484,11 @@ _CHECKPOINT_MAGIC = b"ganbench-checkpoint-v1 "
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    _commit_checkpoints([_stage_checkpoint(path, state)])
+
+
+def _stage_checkpoint(path: Path, state: dict[str, Any]) -> tuple[Path, Path]:
+    """Write the checkpoint to a synced temporary file; `_commit_checkpoints` renames it."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getbuffer()
@@ -492,7 +499,11 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
             handle.write(header)
             handle.write(payload)
 
-    atomic_write(path, write)
+    return stage_write(path, write)
+
+
+def _commit_checkpoints(staged: Sequence[tuple[Path, Path]]) -> None:
+    commit_writes(staged)
 
 
 def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
@@ -804,6 +815,10 @@ def _train(
                 if size == 1 and active:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in losses[0].items()}, refresh=False)
             if at_checkpoint and active:
+                # Every member's checkpoint is staged (written, synced), then all are renamed
+                # together: a full disk leaves the members at one step, so that they resume
+                # as one population.
+                staged: list[tuple[Path, Path]] = []
                 for i in list(active):
                     member = members[i]
                     if evaluator is not None:
@@ -821,7 +836,15 @@ def _train(
                         "evaluations": member.evaluations,
                         "seconds": seconds(),
                     }
-                    _save_checkpoint(member.directory / CHECKPOINT, state)
+                    try:
+                        staged.append(_stage_checkpoint(member.directory / CHECKPOINT, state))
+                    except BaseException:
+                        for tmp, _ in staged:
+                            tmp.unlink(missing_ok=True)
+                        raise
+                _commit_checkpoints(staged)
+                for i in active:
+                    member = members[i]
                     _write_metrics(
                         member.directory / "metrics.jsonl", member.history, member.evaluations
                     )

@@ -52,6 +52,22 @@ def at_rename(monkeypatch, target: str, nth: int, when: str, action) -> None:
     monkeypatch.setattr(os, "replace", hooked)
 
 
+def at_fsync(monkeypatch, prefix: str, nth: int, action) -> None:
+    """Call `action()` instead of the `nth` fsync of a file whose name starts with `prefix`:
+    where a full disk reports ENOSPC for data the kernel could not place."""
+    fsync, seen = os.fsync, []
+
+    def hooked(fd):
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+        if name.startswith(prefix):
+            seen.append(name)
+            if len(seen) == nth:
+                action()
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", hooked)
+
+
 def at_step(monkeypatch, step: int, action) -> None:
     """Call `action()` in the middle of the training step that starts at `step`."""
     train_step = trainer.GANTraining.train_step
@@ -208,14 +224,16 @@ def test_sigterm_leaves_a_population_resumable(plugin, tmp_path, monkeypatch, po
 
 
 def test_a_full_disk_mid_checkpoint_is_not_a_failure(plugin, tmp_path, monkeypatch, capsys):
-    """ENOSPC inside member 1's checkpoint write at step 9: nothing recorded, the checkpoints
-    of step 5 kept, the command names the file; once space is freed, the rerun finishes every
-    trial once, bit-identical to the uninterrupted run."""
+    """ENOSPC while member 2's checkpoint of step 9 is written (member 1's is written
+    already): nothing recorded, every member's checkpoint of step 5 kept (the members'
+    checkpoints of a step are renamed together, after all are written), the command names the
+    file; once space is freed, the rerun finishes every trial once, as one population,
+    bit-identical to the uninterrupted run."""
     reference = population_spec(tmp_path / "a")
     assert main(["sweep", str(reference), *SWEEP]) == 0
     spec = population_spec(tmp_path / "b")
     with monkeypatch.context() as patch:
-        at_rename(patch, "checkpoint.pt", 4, "before", disk_full)
+        at_fsync(patch, ".checkpoint.pt~", 5, disk_full)
         assert main(["sweep", str(spec), *SWEEP]) == EXIT_WRITE_FAILED
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[-1].startswith("error: cannot write ") and "checkpoint.pt" in lines[-1]
