@@ -9,17 +9,19 @@ own result.json files.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import math
 import sys
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from analysis.load import results_frame  # the one flattening of results
+from analysis.load import RUNNING_LOCK, results_frame  # the one flattening of results
 from benchmark.config import TrialConfig, resolve_trial
 from benchmark.evaluation.extractors import build_extractor
 from benchmark.evaluation.metrics import METRICS
@@ -319,6 +321,15 @@ def claim_plan(spec: SweepSpec, trials: Sequence[TrialConfig]) -> None:
                 write_json(path, trial.to_dict())
 
 
+@contextmanager
+def running(directory: Path) -> Iterator[None]:
+    """Hold the directory's `RUNNING_LOCK` shared while the sweep runs, so that a `report`
+    meanwhile builds its table in memory and leaves results.csv to the sweep."""
+    with open(directory / RUNNING_LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        yield
+
+
 def check_machine(
     spec: SweepSpec, trials: Sequence[TrialConfig], context: RunContext, executor: str, report: bool
 ) -> None:
@@ -489,9 +500,10 @@ def run(args: argparse.Namespace) -> int:
     if args.retry_failed:
         print(f"{forget_failed(spec, trials)} failed trials will run again", file=sys.stderr)
     claim_plan(spec, trials)
-    write_sweep_record(spec, trials)
-    failed, unfinished = run_sweep(spec, trials, context, args.executor)
-    frame = write_results(spec, trials)
+    with running(spec.directory):
+        write_sweep_record(spec, trials)
+        failed, unfinished = run_sweep(spec, trials, context, args.executor)
+        frame = write_results(spec, trials)
     table = summary(frame, spec.metric, spec.direction)
     print(f"\nsweep {spec.name}: {len(frame)} of {len(trials)} trials finished, {failed} failed")
     if not table.empty:

@@ -517,3 +517,21 @@ def test_two_sweeps_of_one_name_and_different_plans_started_together(plugin_dir,
     assert marker_counts(tmp_path / "race") == {trial.name: (1, 1)}  # one sweep trained
     winner = [4, 6][[code for code, _ in outcomes].index(0)]
     assert read_json(trial / "result.json")["d_steps"] == winner
+
+
+def test_a_report_during_a_sweep_leaves_results_csv_to_the_sweep(finished):
+    """While a sweep runs (it holds .running shared), a report builds its table in memory;
+    once none runs, the rebuilt table is written."""
+    import fcntl
+
+    from analysis.load import load_results
+
+    csv = finished / "results.csv"
+    whole = csv.read_bytes()
+    csv.write_bytes(whole[: len(whole) // 2])
+    with open(finished / ".running", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH)  # as a running sweep
+        assert len(load_results(finished)) == 4
+        assert csv.read_bytes() == whole[: len(whole) // 2]
+    assert len(load_results(finished)) == 4
+    assert len(pd.read_csv(csv)) == 4
