@@ -535,3 +535,19 @@ def test_a_report_during_a_sweep_leaves_results_csv_to_the_sweep(finished):
         assert csv.read_bytes() == whole[: len(whole) // 2]
     assert len(load_results(finished)) == 4
     assert len(pd.read_csv(csv)) == 4
+
+
+@pytest.mark.parametrize("folder", ["trials", "report"])
+def test_a_read_only_trials_or_report_folder_is_refused(finished, monkeypatch, capsys, folder):
+    """os.access is what the check asks (root passes every real permission check, so the
+    answer is simulated); the refusal comes before anything is written."""
+    (finished / folder).mkdir(exist_ok=True)
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: access(p, mode) and Path(p).name != folder)
+    before = sorted(str(p) for p in finished.rglob("*"))
+    capsys.readouterr()
+    argv = ["sweep", str(finished.parent / "tiny.toml"), *SWEEP]
+    assert main(argv if folder == "trials" else ["report", str(finished)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"({finished / folder} is read-only)" in err[0], err
+    assert sorted(str(p) for p in finished.rglob("*")) == before
