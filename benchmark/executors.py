@@ -413,10 +413,17 @@ EXECUTORS.register(
 # ---- slurm -------------------------------------------------------------------------------
 
 
+# submitit's signal handler raises this inside the training step when a preempted or
+# timed-out task is not requeued (it timed out too often): the job was stopped, and each
+# member stays resumable from its checkpoint, never recorded `failed`.
+interrupt.STOP_ERRORS.append(submitit.core.utils.UncompletedJobError)
+
+
 class PopulationJob(submitit.helpers.Checkpointable):
     """One array task: run one population (often of one trial). On preemption or time-out
-    submitit calls the inherited `checkpoint`, which requeues this same call; each member
-    then resumes from its checkpoint.pt."""
+    submitit's signal handler calls the inherited `checkpoint`, which requeues this same call,
+    and ends the process (SystemExit, mid-step: what was written is a complete checkpoint or
+    none); each member then resumes from its checkpoint.pt."""
 
     def __init__(self, context: RunContext) -> None:
         self.context = context

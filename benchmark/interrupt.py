@@ -22,6 +22,9 @@ EXIT_INTERRUPTED = 75
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 _requested: int | None = None  # the first signal received, if any
+# Exceptions (not BaseExceptions) that other code raises to stop a run, never a trial's own
+# error: the trainer lets them through unrecorded. The slurm executor adds submitit's.
+STOP_ERRORS: list[type[Exception]] = []
 
 
 class Interrupted(BaseException):  # noqa: N818 - a stop request, like KeyboardInterrupt

@@ -850,7 +850,7 @@ def _train(
                     )
             # The safe point: between steps, after this step's checkpoints are complete.
             interrupt.check()
-    except (KeyboardInterrupt, SystemExit, WriteFailed):
+    except (KeyboardInterrupt, SystemExit, WriteFailed, *interrupt.STOP_ERRORS):
         raise  # not the trial's doing: every member stays resumable, nothing is recorded
     except Exception as exc:  # recorded, so one broken population does not stop a sweep
         for i in active:

@@ -20,6 +20,7 @@ from test_sweep import marker_counts, subprocess_env, tiny_spec
 
 from benchmark import interrupt, trainer
 from benchmark.__main__ import EXIT_WRITE_FAILED, main
+from benchmark.config import resolve_trial
 from benchmark.io import read_json
 
 plugin_dir, plugin = test_sweep.plugin_dir, test_sweep.plugin  # fixtures
@@ -347,3 +348,25 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return "\nState:\tZ" not in status
+
+
+def test_a_slurm_task_not_requeued_is_not_a_failure(plugin, tmp_path, monkeypatch):
+    """submitit raises UncompletedJobError from its signal handler, mid-step, when a timed-out
+    task is not requeued: the trial keeps its checkpoint and records nothing."""
+    import submitit
+
+    import benchmark.executors  # noqa: F401 - registers submitit's stop error
+    from benchmark.registry import load_plugins
+
+    load_plugins(["ganbench_testplugin"])  # the tiny dataset
+
+    def stop() -> None:
+        raise submitit.core.utils.UncompletedJobError("Job not requeued because: timed-out")
+
+    trial = resolve_trial("ns", "tiny", steps=12, eval_every_epochs=4, batch_size=16, metrics=())
+    with monkeypatch.context() as patch:
+        at_step(patch, 7, stop)
+        with pytest.raises(submitit.core.utils.UncompletedJobError):
+            trainer.run_trial(trial, tmp_path / "t", progress=False, device="cpu")
+    assert checkpoint_step(tmp_path / "t") == 5 and not (tmp_path / "t" / "result.json").exists()
+    assert trainer.run_trial(trial, tmp_path / "t", progress=False, device="cpu")["d_steps"] == 12
