@@ -58,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
     except (ResultsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a report folder or results.csv this process cannot write
+        print(f"error: {error.filename}: cannot be written ({error.strerror})", file=sys.stderr)
+        return 2
     print(path)
     return 0
 

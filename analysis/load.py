@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -21,6 +22,8 @@ NUMERIC_COLUMNS = (
     "modes", "hq", "reverse_kl", "energy", "mixture_n",
 )  # fmt: skip
 STEP_PREFIX = "fid_step_"
+#: A running sweep holds a shared lock on this file of its directory for its whole run.
+RUNNING_LOCK = ".running"
 #: Leading columns of results.csv; the rest follow in the records' order.
 LEADING = ("trial_id", "sweep", "phase", "dataset", "model", "loss", "penalty", "sample", "seed")
 LEADING += ("seed_role", "status", "error")
@@ -42,11 +45,20 @@ def load_results(sweep_dir: str | Path, write_csv: bool = True) -> pd.DataFrame:
         raise ResultsError(f"{sweep_dir}: no such sweep directory")
     csv = sweep_dir / "results.csv"
     done = sorted(sweep_dir.glob("trials/*/result.json"))
-    if csv.exists():
-        frame = read_csv(csv)
-        missing = {p.parent.name for p in done} - set(frame["trial_id"].astype(str))
-        if not missing:
-            return frame
+    if csv.exists() or csv.is_symlink():
+        # A table cut short (a full disk, a copy interrupted mid-row) is rebuilt, not read:
+        # its last row would pass with the values it lost as empty cells.
+        whole = _ends_with_newline(csv)
+        try:
+            frame = read_csv(csv)
+        except ResultsError:
+            if whole or not done:
+                raise
+            frame = None
+        if frame is not None:
+            missing = {p.parent.name for p in done} - set(frame["trial_id"].astype(str))
+            if not missing and whole and len(frame) == len(done):
+                return frame
     if not done:
         raise ResultsError(f"{csv}: missing, and no {sweep_dir / 'trials/*/result.json'} found")
     records = []
@@ -58,9 +70,34 @@ def load_results(sweep_dir: str | Path, write_csv: bool = True) -> pd.DataFrame:
             raise ResultsError(f"{path}: {error}") from None
         records.append(record)
     frame = validate(results_frame(records), sweep_dir / "trials")
-    if write_csv:
+    if write_csv and not sweep_running(sweep_dir):  # a running sweep writes it when it ends
         _write_csv_atomic(frame, csv)
     return frame
+
+
+def sweep_running(sweep_dir: Path) -> bool:
+    """Whether a sweep is running in `sweep_dir` (it holds `RUNNING_LOCK` shared)."""
+    path = sweep_dir / RUNNING_LOCK
+    if not path.exists():
+        return False
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+    return False
+
+
+def _ends_with_newline(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() == 0:
+                return False
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) == b"\n"
+    except OSError as error:  # a directory, an unreadable file, a dangling link
+        raise ResultsError(f"{path}: cannot be read ({error.strerror or error})") from None
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:
@@ -68,6 +105,8 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     try:
         frame = pd.read_csv(path)
+    except OSError as error:  # a directory, an unreadable file, a dangling link
+        raise ResultsError(f"{path}: cannot be read ({error.strerror or error})") from None
     except pd.errors.EmptyDataError:
         raise ResultsError(f"{path}: file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:

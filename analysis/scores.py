@@ -90,6 +90,13 @@ def choose_metric(
             f"primary score is `{fallback.name}` ({fallback.label}; higher is better)."
         )
         return fallback, note
+    if not frame["status"].eq("ok").any():  # nothing to score: a result, reported as such
+        counts = frame["status"].value_counts()
+        what = ", ".join(f"{counts[s]} {s}" for s in ("diverged", "failed") if s in counts)
+        return (
+            metric,
+            f"No trial finished with a `{name}` value ({what}): there is nothing to rank.",
+        )
     raise ValueError(f"metric {name!r} has no value in any trial, and no fallback is available")
 
 

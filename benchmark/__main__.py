@@ -15,8 +15,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any
 
+from benchmark import interrupt
 from benchmark.datasets import DatasetMissing
+from benchmark.io import WriteFailed
 from benchmark.registry import ConfigError, load_plugins
+
+# A file could not be written (a full disk, a read-only folder): EX_IOERR of sysexits.h.
+EXIT_WRITE_FAILED = 74
 
 # Subcommands whose code lives in other modules: name -> (module, help). Each module
 # provides add_arguments(parser) and run(args) -> int.
@@ -60,19 +65,33 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a command; returns its exit code (2, with one line on stderr, for bad input)."""
+    """Run a command; returns its exit code: 2, with one line on stderr, for bad input; 75
+    (`interrupt.EXIT_INTERRUPTED`) when stopped by SIGTERM or SIGINT, 74 when a file could
+    not be written; after either, rerunning the same command resumes."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        _preload_plugins(argv)
-        command = next((arg for arg in argv if not arg.startswith("-")), None)
+    with interrupt.handling():
         try:
-            args = build_parser(command).parse_args(argv)
-        except SystemExit as stop:  # --help, or a usage error already printed in one line
-            return stop.code if isinstance(stop.code, int) else 2
-        return int(args._run(args) or 0)
-    except (ConfigError, DatasetMissing) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+            _preload_plugins(argv)
+            command = next((arg for arg in argv if not arg.startswith("-")), None)
+            try:
+                args = build_parser(command).parse_args(argv)
+            except SystemExit as stop:  # --help, or a usage error already printed in one line
+                return stop.code if isinstance(stop.code, int) else 2
+            return int(args._run(args) or 0)
+        except (ConfigError, DatasetMissing) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        except interrupt.Interrupted as stop:
+            resume = "every unfinished trial is resumable; rerun the same command to finish"
+            print(f"{stop}: {resume}", file=sys.stderr)
+            return interrupt.EXIT_INTERRUPTED
+        except WriteFailed as error:
+            resume = "free space (or make it writable) and rerun the same command to resume"
+            print(
+                f"error: {error}; nothing recorded for the trials it stopped: {resume}",
+                file=sys.stderr,
+            )
+            return EXIT_WRITE_FAILED
 
 
 def option_name(field_name: str) -> str:

@@ -15,10 +15,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from analysis.__main__ import run as build_report
 
-    if args.out is not None:
-        check_writable_dir(args.out, "out")
+    # The report folder (default: the sweep's report/) must be writable before any work.
+    check_writable_dir(args.out if args.out is not None else Path(args.sweep_dir) / "report", "out")
     if args.expected_trials is not None and args.expected_trials < 1:
         raise ConfigError("expected_trials", args.expected_trials, "an integer >= 1")
     return build_report(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import sys
 from dataclasses import fields
 
 from benchmark.config import TrialConfig, resolve_trial
@@ -106,6 +107,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--weights", default=None, help="Inception weights (default: $GANBENCH_INCEPTION)"
     )
     parser.add_argument("--download", action="store_true", help="fetch a missing dataset")
+    parser.add_argument(
+        "--retry-failed", action="store_true", help="run again a trial whose stored result failed"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
     parser.add_argument(
         "--networks",
@@ -124,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     from benchmark.io import check_writable_dir
     from benchmark.networks import FAMILIES
     from benchmark.registry import ConfigError
-    from benchmark.trainer import resolve_device, run_trial
+    from benchmark.trainer import forget_failure, resolve_device, run_trial
 
     overrides = overrides_from(args, TrialConfig, _SKIP)
     overrides["plugins"] = tuple(args.plugin)
@@ -142,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
         with claim(out, wait=False) as claimed:  # the same claim a sweep takes on a trial
             if not claimed:
                 raise ConfigError("out", args.out, "a trial directory no other process runs")
+            if args.retry_failed and forget_failure(out):
+                print(f"{out}: its failed result is removed; it runs again", file=sys.stderr)
             result = run_trial(
                 trial,
                 out,
@@ -160,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
         raise
     shown = ("trial_id", "status", "error", "d_steps", "g_steps", "seconds", "fid_min", "fid_final")
     print(json.dumps({k: result.get(k) for k in shown}, indent=2))
+    if result["status"] == "failed":
+        print(f"{out}: failed; --retry-failed runs it again", file=sys.stderr)
     return 0 if result["status"] == "ok" else 1
 
 

@@ -18,14 +18,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import ExitStack, contextmanager
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import submitit
 
+from benchmark import interrupt
 from benchmark.config import TrialConfig
 from benchmark.registry import ConfigError, Registry, load_plugins
 
@@ -105,6 +106,7 @@ def run_claimed_population(
     that stopped the population before it recorded results."""
     from benchmark import trainer
 
+    interrupt.check()  # a stopping process claims nothing
     for trial, _ in tasks:
         load_plugins(trial.plugins)
     with ExitStack() as claims:
@@ -269,12 +271,15 @@ def _gpu_slots(device: str | None, workers_per_gpu: int) -> list[tuple[str, int]
 _worker_position = 1
 
 
-def _init_worker(slots, threads: int) -> None:
+def _init_worker(slots, threads: int, parent: int) -> None:
     """Give a fresh worker process its GPU (set before CUDA starts in it; None on the CPU),
-    its share of the CPU cores and a progress-bar row."""
+    its share of the CPU cores and a progress-bar row; it stops at a safe point on SIGTERM or
+    SIGINT (the parent forwards its own), and at once when the parent is gone."""
     global _worker_position
     import torch
 
+    interrupt.install()
+    interrupt.watch_parent(parent)
     gpu, slot = slots.get()
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
@@ -346,19 +351,49 @@ def run_local(
     for slot in slots:
         queue.put(slot)
     threads = threads_per_worker(len(slots))
-    pool = ProcessPoolExecutor(len(slots), mp, initializer=_init_worker, initargs=(queue, threads))
+    initargs = (queue, threads, os.getpid())
+    pool = ProcessPoolExecutor(len(slots), mp, initializer=_init_worker, initargs=initargs)
+    submitted: list[Future] = []
     try:
         running = {pool.submit(_pool_population, group, context): group for group in groups}
-        for future in as_completed(running):
+        submitted += running
+        for future in _completed(running):
             collect(running[future], future.result())
         waiting = {
             pool.submit(_pool_attempt, trial, directory, context, True): trial
             for trial, directory in busy
         }
-        for future in as_completed(waiting):
+        submitted += waiting
+        for future in _completed(waiting):
             report(waiting[future], future.result())
+    except BaseException:
+        # Stopping (a signal, a full disk, an error that ends the sweep): queued work is
+        # dropped and the workers stop at their next safe point, each trial resumable.
+        for future in submitted:
+            future.cancel()
+        _stop_workers(pool)
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _completed(futures: Mapping[Future, Any], every: float = 0.2) -> Iterator[Future]:
+    """`as_completed`, but a stop request (a signal) is noticed within `every` seconds."""
+    pending = set(futures)
+    while pending:
+        interrupt.check()
+        done, pending = wait(pending, timeout=every, return_when=FIRST_COMPLETED)
+        yield from done
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Ask every worker of the pool to stop at its next safe point (as a first SIGTERM does)."""
+    import signal
+
+    for process in list((pool._processes or {}).values()):  # no public handle on the workers
+        if process.is_alive():
+            with suppress(ProcessLookupError):  # it ended meanwhile
+                os.kill(process.pid, signal.SIGTERM)
 
 
 EXECUTORS.register(
@@ -378,10 +413,17 @@ EXECUTORS.register(
 # ---- slurm -------------------------------------------------------------------------------
 
 
+# submitit's signal handler raises this inside the training step when a preempted or
+# timed-out task is not requeued (it timed out too often): the job was stopped, and each
+# member stays resumable from its checkpoint, never recorded `failed`.
+interrupt.STOP_ERRORS.append(submitit.core.utils.UncompletedJobError)
+
+
 class PopulationJob(submitit.helpers.Checkpointable):
     """One array task: run one population (often of one trial). On preemption or time-out
-    submitit calls the inherited `checkpoint`, which requeues this same call; each member
-    then resumes from its checkpoint.pt."""
+    submitit's signal handler calls the inherited `checkpoint`, which requeues this same call,
+    and ends the process (SystemExit, mid-step: what was written is a complete checkpoint or
+    none); each member then resumes from its checkpoint.pt."""
 
     def __init__(self, context: RunContext) -> None:
         self.context = context
@@ -468,6 +510,7 @@ def run_slurm(
     }
     empty_polls = 0
     while pending and empty_polls < 2:  # twice, so one failed squeue call does not end the wait
+        interrupt.check()  # the array tasks run on: a rerun of the sweep collects them
         time.sleep(options["poll_seconds"])
         for trial_id, (trial, directory, _, _) in list(pending.items()):
             if (directory / "result.json").exists():

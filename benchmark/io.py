@@ -12,7 +12,7 @@ import math
 import os
 import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ os.umask(_UMASK)
 # Temporary files are named .<target>~<host>~<pid>~<random>.tmp, so a later writer can tell
 # one whose writer died (same host, no such process) from one still being written.
 _SEP = "~"
+NAME_MAX = 255  # bytes in one file name, on Linux and macOS file systems
 
 
 class DamagedFile(ConfigError):
@@ -32,6 +33,19 @@ class DamagedFile(ConfigError):
         ValueError.__init__(self, f"{path}: damaged ({problem}); {remedy}")
         self.field, self.value, self.allowed = Path(path).name, str(path), remedy
         self.where = str(path)  # the message names the file already; callers add no prefix
+
+
+class WriteFailed(OSError):  # noqa: N818 - an OSError, as the callers of atomic_write expect
+    """A file could not be written (a full disk, a read-only or vanished folder). Not a result
+    of the trial being written: the run stops with what it stored so far intact, and a rerun
+    resumes once the cause is fixed."""
+
+    def __init__(self, path: str | Path, error: OSError) -> None:
+        super().__init__(error.errno, error.strerror or str(error), str(path))
+        self.path = Path(path)
+
+    def __str__(self) -> str:
+        return f"cannot write {self.path}: {self.strerror}"
 
 
 def _host() -> str:
@@ -64,23 +78,54 @@ def remove_stale_temporaries(directory: Path, target: str = "", everything: bool
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp)` on a temporary file beside `path`, fsync it, then rename over `path`."""
+    """Call `write(tmp)` on a temporary file beside `path`, fsync it, then rename over `path`;
+    any OSError on the way (ENOSPC, EACCES, EROFS, ...) is a `WriteFailed` naming `path`, and
+    leaves the previous `path` as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path.parent, path.name + _SEP)
-    prefix = f".{path.name}{_SEP}{_host()}{_SEP}{os.getpid()}{_SEP}"
-    fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a shared cache must stay readable
+    commit_writes([stage_write(path, write)])
+    return path
+
+
+def stage_write(path: str | Path, write: Callable[[Path], None]) -> tuple[Path, Path]:
+    """The first half of `atomic_write`: `write(tmp)` and fsync; returns (tmp, path) for
+    `commit_writes`. Several files staged first and renamed together change all or none of
+    them when the disk fills (a rename needs no space)."""
+    path = Path(path)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path.parent, path.name + _SEP)
+        prefix = f".{path.name}{_SEP}{_host()}{_SEP}{os.getpid()}{_SEP}"
+        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a shared cache must stay readable
         write(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+    except BaseException as error:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and not isinstance(error, WriteFailed):
+            raise WriteFailed(path, error) from error
+        raise
+    return tmp, path
+
+
+def commit_writes(staged: Sequence[tuple[Path, Path]]) -> None:
+    """Rename each staged (tmp, path) over its path, in order; on any error the temporary
+    files not yet renamed are removed (a `WriteFailed` naming the path that failed)."""
+    done = 0
+    try:
+        for tmp, path in staged:
+            try:
+                os.replace(tmp, path)
+            except OSError as error:
+                raise WriteFailed(path, error) from error
+            done += 1
     finally:
-        tmp.unlink(missing_ok=True)
-    return path
+        for tmp, _ in staged[done:]:
+            tmp.unlink(missing_ok=True)
 
 
 def _json_safe(value: Any) -> Any:
@@ -126,8 +171,18 @@ def check_writable_dir(path: str | Path, field: str, where: str = "") -> Path:
     if not text.strip():
         raise ConfigError(field, text, "a directory path (not empty)", where)
     path = Path(text).expanduser()
+    too_long = [part for part in path.parts if len(os.fsencode(part)) > NAME_MAX]
+    if too_long:
+        allowed = (
+            f"a path whose every name is at most {NAME_MAX} bytes ({too_long[0][:20]}... is not)"
+        )
+        raise ConfigError(field, text, allowed, where)
     existing = path
     while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a link to nothing: mkdir would fail on it
+            target = os.readlink(existing)
+            allowed = f"a directory ({existing} is a symlink to {target}, which does not exist)"
+            raise ConfigError(field, text, allowed, where)
         existing = existing.parent
     if not existing.is_dir():
         what = "is" if existing == path else f"lies under {existing}, which is"

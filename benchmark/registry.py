@@ -63,11 +63,12 @@ def load_plugins(modules: Iterable[str]) -> None:
     """Import user modules so their `@register` decorators run.
 
     Any error while importing (a missing module, a syntax error, an exception the module
-    raises, a duplicate registration) is the user's input, so it becomes a ConfigError.
+    raises, a duplicate registration, even `sys.exit()` or KeyboardInterrupt raised by the
+    module's own code) is the user's input, so it becomes a ConfigError.
     """
     for module in modules:
         try:
             importlib.import_module(module)
-        except Exception as error:  # whatever user code raises: reported in one line
+        except (Exception, SystemExit, KeyboardInterrupt) as error:  # reported in one line
             detail = f"{type(error).__name__}: {error}".splitlines()[0]
             raise ConfigError("plugins", module, f"an importable module ({detail})") from None

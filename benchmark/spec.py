@@ -177,6 +177,22 @@ class _Reader:
             raise self.error(key, self.table[key], f"a known key: one of {sorted(known)}")
 
 
+# A sweep's (and a variant's) name makes a folder of its own: no "." or "..", no separator,
+# and short enough for any file system (NAME_MAX is 255 bytes on most; room for suffixes).
+MAX_NAME = 200
+FOLDER_NAME = (
+    f"a folder name: a letter or digit, then letters, digits, '.', '_', '-' (at most {MAX_NAME})"
+)
+
+
+def is_folder_name(value: Any) -> bool:
+    return (
+        isinstance(value, str)
+        and len(value) <= MAX_NAME
+        and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value) is not None
+    )
+
+
 def _read_variants(r: _Reader, models: tuple[str, ...], hints: dict[str, Any]) -> list[Variant]:
     """[[variants]] tables: a distinct `name`, optional `models`, TrialConfig fields."""
     tables = r.get(
@@ -191,8 +207,8 @@ def _read_variants(r: _Reader, models: tuple[str, ...], hints: dict[str, Any]) -
         name = v.get(
             "name",
             None,
-            lambda n: isinstance(n, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", n),
-            "a name: letters, digits, '.', '_', '-'",
+            is_folder_name,
+            FOLDER_NAME,
         )
         if name is None or name in {variant.name for variant in variants}:
             raise v.error("name", name, "a name, distinct from the other variants'")
@@ -267,12 +283,9 @@ def load_spec(path: str | Path) -> SweepSpec:
     except ConfigError as error:
         raise r.error("plugins", error.value, error.allowed) from None
 
-    name = r.get(
-        "name",
-        path.stem,
-        lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v),
-        "a folder name: letters, digits, '.', '_', '-'",
-    )
+    name = r.get("name", path.stem, is_folder_name, FOLDER_NAME)
+    if not is_folder_name(name):  # from the file's name: .toml, ..toml, a.b/c are not folders
+        raise r.error("name", name, f"{FOLDER_NAME} (rename the spec file, or set name)")
     description = r.get("description", "", lambda v: isinstance(v, str), "a string")
     phase = r.get("phase", "default", lambda v: v in PHASES, f"one of {list(PHASES)}")
 

@@ -9,17 +9,19 @@ own result.json files.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import math
 import sys
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from analysis.load import results_frame  # the one flattening of results
+from analysis.load import RUNNING_LOCK, results_frame  # the one flattening of results
 from benchmark.config import TrialConfig, resolve_trial
 from benchmark.evaluation.extractors import build_extractor
 from benchmark.evaluation.metrics import METRICS
@@ -40,6 +42,7 @@ from benchmark.spec import (
 )
 from benchmark.trainer import (
     check_trial_dir,
+    forget_failure,
     load_result,
     read_result,
     read_trial_record,
@@ -250,9 +253,12 @@ def summary(frame: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
 # ---- running -----------------------------------------------------------------------------
 
 
-def preflight(spec: SweepSpec, trials: Sequence[TrialConfig], data_root: str | None) -> None:
-    """Refuse before any work: a dataset without its data root, a directory of another trial
-    or of another plan, a damaged trial.json or result.json."""
+def preflight(
+    spec: SweepSpec, trials: Sequence[TrialConfig], data_root: str | None, download: bool = False
+) -> None:
+    """Refuse before any work: a dataset without its data root (or with one that is not a
+    folder, unless it is to be downloaded), a directory of another trial or of another plan,
+    a damaged trial.json or result.json."""
     from benchmark.datasets import DATASETS
     from benchmark.datasets import data_root as resolve_root
 
@@ -260,9 +266,12 @@ def preflight(spec: SweepSpec, trials: Sequence[TrialConfig], data_root: str | N
     for dataset in spec.datasets:
         if DATASETS.get(dataset).needs_root:
             try:
-                resolve_root(data_root)
+                root = resolve_root(data_root)
             except ConfigError as error:
                 raise ConfigError("data_root", error.value, error.allowed, where=where) from None
+            if not download and not root.is_dir():
+                allowed = f"an existing folder holding {dataset} (or --download)"
+                raise ConfigError("data_root", str(root), allowed, where=where)
     check_same_plan(spec, trials)
     for trial in trials:
         directory = trial_dir(spec, trial)
@@ -305,6 +314,28 @@ def check_same_plan(spec: SweepSpec, trials: Sequence[TrialConfig]) -> None:
     )
 
 
+def claim_plan(spec: SweepSpec, trials: Sequence[TrialConfig]) -> None:
+    """Under the sweep directory's lock, check the plan against the trials already there
+    (`check_same_plan`) and record this plan's trials (each trial.json), so that of two sweeps
+    of one name and different plans started together, the second is refused before it
+    trains, and a report never mixes the two plans' trials."""
+    with claim(spec.directory, wait=True):
+        check_same_plan(spec, trials)
+        for trial in trials:
+            path = trial_dir(spec, trial) / "trial.json"
+            if not path.exists():
+                write_json(path, trial.to_dict())
+
+
+@contextmanager
+def running(directory: Path) -> Iterator[None]:
+    """Hold the directory's `RUNNING_LOCK` shared while the sweep runs, so that a `report`
+    meanwhile builds its table in memory and leaves results.csv to the sweep."""
+    with open(directory / RUNNING_LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        yield
+
+
 def check_machine(
     spec: SweepSpec, trials: Sequence[TrialConfig], context: RunContext, executor: str, report: bool
 ) -> None:
@@ -323,6 +354,7 @@ def check_machine(
             raise ConfigError(error.field, error.value, error.allowed, where) from None
         cache_dir()
     check_writable_dir(spec.directory, "sweep directory", where)
+    check_writable_dir(spec.directory / "trials", "trials folder", where)
     featured = {name for name in METRICS.names() if METRICS.get(name).needs_features}
     for name in sorted({t.feature_extractor for t in trials if set(t.metrics) & featured}):
         build_extractor(name, context.weights, "cpu", context.download)
@@ -333,13 +365,9 @@ def forget_failed(spec: SweepSpec, trials: Sequence[TrialConfig]) -> int:
     count = 0
     for trial in trials:
         directory = trial_dir(spec, trial)
-        path = directory / "result.json"
-        if path.exists() and load_result(path).get("status") == "failed":
+        if (directory / "result.json").exists():
             with claim(directory, wait=False) as claimed:
-                if claimed:
-                    path.unlink()
-                    (directory / "error.log").unlink(missing_ok=True)
-                    count += 1
+                count += bool(claimed and forget_failure(directory))
     return count
 
 
@@ -374,8 +402,8 @@ def run_sweep(
     def report(trial: TrialConfig, outcome: Any) -> None:
         nonlocal failed
         label = f"{trial.trial_id} {trial.model}/{trial.dataset} seed {trial.seed}"
-        if isinstance(outcome, ConfigError | FileNotFoundError):
-            raise outcome  # the same for every trial: stop
+        if isinstance(outcome, ConfigError | OSError):
+            raise outcome  # the same for every trial (a full disk, too): stop
         if isinstance(outcome, BaseException):
             bar.write(f"{label}: not finished: {type(outcome).__name__}: {outcome}")
         elif outcome is None:
@@ -462,7 +490,7 @@ def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     trials = plan(spec)
     data_root = args.data_root or spec.data_root
-    preflight(spec, trials, data_root)
+    preflight(spec, trials, data_root, args.download)
     if args.dry_run:
         print_plan(spec, trials)
         return 0
@@ -477,9 +505,11 @@ def run(args: argparse.Namespace) -> int:
     check_machine(spec, trials, context, args.executor or spec.executor, not args.no_report)
     if args.retry_failed:
         print(f"{forget_failed(spec, trials)} failed trials will run again", file=sys.stderr)
-    write_sweep_record(spec, trials)
-    failed, unfinished = run_sweep(spec, trials, context, args.executor)
-    frame = write_results(spec, trials)
+    claim_plan(spec, trials)
+    with running(spec.directory):
+        write_sweep_record(spec, trials)
+        failed, unfinished = run_sweep(spec, trials, context, args.executor)
+        frame = write_results(spec, trials)
     table = summary(frame, spec.metric, spec.direction)
     print(f"\nsweep {spec.name}: {len(frame)} of {len(trials)} trials finished, {failed} failed")
     if not table.empty:

@@ -44,15 +44,19 @@ from torch import Tensor, nn
 from torch.func import vmap
 
 import benchmark
+from benchmark import interrupt
 from benchmark.config import TrialConfig
 from benchmark.datasets import DATASETS
 from benchmark.io import (
     DamagedFile,
+    WriteFailed,
     atomic_write,
     check_writable_dir,
+    commit_writes,
     read_json,
     read_record,
     remove_stale_temporaries,
+    stage_write,
     write_json,
 )
 from benchmark.latents import LATENTS
@@ -453,6 +457,17 @@ def check_trial_dir(trial: TrialConfig, directory: Path) -> bool:
     return True
 
 
+def forget_failure(directory: Path) -> bool:
+    """Delete a failed trial's result (and error.log) so that it runs again; whether it did.
+    Call it while holding the trial's claim."""
+    path = directory / "result.json"
+    if not path.exists() or load_result(path).get("status") != "failed":
+        return False
+    path.unlink()
+    (directory / "error.log").unlink(missing_ok=True)
+    return True
+
+
 def remove_leftovers(directory: Path) -> None:
     """What a killed run of this trial left: temporary files of interrupted writes, and the
     checkpoint of a trial whose result is stored. Call it only while holding the trial's claim
@@ -469,6 +484,11 @@ _CHECKPOINT_MAGIC = b"ganbench-checkpoint-v1 "
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    _commit_checkpoints([_stage_checkpoint(path, state)])
+
+
+def _stage_checkpoint(path: Path, state: dict[str, Any]) -> tuple[Path, Path]:
+    """Write the checkpoint to a synced temporary file; `_commit_checkpoints` renames it."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getbuffer()
@@ -479,7 +499,11 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
             handle.write(header)
             handle.write(payload)
 
-    atomic_write(path, write)
+    return stage_write(path, write)
+
+
+def _commit_checkpoints(staged: Sequence[tuple[Path, Path]]) -> None:
+    commit_writes(staged)
 
 
 def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
@@ -656,7 +680,10 @@ def run_population(
     to do). Call it under every member's claim (`executors.claim`): it tidies what a killed run
     left in the directories. An error during training is recorded as status "failed" with its
     message for every member still training; a member whose loss goes non-finite ends as
-    "diverged" while the others go on. Both are results, not crashes.
+    "diverged" while the others go on. Both are results, not crashes. A stop request
+    (`interrupt.Interrupted`, checked between steps) and a file that cannot be written
+    (`WriteFailed`: a full disk) are not results: they propagate with every member resumable
+    from its last complete checkpoint, and nothing is recorded.
     """
     from benchmark.datasets import load_dataset
 
@@ -682,6 +709,7 @@ def run_population(
         results[index] = result
     if not pending:
         return results
+    interrupt.check()  # a stopping process starts no trial
     trial = pending[0][1]
     data = load_dataset(trial.dataset, data_root, download=download)
     # One evaluator for all: the members share dataset and metric settings, so the weights and
@@ -689,6 +717,7 @@ def run_population(
     evaluator = _make_evaluator(trial, data.test, device, weights, download)
     if evaluator is not None:
         evaluator.prepare()  # weights and reference statistics, before any training
+    interrupt.check()
 
     members: dict[int, _Member] = {}
     for index, trial, directory, known in pending:
@@ -786,6 +815,10 @@ def _train(
                 if size == 1 and active:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in losses[0].items()}, refresh=False)
             if at_checkpoint and active:
+                # Every member's checkpoint is staged (written, synced), then all are renamed
+                # together: a full disk leaves the members at one step, so that they resume
+                # as one population.
+                staged: list[tuple[Path, Path]] = []
                 for i in list(active):
                     member = members[i]
                     if evaluator is not None:
@@ -803,16 +836,26 @@ def _train(
                         "evaluations": member.evaluations,
                         "seconds": seconds(),
                     }
-                    _save_checkpoint(member.directory / CHECKPOINT, state)
+                    try:
+                        staged.append(_stage_checkpoint(member.directory / CHECKPOINT, state))
+                    except BaseException:
+                        for tmp, _ in staged:
+                            tmp.unlink(missing_ok=True)
+                        raise
+                _commit_checkpoints(staged)
+                for i in active:
+                    member = members[i]
                     _write_metrics(
                         member.directory / "metrics.jsonl", member.history, member.evaluations
                     )
-    except (KeyboardInterrupt, SystemExit):
-        raise
+            # The safe point: between steps, after this step's checkpoints are complete.
+            interrupt.check()
+    except (KeyboardInterrupt, SystemExit, WriteFailed, *interrupt.STOP_ERRORS):
+        raise  # not the trial's doing: every member stays resumable, nothing is recorded
     except Exception as exc:  # recorded, so one broken population does not stop a sweep
         for i in active:
             members[i].status, members[i].error = "failed", f"{type(exc).__name__}: {exc}"
-            (members[i].directory / "error.log").write_text(traceback.format_exc())
+            write_error_log(members[i].directory, traceback.format_exc())
     finally:
         bar.close()
     for i in active:
@@ -825,6 +868,12 @@ def _train(
             # states is ~150 MB and only needed to resume, so it goes once the result is stored.
             g_state = generator.state_dict()
             atomic_write(member.directory / "generator.pt", partial(torch.save, g_state))
+
+
+def write_error_log(directory: Path, text: str) -> None:
+    """error.log beside a failed trial's result; a file that cannot be written stops the run
+    as any other write does (`WriteFailed`), before the failure is recorded."""
+    atomic_write(directory / "error.log", lambda tmp: tmp.write_text(text))
 
 
 def _finish(member: _Member, device: torch.device, evaluator) -> dict[str, Any]:

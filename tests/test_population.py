@@ -181,17 +181,21 @@ def test_member_results_have_the_form_of_a_trial_alone(tmp_path):
 
 
 def _kill_after_saves(monkeypatch, count: int) -> list[int]:
-    """The process dies right after the `count`-th checkpoint write."""
-    real_save = trainer._save_checkpoint
+    """The process dies right after the `count`-th checkpoint rename (the members' checkpoints
+    of a step are staged first, then renamed one by one)."""
+    real_commit = trainer._commit_checkpoints
     calls = []
 
-    def save_then_maybe_die(path, state):
-        real_save(path, state)
-        calls.append(state["training"]["step"])
-        if len(calls) == count:
-            raise KeyboardInterrupt
+    def commit_then_maybe_die(staged):
+        for index, (tmp, path) in enumerate(staged):
+            real_commit([(tmp, path)])
+            calls.append(trainer._load_checkpoint(path, CPU)["training"]["step"])
+            if len(calls) == count:
+                for rest, _ in staged[index + 1 :]:
+                    rest.unlink()  # as the killed process would leave them, removed on rerun
+                raise KeyboardInterrupt
 
-    monkeypatch.setattr(trainer, "_save_checkpoint", save_then_maybe_die)
+    monkeypatch.setattr(trainer, "_commit_checkpoints", commit_then_maybe_die)
     return calls
 
 

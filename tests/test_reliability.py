@@ -194,13 +194,13 @@ def test_sweeps_name_a_damaged_result(plugin, tmp_path, capsys):
 
 
 def _checkpoint_then_die(monkeypatch) -> None:
-    real_save = trainer._save_checkpoint
+    real_commit = trainer._commit_checkpoints
 
-    def save_then_die(path, state):
-        real_save(path, state)
+    def save_then_die(staged):
+        real_commit(staged)
         raise KeyboardInterrupt  # as if killed right after the first checkpoint
 
-    monkeypatch.setattr(trainer, "_save_checkpoint", save_then_die)
+    monkeypatch.setattr(trainer, "_commit_checkpoints", save_then_die)
 
 
 def test_a_damaged_checkpoint_restarts_the_trial_and_says_so(tmp_path, monkeypatch, capsys):

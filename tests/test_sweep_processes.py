@@ -65,8 +65,9 @@ def test_kill_and_restart(plugin_dir, tmp_path):
     # Kill mid-trial: after a trial has checkpointed but before it has a result.
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
-        # A finished trial drops its checkpoint, so "started" is read from trial.json.
-        started = [p.parent for p in directory.glob("trials/*/trial.json")]
+        # A finished trial drops its checkpoint, so "started" is read from the run markers
+        # (every planned trial's trial.json is written before the first trains).
+        started = [p.parent for p in directory.glob("trials/*/runs.log")]
         mid_trial = [p.parent for p in directory.glob("trials/*/checkpoint.pt")]
         if any(not (d / "result.json").exists() for d in mid_trial) and len(started) >= 2:
             break
@@ -74,7 +75,7 @@ def test_kill_and_restart(plugin_dir, tmp_path):
     assert process.poll() is None, (tmp_path / "first.log").read_text()
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    started = [p.parent for p in directory.glob("trials/*/trial.json")]
+    started = [p.parent for p in directory.glob("trials/*/runs.log")]
     interrupted = [d for d in started if not (d / "result.json").exists()]
     assert interrupted
 

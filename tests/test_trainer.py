@@ -222,15 +222,17 @@ def test_result_record(tmp_path):
 
 
 def _kill_after_first_checkpoint(monkeypatch):
-    real_save = trainer._save_checkpoint
+    real_commit = trainer._commit_checkpoints
     calls = []
 
-    def save_then_die(path, state):
-        real_save(path, state)
-        calls.append(state["training"]["step"])
+    def save_then_die(staged):
+        real_commit(staged)
+        calls.extend(
+            trainer._load_checkpoint(p, torch.device("cpu"))["training"]["step"] for _, p in staged
+        )
         raise KeyboardInterrupt  # as if the process were killed right after the write
 
-    monkeypatch.setattr(trainer, "_save_checkpoint", save_then_die)
+    monkeypatch.setattr(trainer, "_commit_checkpoints", save_then_die)
     return calls
 
 
