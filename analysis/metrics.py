@@ -47,6 +47,7 @@ for _metric in (
     Metric("recall", "polygon recall", True, 3),
     Metric("ipr_precision", "improved precision", True, 3),
     Metric("ipr_recall", "improved recall", True, 3),
+    Metric("w1", "W1 distance to the data", False, 3),
     Metric("energy", "energy distance to the data", False, 3),
     Metric("modes", "modes captured", True, 0),
     Metric("hq", "high-quality share", True, 3),

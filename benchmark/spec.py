@@ -34,6 +34,7 @@ DIRECTIONS = {
     "modes": "max",
     "hq": "max",
     "reverse_kl": "min",
+    "w1": "min",
     "energy": "min",
 }
 
@@ -50,6 +51,7 @@ METRIC_SOURCES = {
     "modes": "mixture",
     "hq": "mixture",
     "reverse_kl": "mixture",
+    "w1": "mixture",
     "energy": "mixture",
 }
 # Plans larger than this are a typo, not a study (the paper's largest phase has 100 samples).
@@ -320,7 +322,7 @@ def load_spec(path: str | Path) -> SweepSpec:
 
     metrics = trial.get("metrics", TrialConfig.__dataclass_fields__["metrics"].default)
     default_metric = (
-        "energy"
+        "w1"
         if "mixture" in metrics
         else "f1"
         if "polygon" in metrics and "fid" not in metrics

@@ -151,10 +151,10 @@ def marker_counts(directory: Path) -> dict[str, tuple[int, int]]:
 def test_quick_spec_plan():
     """runs/quick.toml, what `nox -s sweep` runs: the seven models on the grid, 12 settings of
     the mixture space each, one seed, 6,000 D steps of batch 64 of the point networks, scored
-    by the mixture metrics and ranked by energy distance; 84 trials in populations of 6."""
+    by the mixture metrics and ranked by W1; 84 trials in populations of 6."""
     spec = load_spec(REPO / "runs" / "quick.toml")
     assert (spec.space, spec.samples, spec.seeds, spec.networks) == ("mixture", 12, (0,), "points")
-    assert (spec.metric, spec.direction, spec.device, spec.population) == ("energy", "min", None, 6)
+    assert (spec.metric, spec.direction, spec.device, spec.population) == ("w1", "min", None, 6)
     assert spec.datasets == ("grid",) and spec.executor_options["local"]["cpu_workers"] == 2
     trials = plan(spec)
     assert len(trials) == 84 and len({t.trial_id for t in trials}) == 84

@@ -138,13 +138,13 @@ def test_quick_spec_end_to_end(tmp_path):
     assert set(frame["cpu_threads"]) == {threads_per_worker(2, limit="2")}
     ok = frame[frame["status"] == "ok"]
     assert ok["modes"].between(0, 25).all() and ok["hq"].between(0, 1).all()
-    assert (ok["energy"] > 0).all() and (ok["energy"] == ok["energy_step_30"]).all()
-    assert "best energy" in result.stdout
+    assert (ok["energy"] > 0).all() and (ok["w1"] == ok["w1_step_30"]).all()
+    assert "best w1" in result.stdout
     record = json.loads((tmp_path / "quick" / "sweep.json").read_text())
     assert record["description"].startswith("The 2-D mixture study")
     assert (record["name"], record["spec"], record["trials"]) == ("quick", str(spec), 84)
     assert (record["metric"], record["direction"], record["sample0_default"]) == (
-        "energy", "min", False,
+        "w1", "min", False,
     )  # fmt: skip
     assert (
         "Default setting (sample 0)"

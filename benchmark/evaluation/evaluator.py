@@ -180,7 +180,7 @@ class Evaluator:
 
     def evaluate(self, generator: nn.Module) -> dict[str, float]:
         """Scores of G: keys among fid, kid, ipr_precision, ipr_recall, precision, recall, f1,
-        modes, hq, reverse_kl, energy. NonFiniteGenerator if any sample G makes on the way
+        modes, hq, reverse_kl, w1, energy. NonFiniteGenerator if any sample G makes on the way
         holds NaN or inf."""
         was_training = generator.training
         generator.eval()

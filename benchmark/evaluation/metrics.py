@@ -46,9 +46,9 @@ for _spec in (
     ),
     MetricSpec(
         "mixture",
-        ("modes", "hq", "reverse_kl", "energy"),
+        ("modes", "hq", "reverse_kl", "w1", "energy"),
         False,
-        "2-D mixtures: modes captured, high-quality share, reverse KL, energy distance",
+        "2-D mixtures: modes captured, high-quality share, reverse KL, W1, energy distance",
     ),
 ):
     METRICS.register(_spec.name, _spec)

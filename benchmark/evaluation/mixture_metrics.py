@@ -1,4 +1,4 @@
-"""The 2-D mixture metrics: modes captured, high-quality share, reverse KL, energy distance.
+"""The 2-D mixture metrics: modes captured, high-quality share, reverse KL, W1, energy distance.
 
 From generated points and the mixture's centres and sigma (benchmark/mixtures.py), the
 definitions of the mode-collapse literature (PacGAN `pacgan/extensions.py` ModelEvaluator;
@@ -11,10 +11,19 @@ GDPP `gdppgan_Synthetic.py` evaluate_samples), on 2,500 samples of a fixed z:
 - `reverse_kl`: KL(p || uniform) of the HQ samples' mode histogram p, sum_k p_k log(K p_k),
   empty modes contributing 0 (0 log 0 = 0, PacGAN's KLD skips them); log K for one blob on
   one centre, 0 for equal coverage; NaN when no sample is HQ (there is no histogram);
+- `w1`: the exact 1-Wasserstein distance between the generated points and as many test
+  points (POT's network simplex, `ot.emd2`, on Euclidean costs): the mean distance a sample
+  must move, in the data's units. Unlike the mode metrics it does not saturate (a near miss
+  scores better than a far one even when no sample is HQ), and it sees the modes: on the
+  grid, 2,500 points of 24 sharp modes (a corner missing) score 0.30 and a uniform blur over
+  the square 0.72; a perfect sampler scores about 0.19 at 2,500 points (the two samples' own
+  mismatch);
 - `energy`: the energy distance between the generated and the real points,
   sqrt(2 E|X - Y| - E|X - X'| - E|Y - Y'|) over all pairs (the V-statistic, never negative;
-  scipy.stats.energy_distance's definition, in the plane). Unlike the mode metrics it does
-  not saturate: a near miss scores better than a far one even when no sample is HQ.
+  scipy.stats.energy_distance's definition, in the plane): dominated by the large-scale
+  spread, it can rank a blur over the whole grid above sharp modes (in the default study it
+  put a blurry LSGAN trial first where W1 put DRAGAN's 24 sharp modes), so it is reported
+  beside W1, not ranked by.
 
 Counts depend on the number of samples; the result records it (`mixture_n`).
 """
@@ -61,6 +70,20 @@ def energy_distance(x: np.ndarray | Tensor, y: np.ndarray | Tensor) -> float:
     return math.sqrt(max(float(2 * between - within_x - within_y), 0.0))
 
 
+def wasserstein_1(x: np.ndarray | Tensor, y: np.ndarray | Tensor) -> float:
+    """The exact W1 between two equally weighted point sets (n, d), (m, d), in float64."""
+    import ot
+
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    costs = torch.cdist(torch.from_numpy(x), torch.from_numpy(y)).numpy()
+    # numItermax: the default 100,000 pivots stop short of the optimum at 2,500 points a side.
+    value, log = ot.emd2([], [], costs, numItermax=10**8, log=True)
+    if log["warning"] is not None:
+        raise ArithmeticError(f"exact W1 did not converge: {log['warning']}")
+    return float(value)
+
+
 def mixture_metrics(
     generator: nn.Module,
     z: Tensor,
@@ -83,7 +106,8 @@ def mixture_metrics(
             ]
         ).numpy()
     if not np.isfinite(points).all():
-        return dict.fromkeys(("modes", "hq", "reverse_kl", "energy"), math.nan), points
+        return dict.fromkeys(("modes", "hq", "reverse_kl", "w1", "energy"), math.nan), points
     scores = mode_statistics(points, centres, sigma)
+    scores["w1"] = wasserstein_1(points, real[: len(points)].numpy())
     scores["energy"] = energy_distance(points, real[: len(points)].numpy())
     return scores, points
