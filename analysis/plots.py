@@ -200,11 +200,16 @@ def budget_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure:
     fig.suptitle(
         f"Phase {phase}: expected {metric.best_word} of {metric.name} over k random "
         f"hyperparameter samples\nband: 95% CI of that expectation, drawn for k ≤ "
-        f"n/{round(1 / TEST_SHARE)}; dotted: the default setting; unscored trials count as "
+        f"n/{round(1 / TEST_SHARE)}; {_dotted(rows, phase)}unscored trials count as "
         "spent; grey: the other models",
         fontsize=12,
     )
     return fig
+
+
+def _dotted(rows: pd.DataFrame, phase: str) -> str:
+    """The legend's words for the default setting's line, when the phase has one."""
+    return "dotted: the default setting; " if not random_samples(rows, phase)[1].empty else ""
 
 
 def _time_unit(seconds: float) -> tuple[str, float]:
@@ -244,9 +249,8 @@ def compute_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure | N
     fig.suptitle(
         f"Phase {phase}: expected {metric.best_word} of {metric.name} vs expected compute "
         f"spent (k random trials × the arm's mean trial cost)\nband: 95% CI of that "
-        f"expectation, drawn for k ≤ n/{round(1 / TEST_SHARE)}; dotted: the default "
-        "setting; dashed: the equal-compute budget of the answer's table; grey: the other "
-        "models",
+        f"expectation, drawn for k ≤ n/{round(1 / TEST_SHARE)}; {_dotted(rows, phase)}"
+        "dashed: the equal-compute budget of the answer's table; grey: the other models",
         fontsize=12,
     )
     return fig

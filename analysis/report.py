@@ -149,8 +149,9 @@ def make_figures(by_phase: dict[str, pd.DataFrame], metric: Metric, out: Path) -
             builders = [
                 ("budget", plots.budget_curves, search, "Expected best score of k trials drawn "
                  "at random (without replacement) from the arm's own random samples, given "
-                 "that one of them was scored (exact, from order statistics); sample 0, the "
-                 "default setting, is not a random sample: dotted line. Band: 95% bootstrap-t "
+                 "that one of them was scored (exact, from order statistics); a search's "
+                 "default setting (sample 0 where the space starts from the model's preset) is "
+                 "not a random sample: dotted line. Band: 95% bootstrap-t "
                  "interval of that expectation (jackknife standard errors), drawn for k ≤ "
                  f"n/{round(1 / TEST_SHARE)} only, where its coverage was measured (tests); "
                  "beyond, the best of n trials cannot tell how much better an unseen trial "
