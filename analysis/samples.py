@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import matplotlib.image
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Circle
 
 from analysis.metrics import Metric
 from analysis.scores import DATASET_ORDER, dataset_label, label, ordered, ordered_arms
@@ -59,7 +60,7 @@ def scatter_figure(best: pd.DataFrame, trials: Path, metric: Metric, dataset: st
             points, centres, radius = data["points"], data["centres"], float(data["hq_radius"])
         span = np.abs(centres).max() * 1.5 + 0.5
         for centre in centres:
-            disc = matplotlib.patches.Circle(centre, radius, fill=False, color="tab:red", lw=0.8)
+            disc = Circle(centre, radius, fill=False, color="tab:red", lw=0.8)
             ax.add_patch(disc)
         ax.scatter(*centres.T, marker="x", color="tab:red", s=10, linewidths=0.7, zorder=1)
         inside = np.abs(points).max(axis=1) <= span

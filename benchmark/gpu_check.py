@@ -101,7 +101,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--tiny", action="store_true", help="tiny sizes on the CPU (CI)")
     parser.add_argument(
-        "--weights", default=None, help="Inception weights (default: $GANBENCH_INCEPTION)"
+        "--weights",
+        default=None,
+        help="Inception weights (default: $GANBENCH_INCEPTION, except with --tiny)",
     )
     parser.add_argument("--data-root", default=None, help="datasets (default: $GANBENCH_DATA)")
     parser.add_argument("--device", default=None, help="default: cuda if available")
