@@ -418,6 +418,9 @@ def test_sweep_json_describes_the_sweep_and_networks_apply(plugin, tmp_path):
         "samples": 1,
         "seeds": [0],
         "networks": "mlp",
+        "sample0_default": True,  # the default space starts from the presets
+        "metric": "fid_min",
+        "direction": "min",
         "trials": 2,
     }
     frame = pd.read_csv(tmp_path / "tiny" / "results.csv").set_index("model")
