@@ -40,6 +40,12 @@ def _grid(n: int, size: float) -> tuple[Figure, np.ndarray]:
     return figure, axes
 
 
+def _stored(best: pd.DataFrame, trials: Path, name: str) -> list[tuple[pd.Series, Path]]:
+    """(row, path) of each best trial whose folder holds the file `name`."""
+    paths = [(row, trials / str(row["trial_id"]) / name) for _, row in best.iterrows()]
+    return [(row, path) for row, path in paths if path.exists()]
+
+
 def _title(best: pd.Series, metric: Metric) -> str:
     extra = ""
     if {"modes", "hq"} <= set(best.index) and pd.notna(best.get("modes")):
@@ -50,8 +56,7 @@ def _title(best: pd.Series, metric: Metric) -> str:
 def scatter_figure(best: pd.DataFrame, trials: Path, metric: Metric, dataset: str) -> Figure | None:
     """One panel per arm: the best trial's points over the mixture's centres and their
     high-quality discs (radius 3 sigma); None when no trial stored points."""
-    stored = [(row, trials / str(row["trial_id"]) / "samples.npz") for _, row in best.iterrows()]
-    stored = [(row, path) for row, path in stored if path.exists()]
+    stored = _stored(best, trials, "samples.npz")
     if not stored:
         return None
     figure, axes = _grid(len(stored), 2.6)
@@ -80,8 +85,7 @@ def scatter_figure(best: pd.DataFrame, trials: Path, metric: Metric, dataset: st
 
 def image_figure(best: pd.DataFrame, trials: Path, metric: Metric, dataset: str) -> Figure | None:
     """One panel per arm: the best trial's sample grid; None when no trial stored one."""
-    stored = [(row, trials / str(row["trial_id"]) / "samples.png") for _, row in best.iterrows()]
-    stored = [(row, path) for row, path in stored if path.exists()]
+    stored = _stored(best, trials, "samples.png")
     if not stored:
         return None
     figure, axes = _grid(len(stored), 3.0)

@@ -149,6 +149,36 @@ def _train(trials: list[TrialConfig], images: Tensor, device: torch.device, step
     return training
 
 
+def _compare_each(
+    trials: dict[str, TrialConfig],
+    fields: dict[str, Any],
+    clock: Clock,
+    on_row: Callable[[dict[str, Any]], None],
+    compare: Callable[[TrialConfig], float],
+) -> None:
+    """One row per model: `compare(trial)` (a relative difference, run in float64) against
+    WEIGHT_TOLERANCE, with its time; a model that does not fit the clock is skipped, and an
+    error is recorded so that the check goes on with the next model."""
+    last = 1.0  # seconds the previous model took: the next one needs about as long
+    for model, trial in trials.items():
+        row: dict[str, Any] = {"model": model, **fields, "tolerance": WEIGHT_TOLERANCE}
+        if not clock.fits(1.5 * last):
+            on_row({**row, "skipped": "did not fit in the equivalence budget"})
+            continue
+        start = time.perf_counter()
+        try:
+            with default_dtype(torch.float64):
+                difference = compare(trial)
+        except Exception as error:  # recorded: the check goes on with the next model
+            on_row({**row, "error": f"{type(error).__name__}: {str(error)[:200]}"})
+            continue
+        last = time.perf_counter() - start
+        row.update(
+            max_relative_difference=difference, ok=difference <= WEIGHT_TOLERANCE, seconds=last
+        )
+        on_row(row)
+
+
 def check_devices(
     trials: dict[str, TrialConfig],
     images: Tensor,
@@ -160,27 +190,12 @@ def check_devices(
 ) -> None:
     """Each model trained `steps` steps in float64 on `device` and on `reference` from the same
     draws (HostDraws); the weights compared with WEIGHT_TOLERANCE."""
-    last = 1.0  # seconds the previous model took: the next one needs about as long
-    for model, trial in trials.items():
-        row: dict[str, Any] = {"model": model, "steps": steps, "tolerance": WEIGHT_TOLERANCE}
-        if not clock.fits(1.5 * last):
-            on_row({**row, "skipped": "did not fit in the equivalence budget"})
-            continue
-        start = time.perf_counter()
-        try:
-            with default_dtype(torch.float64):
-                runs = [_train([trial], images, d, steps, host=True) for d in (device, reference)]
-                difference = relative_difference(
-                    member_tensors(runs[0], 0), member_tensors(runs[1], 0)
-                )
-        except Exception as error:  # recorded: the check goes on with the next model
-            on_row({**row, "error": f"{type(error).__name__}: {str(error)[:200]}"})
-            continue
-        last = time.perf_counter() - start
-        row.update(
-            max_relative_difference=difference, ok=difference <= WEIGHT_TOLERANCE, seconds=last
-        )
-        on_row(row)
+
+    def compare(trial: TrialConfig) -> float:
+        runs = [_train([trial], images, d, steps, host=True) for d in (device, reference)]
+        return relative_difference(member_tensors(runs[0], 0), member_tensors(runs[1], 0))
+
+    _compare_each(trials, {"steps": steps}, clock, on_row, compare)
 
 
 def population_members(trial: TrialConfig, size: int) -> list[TrialConfig]:
@@ -200,39 +215,19 @@ def check_population(
     on_row: Callable[[dict[str, Any]], None],
 ) -> None:
     """A population of `members` trials against each member trained alone, float64, on device."""
-    last = 1.0
-    for model, trial in trials.items():
-        row: dict[str, Any] = {
-            "model": model,
-            "members": members,
-            "steps": steps,
-            "tolerance": WEIGHT_TOLERANCE,
-        }
-        if not clock.fits(1.5 * last):
-            on_row({**row, "skipped": "did not fit in the equivalence budget"})
-            continue
-        start = time.perf_counter()
-        try:
-            with default_dtype(torch.float64):
-                group = population_members(trial, members)
-                population = _train(group, images, device, steps, host=False)
-                difference = 0.0
-                for i, alone_trial in enumerate(group):
-                    alone = _train([alone_trial], images, device, steps, host=False)
-                    difference = max(
-                        difference,
-                        relative_difference(
-                            member_tensors(population, i), member_tensors(alone, 0)
-                        ),
-                    )
-        except Exception as error:
-            on_row({**row, "error": f"{type(error).__name__}: {str(error)[:200]}"})
-            continue
-        last = time.perf_counter() - start
-        row.update(
-            max_relative_difference=difference, ok=difference <= WEIGHT_TOLERANCE, seconds=last
+
+    def compare(trial: TrialConfig) -> float:
+        group = population_members(trial, members)
+        population = _train(group, images, device, steps, host=False)
+        return max(
+            relative_difference(
+                member_tensors(population, i),
+                member_tensors(_train([alone], images, device, steps, host=False), 0),
+            )
+            for i, alone in enumerate(group)
         )
-        on_row(row)
+
+    _compare_each(trials, {"members": members, "steps": steps}, clock, on_row, compare)
 
 
 @contextmanager
