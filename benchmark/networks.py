@@ -7,6 +7,9 @@ batch norm with momentum 0.001 and eps 1e-3, its moving variance biased, as in t
 reference code (TF's `batch_norm(decay=0.999, epsilon=0.001)`). The MLP family
 (`networks = "mlp"`) is for a CPU: the polygon demonstration trains it in well under a minute.
 The point family (`networks = "points"`) is the 2-D mixtures' (benchmark/mixtures.py).
+Every forward pass indexes features from the end (`Flatten(-3)`, `unflatten(-1, ...)`,
+`squeeze(-1)`), so the same code runs a population's (M, B, ...) inputs through its
+member-batched layers (benchmark/stacked_layers.py).
 """
 
 from __future__ import annotations
@@ -135,7 +138,7 @@ class Generator(nn.Module):
         init_weights(self)
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.deconv(self.fc(z).view(-1, *self.base))
+        return self.deconv(self.fc(z).unflatten(-1, self.base))
 
 
 class Discriminator(nn.Module):
@@ -150,7 +153,7 @@ class Discriminator(nn.Module):
             _conv(64, 128),
             _bn2d(128, opts, opts.d_bn),
             _lrelu(),
-            nn.Flatten(),
+            nn.Flatten(-3),
             nn.Linear(128 * (h // 4) * (w // 4), 1024),
             _bn1d(1024, opts, opts.d_bn),
             _lrelu(),
@@ -160,7 +163,7 @@ class Discriminator(nn.Module):
         _maybe_sn(self, opts)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).squeeze(1)
+        return self.net(x).squeeze(-1)
 
 
 class AutoencoderDiscriminator(nn.Module):
@@ -172,14 +175,14 @@ class AutoencoderDiscriminator(nn.Module):
 
     def __init__(self, opts: NetworkOptions) -> None:
         super().__init__()
-        c, h, w = opts.shape
+        c, h, w = self.shape = opts.shape
         self.base = (128, h // 4, w // 4)
         flat = 128 * (h // 4) * (w // 4)
         self.encode = nn.Sequential(
             _conv(c, 64),
             _lrelu(),
             _conv(64, 128),
-            nn.Flatten(),
+            nn.Flatten(-3),
             nn.Linear(flat, 64),
             _bn1d(64, opts, opts.d_bn),
             _lrelu(),
@@ -196,10 +199,10 @@ class AutoencoderDiscriminator(nn.Module):
         _maybe_sn(self, opts)
 
     def reconstruct(self, x: Tensor) -> Tensor:
-        return self.decode(self.decode_fc(self.encode(x)).view(-1, *self.base))
+        return self.decode(self.decode_fc(self.encode(x)).unflatten(-1, self.base))
 
     def forward(self, x: Tensor) -> Tensor:
-        return (self.reconstruct(x) - x).abs().flatten(1).mean(dim=1)
+        return (self.reconstruct(x) - x).abs().flatten(-len(self.shape)).mean(dim=-1)
 
 
 MLP_HIDDEN = 256
@@ -226,7 +229,7 @@ class MLPGenerator(nn.Module):
         init_weights(self)
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.net(z).view(-1, *self.shape)
+        return self.net(z).unflatten(-1, self.shape)
 
 
 class MLPDiscriminator(nn.Module):
@@ -236,7 +239,7 @@ class MLPDiscriminator(nn.Module):
     def __init__(self, opts: NetworkOptions) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Flatten(),
+            nn.Flatten(-len(opts.shape)),
             nn.Linear(math.prod(opts.shape), MLP_HIDDEN),
             _lrelu(),
             nn.Linear(MLP_HIDDEN, MLP_HIDDEN),
@@ -248,7 +251,7 @@ class MLPDiscriminator(nn.Module):
         _maybe_sn(self, opts)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).squeeze(1)
+        return self.net(x).squeeze(-1)
 
 
 class MLPAutoencoderDiscriminator(AutoencoderDiscriminator):
@@ -260,7 +263,7 @@ class MLPAutoencoderDiscriminator(AutoencoderDiscriminator):
         self.shape = opts.shape
         pixels = math.prod(opts.shape)
         self.encode = nn.Sequential(
-            nn.Flatten(),
+            nn.Flatten(-len(opts.shape)),
             nn.Linear(pixels, MLP_HIDDEN),
             _lrelu(),
             nn.Linear(MLP_HIDDEN, 64),
@@ -278,7 +281,7 @@ class MLPAutoencoderDiscriminator(AutoencoderDiscriminator):
         _maybe_sn(self, opts)
 
     def reconstruct(self, x: Tensor) -> Tensor:
-        return self.decode(self.encode(x)).view(-1, *self.shape)
+        return self.decode(self.encode(x)).unflatten(-1, self.shape)
 
 
 POINT_HIDDEN = 128
@@ -333,7 +336,7 @@ class PointDiscriminator(nn.Module):
         _maybe_sn(self, opts)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).squeeze(1)
+        return self.net(x).squeeze(-1)
 
 
 class PointAutoencoderDiscriminator(AutoencoderDiscriminator):
@@ -343,7 +346,7 @@ class PointAutoencoderDiscriminator(AutoencoderDiscriminator):
 
     def __init__(self, opts: NetworkOptions) -> None:
         nn.Module.__init__(self)
-        (dim,) = opts.shape
+        (dim,) = self.shape = opts.shape
         self.encode = nn.Sequential(
             nn.Linear(dim, POINT_HIDDEN),
             nn.Tanh(),

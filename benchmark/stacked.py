@@ -6,19 +6,19 @@ stored once for all M members:
 
 - the parameters as one flat tensor, the autograd leaf, laid out parameter by parameter, each
   block holding that parameter for all M members contiguously: a layer's weights are then a
-  contiguous (M, *shape) view, which batched matrix products and grouped convolutions take
-  without a copy (a member-major layout made the CPU copy every weight on every call), and
-  the gradients of all layers land in one tensor (split's backward is one concatenation);
+  contiguous (M, *shape) view, which batched matrix products take without a copy, and the
+  gradients of all layers land in one tensor (split's backward is one concatenation);
 - the buffers (batch norm's running statistics) as (M, ...) tensors, updated in place.
 
-A forward pass maps inputs (M, B, ...) to outputs (M, B, ...): `torch.func.vmap` over
-`functional_call` of one prototype module. A population of one calls the prototype directly
-on member 0's views, with no vmap, so the single-trial path keeps every option a vmapped
-call lacks (spectral norm's in-place power iteration, torch.compile, channels_last) and runs
-the same step code as any population.
+A forward pass maps inputs (M, B, ...) to outputs (M, B, ...) through the network's
+member-batched layers (benchmark/stacked_layers.py), for every population size, one included:
+a member's numbers do not depend on how many members share its steps. A network with an
+option those layers lack (spectral norm's parametrization; torch.compile and channels_last,
+which tune one network's kernels) trains alone and calls its own module directly.
 
 `StackedAdam` is Adam with one lr, beta1 and beta2 per member (`torch.optim.Adam` takes one
-per parameter group, and a group per member would step M times); its update is PyTorch's.
+per parameter group, and a group per member would step M times); its update is PyTorch's,
+done on the whole flat tensor at once with per-element coefficients.
 """
 
 from __future__ import annotations
@@ -27,16 +27,27 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import functional_call, stack_module_state
+
+from benchmark.stacked_layers import can_stack, stack_layers
+
+# Weights per member up to which an update is done on the whole flat tensor at once: the
+# point and MLP networks (25 k to 0.3 M), where a step's cost is the number of kernels, not
+# the InfoGAN ones (6 M), where per-element coefficients would cost gigabytes at size 64.
+WHOLE_UPDATE_LIMIT = 1_000_000
 
 
 class StackedNetwork:
     """M networks of one architecture as stacked tensors; call it on (M, B, ...) inputs."""
 
     def __init__(
-        self, modules: Sequence[nn.Module], memory_format: torch.memory_format | None = None
+        self,
+        modules: Sequence[nn.Module],
+        memory_format: torch.memory_format | None = None,
+        plain: bool = False,
     ) -> None:
-        """`memory_format`: the layout of image inputs in a population of one."""
+        """`plain`: call the module itself (a population of one whose options the stacked
+        layers lack, see the module docstring); `memory_format`: its image inputs' layout."""
         self.prototype = modules[0]
         self.memory_format = memory_format
         named = list(self.prototype.named_parameters())
@@ -49,7 +60,29 @@ class StackedNetwork:
             flat = torch.cat([params[n].flatten() for n in self.names])
         self.flat = flat.requires_grad_(True)  # parameter-major: see the module docstring
         self.buffers = buffers  # name -> (M, ...)
-        self.forward: Callable[..., Tensor] = self._call_prototype
+        # Small networks update their whole flat tensor at once with per-element coefficients
+        # (`member_of` spreads per-member numbers over their weights with one gather), a few
+        # kernels whatever the layer count; larger ones parameter by parameter with (M, 1)
+        # coefficients, which need no per-element copies (see WHOLE_UPDATE_LIMIT).
+        self.whole_update = sum(self.sizes) <= WHOLE_UPDATE_LIMIT
+        self.member_of = (
+            torch.cat(
+                [
+                    torch.arange(self.members, device=flat.device).repeat_interleave(n)
+                    for n in self.sizes
+                ]
+            )
+            if self.whole_update
+            else None
+        )
+        self.plain = plain or not can_stack(self.prototype)
+        if self.plain and self.members != 1:
+            raise ValueError("a network without stacked layers trains alone (population of one)")
+        if self.plain:
+            self.forward: Callable[..., Tensor] = self._call_prototype
+        else:
+            self.stacked, self.binding = stack_layers(self.prototype)
+            self.forward = self._call_stacked
 
     @property
     def size(self) -> int:
@@ -57,15 +90,21 @@ class StackedNetwork:
 
     def blocks(self, tensor: Tensor) -> list[Tensor]:
         """(M, n) views of a tensor laid out as `flat` (the weights, their gradient, Adam's
-        moments), one per parameter: per-member values broadcast over them as (M, 1)."""
+        moments), one per parameter."""
         chunks = tensor.split([self.members * n for n in self.sizes])
         return [c.view(self.members, n) for c, n in zip(chunks, self.sizes, strict=True)]
 
-    def update_blocks(self, tensor: Tensor) -> list[Tensor]:
-        """Views for an elementwise per-member update (Adam, clipping): `blocks`, or for a
-        population of one the whole tensor as one (1, P) view, so its update is a handful of
-        kernels, as a fused optimiser's is, whatever the layer count."""
-        return [tensor.view(1, -1)] if self.members == 1 else self.blocks(tensor)
+    def update_views(self, tensor: Tensor) -> list[Tensor]:
+        """Views of a tensor laid out as `flat` for an elementwise update (Adam, clipping):
+        the whole tensor, or its (M, n) blocks (see `whole_update`)."""
+        return [tensor] if self.whole_update else self.blocks(tensor)
+
+    def spread(self, values: Tensor) -> list[Tensor]:
+        """Per-member values (M,) shaped for each of `update_views`: member i's value on each
+        of its weights."""
+        if self.whole_update:
+            return [values[self.member_of]]
+        return [values.view(-1, 1)] * len(self.sizes)
 
     def _params(self) -> dict[str, Tensor]:
         """Views of the flat leaf, name -> (M, *shape), each contiguous."""
@@ -73,29 +112,37 @@ class StackedNetwork:
         m = self.members
         return {n: b.view(m, *s) for n, b, s in zip(self.names, blocks, self.shapes, strict=True)}
 
-    def _call_prototype(self, params, buffers, x: Tensor) -> Tensor:
-        return functional_call(self.prototype, (params, buffers), (x,))
+    def _call_stacked(self, x: Tensor) -> Tensor:
+        self.binding.params = self._params()
+        self.binding.buffers = self.buffers
+        return self.stacked(x)
+
+    def _call_prototype(self, x: Tensor) -> Tensor:
+        params = {n: t[0] for n, t in self._params().items()}
+        buffers = {n: b[0] for n, b in self.buffers.items()}
+        x = x[0]
+        if self.memory_format is not None and x.dim() == 4:
+            x = x.contiguous(memory_format=self.memory_format)
+        return functional_call(self.prototype, (params, buffers), (x,)).unsqueeze(0)
 
     def __call__(self, x: Tensor) -> Tensor:
-        return self._run(self.forward, x)
+        return self.forward(x)
 
     def eager(self, x: Tensor) -> Tensor:
         """The call never compiled: a penalty's double backward needs it."""
-        return self._run(self._call_prototype, x)
-
-    def _run(self, forward: Callable[..., Tensor], x: Tensor) -> Tensor:
-        params = self._params()
-        if self.size == 1:  # no vmap: every module option works (see the module docstring)
-            one = {n: t[0] for n, t in params.items()}
-            x = x[0]
-            if self.memory_format is not None and x.dim() == 4:
-                x = x.contiguous(memory_format=self.memory_format)
-            return forward(one, {n: b[0] for n, b in self.buffers.items()}, x).unsqueeze(0)
-        return vmap(forward)(params, self.buffers, x)
+        return self._call_prototype(x) if self.plain else self._call_stacked(x)
 
     def compile(self, mode: str | None) -> None:
-        """Compile the prototype's functional forward (a population of one only)."""
+        """Compile the prototype's functional forward (a plain network only)."""
+        if not self.plain:
+            raise ValueError("torch.compile applies to a network that trains alone")
         self.forward = torch.compile(self._call_prototype, mode=mode)
+
+    def train(self, mode: bool = True) -> None:
+        """Training (batch statistics) or eval mode (running statistics) for its calls."""
+        self.prototype.train(mode)
+        if not self.plain:
+            self.stacked.train(mode)
 
     def requires_grad_(self, flag: bool) -> None:
         self.flat.requires_grad_(flag)
@@ -134,9 +181,9 @@ class StackedNetwork:
     def clamp_(self, bound: Tensor) -> None:
         """WGAN's clipping: every parameter of member i into [-bound_i, bound_i]."""
         with torch.no_grad():
-            limit = bound.to(self.flat.dtype).view(-1, 1)
-            for block in self.update_blocks(self.flat):
-                torch.clamp(block, -limit, limit, out=block)
+            views = self.update_views(self.flat)
+            for view, limit in zip(views, self.spread(bound.to(self.flat.dtype)), strict=True):
+                torch.clamp(view, -limit, limit, out=view)
 
 
 class StackedAdam:
@@ -152,6 +199,7 @@ class StackedAdam:
         self.exp_avg = torch.zeros_like(network.flat, requires_grad=False)
         self.exp_avg_sq = torch.zeros_like(network.flat, requires_grad=False)
         self.steps = 0
+        self.coefficients: list[list[Tensor]] | None = None
 
     def zero_grad(self) -> None:
         self.network.flat.grad = None
@@ -163,22 +211,27 @@ class StackedAdam:
         dtype = flat.dtype
         # Bias corrections in float64, as torch.optim.Adam computes them (in Python floats);
         # then the operations of its update in its order, so a member gets the same bits.
-        beta1, beta2 = self.beta1.view(-1, 1), self.beta2.view(-1, 1)
-        step_size = (self.lr.view(-1, 1) / (1 - beta1**self.steps)).to(dtype)
-        bias_correction2_sqrt = (1 - beta2**self.steps).sqrt().to(dtype)
-        weight1, decay2, weight2 = (1 - beta1).to(dtype), beta2.to(dtype), (1 - beta2).to(dtype)
+        step_size = (self.lr / (1 - self.beta1**self.steps)).to(dtype)
+        bias_correction2_sqrt = (1 - self.beta2**self.steps).sqrt().to(dtype)
+        if self.coefficients is None:  # fixed per member: spread over the weights once
+            self.coefficients = [
+                network.spread(c.to(dtype)) for c in (1 - self.beta1, self.beta2, 1 - self.beta2)
+            ]
         with torch.no_grad():
-            for param, grad, exp_avg, exp_avg_sq in zip(
+            for param, grad, exp_avg, exp_avg_sq, weight1, decay2, weight2, size, bc2 in zip(
                 *(
-                    network.update_blocks(t)
+                    network.update_views(t)
                     for t in (flat, flat.grad, self.exp_avg, self.exp_avg_sq)
                 ),
+                *self.coefficients,
+                network.spread(step_size),
+                network.spread(bias_correction2_sqrt),
                 strict=True,
             ):
                 exp_avg.lerp_(grad, weight1)
                 exp_avg_sq.mul_(decay2).addcmul_(weight2 * grad, grad)
-                denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
-                param.sub_(step_size * exp_avg / denom)  # addcdiv's order: (s m) / denom
+                denom = (exp_avg_sq.sqrt() / bc2).add_(self.eps)
+                param.sub_(size * exp_avg / denom)  # addcdiv's order: (s m) / denom
 
     def member_state(self, i: int) -> dict[str, Tensor | int]:
         """Member i's moments, each flattened in parameter order."""

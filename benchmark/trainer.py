@@ -130,9 +130,9 @@ def build_networks(
 # Everything else is structure that every member shares.
 MEMBER_FIELDS = ("lr", "beta1", "beta2", "clip", "lam", "lambda_k", "gamma", "seed")
 BOOKKEEPING_FIELDS = ("sweep", "phase", "sample", "seed_role", "extra")
-# Options a vmapped network call cannot run: spectral norm's power iteration writes its
-# vectors with out=, compile and channels_last tune one network's kernels. Such a trial
-# trains alone (a population of one calls its network directly).
+# Options the member-batched layers lack (benchmark/stacked_layers.py): spectral norm's
+# parametrization; compile and channels_last tune one network's kernels. Such a trial trains
+# alone and calls its networks' own modules.
 SOLO_OPTIONS = ("spectral_norm", "compile", "channels_last")
 
 
@@ -161,7 +161,7 @@ class GANTraining:
 
     Member i of a population computes what its trial computes alone: its own initial weights,
     lr, betas, clip, lambda, k, random streams and batch-norm statistics; the step's
-    arithmetic is per member (vmap over stacked weights), and the members' losses are summed
+    arithmetic is per member (member-batched layers over stacked weights), and the members' losses are summed
     only so that one backward pass yields each member's own gradient. A member whose loss goes
     non-finite keeps its slot, so that nobody else's arithmetic changes, and the caller stops
     recording it (`finite`, `diverged_at`).
@@ -191,8 +191,9 @@ class GANTraining:
         self.memory_format = torch.channels_last if trial.channels_last else torch.preserve_format
         for network in (*generators, *discriminators):
             network.to(memory_format=self.memory_format)
-        self.generator = StackedNetwork(generators)
-        self.discriminator = StackedNetwork(discriminators, self.memory_format)
+        plain = any(getattr(trial, name) for name in SOLO_OPTIONS)
+        self.generator = StackedNetwork(generators, self.memory_format, plain)
+        self.discriminator = StackedNetwork(discriminators, self.memory_format, plain)
         adam = [self._values(name) for name in ("lr", "beta1", "beta2")]  # one set for G and D
         self.g_opt = StackedAdam(self.generator, *adam)
         self.d_opt = StackedAdam(self.discriminator, *adam)

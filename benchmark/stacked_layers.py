@@ -1,0 +1,177 @@
+"""A network's layers for M members at once: the batched kernels a population calls.
+
+`stack_layers(prototype)` copies a network and swaps each layer that holds weights for its
+member-batched counterpart; the network's own forward code runs unchanged on inputs with a
+leading member axis, (M, B, ...) -> (M, B, ...) (the registered networks index features from
+the end: `Flatten(-3)`, `unflatten(-1, ...)`, `squeeze(-1)`). The weights are not the copy's:
+before each call `Binding` hands every layer its (M, *shape) views of the population's flat
+weights and its (M, ...) buffers, by the prototype's parameter names.
+
+The kernels are chosen so that a member's numbers do not depend on how many members share the
+call (measured on the CPU, one intra-op thread; `tests/test_stacked_layers.py` checks every
+layer shape of the registered families at sizes 1, 3 and 16):
+- linear: one batched matrix product (`baddbmm`), which the CPU runs matrix by matrix with
+  the same kernel whatever the batch count; except a layer with one output, whose product
+  is a matrix-vector one that the CPU runs on another path for a batch of one than for many,
+  so it is an elementwise product and a sum over the features instead;
+- convolutions: each member's own call (`F.conv2d` on its (B, C, H, W) slice), so a member
+  computes exactly what it computes alone, and a population of large convolutional networks
+  never costs more than its members one after another (a grouped convolution would need an
+  input copy per call and another algorithm choice per group count);
+- batch norm: the batch statistics over each member's own batch (and pixels), from
+  elementwise operations and reductions over the batch axis.
+Replacing vmap over `functional_call` (which turned each linear layer's weight gradient into a
+transposed copy and each convolution into a grouped one with reshaping copies) made a
+population pay: see README, "Populations".
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+
+class Binding:
+    """The tensors a stacked network's layers read during one call: name -> (M, *shape)."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Tensor] = {}
+        self.buffers: dict[str, Tensor] = {}
+
+
+class _Stacked(nn.Module):
+    """A layer that reads its weights from a `Binding` by the prototype's names."""
+
+    def __init__(self, binding: Binding, prefix: str) -> None:
+        super().__init__()
+        self.binding = binding
+        self.prefix = prefix
+
+    def param(self, name: str) -> Tensor | None:
+        return self.binding.params.get(self.prefix + name)
+
+    def buffer(self, name: str) -> Tensor:
+        return self.binding.buffers[self.prefix + name]
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """(M, B, in) x (M, out, in) [+ (M, out)] -> (M, B, out), member by member."""
+    if weight.shape[1] == 1:  # a matrix-vector product: see the module docstring
+        out = (x * weight).sum(dim=-1, keepdim=True)
+        return out if bias is None else out + bias.unsqueeze(1)
+    if bias is None:
+        return torch.bmm(x, weight.transpose(1, 2))
+    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+
+class StackedLinear(_Stacked):
+    def forward(self, x: Tensor) -> Tensor:
+        return linear(x, self.param("weight"), self.param("bias"))
+
+
+class StackedConv(_Stacked):
+    """Conv2d or ConvTranspose2d: each member's own call on its slice."""
+
+    def __init__(self, binding: Binding, prefix: str, layer: nn.Conv2d | nn.ConvTranspose2d):
+        super().__init__(binding, prefix)
+        self.transposed = isinstance(layer, nn.ConvTranspose2d)
+        self.options = {"stride": layer.stride, "padding": layer.padding}
+        if self.transposed:
+            self.options["output_padding"] = layer.output_padding
+
+    def forward(self, x: Tensor) -> Tensor:
+        weight, bias = self.param("weight"), self.param("bias")
+        call = F.conv_transpose2d if self.transposed else F.conv2d
+        outs = [
+            call(x[i], weight[i], None if bias is None else bias[i], **self.options)
+            for i in range(len(weight))
+        ]
+        return torch.stack(outs)
+
+
+class StackedBatchNorm(_Stacked):
+    """The project's batch norm (benchmark.networks: TensorFlow's biased moving variance) per
+    member: in training mode, normalised with each member's batch statistics (over its batch
+    and pixels), which also move its running statistics; in eval mode, with those."""
+
+    def __init__(self, binding: Binding, prefix: str, layer: nn.modules.batchnorm._BatchNorm):
+        super().__init__(binding, prefix)
+        self.eps, self.momentum = layer.eps, layer.momentum
+        self.training = layer.training
+
+    def forward(self, x: Tensor) -> Tensor:
+        members, channels = x.shape[0], x.shape[2]
+        shape = (members, 1, channels) + (1,) * (x.dim() - 3)  # broadcast over B and pixels
+        running_mean, running_var = self.buffer("running_mean"), self.buffer("running_var")
+        if self.training:
+            dims = [1, *range(3, x.dim())]
+            var, mean = torch.var_mean(x, dim=dims, correction=0, keepdim=True)
+            with torch.no_grad():
+                running_mean.add_(mean.view(members, channels) - running_mean, alpha=self.momentum)
+                running_var.add_(var.view(members, channels) - running_var, alpha=self.momentum)
+                self.buffer("num_batches_tracked").add_(1)
+        else:
+            mean, var = running_mean.view(shape), running_var.view(shape)
+        out = (x - mean) * torch.rsqrt(var + self.eps)
+        weight, bias = self.param("weight"), self.param("bias")
+        if weight is not None:
+            out = out * weight.view(shape) + bias.view(shape)
+        return out
+
+
+# The layers that hold weights or statistics, and their member-batched counterparts. Anything
+# else in a registered network (activations, Flatten(-3), Identity, Sequential) works on any
+# leading axes as it is.
+STACKED = {
+    nn.Linear: StackedLinear,
+    nn.Conv2d: StackedConv,
+    nn.ConvTranspose2d: StackedConv,
+    nn.BatchNorm1d: StackedBatchNorm,
+    nn.BatchNorm2d: StackedBatchNorm,
+}
+
+
+def _counterpart(layer: nn.Module):
+    for kind, stacked in STACKED.items():
+        if isinstance(layer, kind):
+            return stacked
+    return None
+
+
+def can_stack(prototype: nn.Module) -> bool:
+    """Whether every layer with weights or buffers has a stacked counterpart (a layer with a
+    parametrization, such as spectral norm, has none: such a network trains alone)."""
+    for module in prototype.modules():
+        if getattr(module, "parametrizations", None):
+            return False
+        own = [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
+        if own and _counterpart(module) is None:
+            return False
+    return True
+
+
+def stack_layers(prototype: nn.Module) -> tuple[nn.Module, Binding]:
+    """A copy of `prototype` whose weighted layers are member-batched, and their binding."""
+    binding = Binding()
+    network = copy.deepcopy(prototype)
+    swaps = []
+    for name, module in network.named_modules():
+        stacked = _counterpart(module)
+        if stacked is not None:
+            prefix = f"{name}." if name else ""
+            if stacked is StackedLinear:
+                swaps.append((name, stacked(binding, prefix)))
+            else:
+                swaps.append((name, stacked(binding, prefix, module)))
+    for name, replacement in swaps:
+        if not name:  # the network is one layer
+            return replacement, binding
+        parent_name, _, child = name.rpartition(".")
+        parent = network.get_submodule(parent_name) if parent_name else network
+        setattr(parent, child, replacement)
+    for parameter in network.parameters():  # the copy holds no weights of its own
+        parameter.requires_grad_(False)
+    return network, binding
