@@ -45,7 +45,7 @@ class RunContext:
     weights: str | None = None
     download: bool = False
     progress: bool = True
-    # Trials per population: a size >= 1, or "auto" (from free device memory, `auto_size`).
+    # Trials per population: a size >= 1, or "auto" (per device kind and family, `auto_size`).
     population: int | str = 1
 
     def trainer_options(self, position: int) -> dict[str, Any]:
@@ -156,16 +156,27 @@ def member_bytes(trial: TrialConfig) -> int:
     return 4 * (4 * parameters + 8 * activations)
 
 
+# `population = "auto"` on a CPU, per network family (the trial's generator): the size that
+# `nox -s bench` measured fastest per member at one intra-op thread (README, "Populations":
+# the point and MLP networks' steps are dominated by per-kernel overhead, which a population
+# pays once; the InfoGAN networks' by their convolutions, which run member by member, so
+# there a population buys nothing). The bench flags a choice it measures slower than 1.
+AUTO_CPU_SIZES = {"points": 16, "mlp": 16}
+
+
 def auto_size(trial: TrialConfig, device: str | None, cap: int = 64) -> int:
-    """Population size for `population = "auto"`: on a GPU, as many members as half its free
-    memory holds (`member_bytes`), at most `cap`; on the CPU, 1 (there a population is
-    slower than its trials one after another: see `nox -s bench`)."""
+    """Population size for `population = "auto"`, a function of the trial's structure and the
+    device's kind and total memory only (never of free memory or timing), so that a spec
+    groups its trials the same way on every run: on the CPU, `AUTO_CPU_SIZES` (1 for other
+    families); on a GPU, as many members as half its total memory holds (`member_bytes`), at
+    most `cap`."""
     import torch
 
     if _on_cpu(device) or not torch.cuda.is_available():
-        return 1
-    free, _ = torch.cuda.mem_get_info()
-    return max(1, min(cap, int(0.5 * free) // member_bytes(trial)))
+        return AUTO_CPU_SIZES.get(trial.generator, 1)
+    index = torch.device(device if device not in (None, "auto") else "cuda").index or 0
+    total = torch.cuda.get_device_properties(index).total_memory
+    return max(1, min(cap, int(0.5 * total) // member_bytes(trial)))
 
 
 def populations(

@@ -281,7 +281,9 @@ class Run:
             return None
         members = auto_size(self.trial("ns"), str(self.device))
         note = (
-            "half the free GPU memory, at most 64" if self.device.type == "cuda" else "1 on a CPU"
+            "half the total GPU memory, at most 64"
+            if self.device.type == "cuda"
+            else "by network family on a CPU"
         )
         self._row("speed", "auto")({"members": members, "note": note})
         return members

@@ -102,7 +102,7 @@ class SweepSpec:
     device: str | None = None
     data_root: str | None = None
     # Trials trained together as one population (benchmark/stacked.py): a size, or "auto"
-    # (as many as the GPU's free memory holds). Not part of any trial's identity.
+    # (by device kind and family, benchmark.executors.auto_size). Not part of any trial's identity.
     population: int | str = 1
     # TrialConfig fields fixed for every trial (they win over the search space).
     trial: dict[str, Any] = field(default_factory=dict)

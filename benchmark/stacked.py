@@ -31,11 +31,6 @@ from torch.func import functional_call, stack_module_state
 
 from benchmark.stacked_layers import can_stack, stack_layers
 
-# Weights per member up to which an update is done on the whole flat tensor at once: the
-# point and MLP networks (25 k to 0.3 M), where a step's cost is the number of kernels, not
-# the InfoGAN ones (6 M), where per-element coefficients would cost gigabytes at size 64.
-WHOLE_UPDATE_LIMIT = 1_000_000
-
 
 class StackedNetwork:
     """M networks of one architecture as stacked tensors; call it on (M, B, ...) inputs."""
@@ -60,21 +55,6 @@ class StackedNetwork:
             flat = torch.cat([params[n].flatten() for n in self.names])
         self.flat = flat.requires_grad_(True)  # parameter-major: see the module docstring
         self.buffers = buffers  # name -> (M, ...)
-        # Small networks update their whole flat tensor at once with per-element coefficients
-        # (`member_of` spreads per-member numbers over their weights with one gather), a few
-        # kernels whatever the layer count; larger ones parameter by parameter with (M, 1)
-        # coefficients, which need no per-element copies (see WHOLE_UPDATE_LIMIT).
-        self.whole_update = sum(self.sizes) <= WHOLE_UPDATE_LIMIT
-        self.member_of = (
-            torch.cat(
-                [
-                    torch.arange(self.members, device=flat.device).repeat_interleave(n)
-                    for n in self.sizes
-                ]
-            )
-            if self.whole_update
-            else None
-        )
         self.plain = plain or not can_stack(self.prototype)
         if self.plain and self.members != 1:
             raise ValueError("a network without stacked layers trains alone (population of one)")
@@ -95,16 +75,16 @@ class StackedNetwork:
         return [c.view(self.members, n) for c, n in zip(chunks, self.sizes, strict=True)]
 
     def update_views(self, tensor: Tensor) -> list[Tensor]:
-        """Views of a tensor laid out as `flat` for an elementwise update (Adam, clipping):
-        the whole tensor, or its (M, n) blocks (see `whole_update`)."""
-        return [tensor] if self.whole_update else self.blocks(tensor)
+        """Views of a tensor laid out as `flat` for an elementwise per-member update (Adam,
+        clipping): its (M, n) blocks, or for a population of one the whole tensor as one
+        (1, P) view, so that its update is a handful of kernels, as a fused optimiser's is,
+        whatever the layer count (elementwise kernels give a weight the same bits either way:
+        see tests/test_stacked_layers.py)."""
+        return [tensor.view(1, -1)] if self.members == 1 else self.blocks(tensor)
 
     def spread(self, values: Tensor) -> list[Tensor]:
-        """Per-member values (M,) shaped for each of `update_views`: member i's value on each
-        of its weights."""
-        if self.whole_update:
-            return [values[self.member_of]]
-        return [values.view(-1, 1)] * len(self.sizes)
+        """Per-member values (M,) as (M, 1) columns, one per view of `update_views`."""
+        return [values.view(-1, 1)] * (1 if self.members == 1 else len(self.sizes))
 
     def _params(self) -> dict[str, Tensor]:
         """Views of the flat leaf, name -> (M, *shape), each contiguous."""

@@ -161,10 +161,10 @@ class GANTraining:
 
     Member i of a population computes what its trial computes alone: its own initial weights,
     lr, betas, clip, lambda, k, random streams and batch-norm statistics; the step's
-    arithmetic is per member (member-batched layers over stacked weights), and the members' losses are summed
-    only so that one backward pass yields each member's own gradient. A member whose loss goes
-    non-finite keeps its slot, so that nobody else's arithmetic changes, and the caller stops
-    recording it (`finite`, `diverged_at`).
+    arithmetic is per member (member-batched layers over stacked weights), and the members'
+    losses are summed only so that one backward pass yields each member's own gradient. A
+    member whose loss goes non-finite keeps its slot, so that nobody else's arithmetic
+    changes, and the caller stops recording it (`finite`, `diverged_at`).
     """
 
     def __init__(

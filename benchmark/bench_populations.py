@@ -1,0 +1,249 @@
+"""Populations against trials one at a time: trials/hour per network family and size.
+
+For each registered network family, on the device it runs on, one table: trials/hour of
+training (each family's own trial length: the default mixture study's 6,000 D steps for the
+point networks, the polygon demonstration's 3,000 for the MLPs, a paper MNIST trial's 15,625
+for the InfoGAN networks) at population sizes 1, 4, 16 and 64, as ratios to size 1 (a trial
+alone, through the same code) and to the plain eager loop (`benchmark.baseline`); and how
+close a step comes to the machine's limit: the achieved GFLOP/s of its matrix products and
+convolutions (counted by `torch.utils.flop_counter`) against a plain 2048 x 2048 matrix
+product's, measured in the same run. The figures also check `population = "auto"`: the size
+it picks for each family on this device must not be one measured slower than size 1.
+
+Run by `python -m benchmark.bench` (the "Populations" part) or on its own:
+`python -m benchmark.bench_populations [--families points,mlp] [--sizes 1,4,16,64]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmark.baseline import EagerBaseline
+from benchmark.config import TrialConfig, resolve_trial
+from benchmark.executors import auto_size
+from benchmark.models import MODELS
+from benchmark.networks import FAMILIES as NETWORK_FAMILIES
+from benchmark.trainer import GANTraining, default_device
+
+# family -> (dataset whose shape it trains on, D steps of the family's reference trial)
+FAMILY_TRIALS = {
+    "points": ("grid", 6000),  # runs/quick.toml
+    "mlp": ("polygons", 3000),  # runs/polygons-quick.toml
+    "infogan": ("mnist", 15_625),  # a paper MNIST trial
+}
+SIZES = (1, 4, 16, 64)
+BENCH_MODELS = ("ns", "wgan_gp", "began")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def family_trial(model: str, family: str, batch_size: int) -> TrialConfig:
+    """A trial of `model` on the family's networks (BEGAN: the family's autoencoder D)."""
+    dataset, _ = FAMILY_TRIALS[family]
+    preset = MODELS.get(model, "model")
+    networks = NETWORK_FAMILIES.get(family, "networks").networks_for(preset.discriminator)
+    return resolve_trial(model, dataset, metrics=(), batch_size=batch_size, **networks)
+
+
+def members(trial: TrialConfig, size: int) -> list[TrialConfig]:
+    """`size` trials that differ as a random search's do: seed and lr."""
+    return [dataclasses.replace(trial, seed=i, lr=trial.lr * 1.1**i) for i in range(size)]
+
+
+def random_data(trial: TrialConfig, n: int = 10_000) -> torch.Tensor:
+    """Data of the dataset's shape: timing does not depend on the values."""
+    from benchmark.datasets import DATASETS
+
+    shape = DATASETS.get(trial.dataset, "dataset").shape
+    generator = torch.Generator().manual_seed(0)
+    if len(shape) == 1:
+        return torch.randn(n, *shape, generator=generator)
+    return torch.randint(0, 256, (n, *shape), dtype=torch.uint8, generator=generator)
+
+
+def steps_per_second(trainer: Any, device: torch.device, seconds: float, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        trainer.train_step()
+    trainer.losses()
+    sync(device)
+    steps, start = 0, time.perf_counter()
+    while True:
+        trainer.train_step()
+        steps += 1
+        if device.type == "cuda" and steps % 10:  # read the clock after a sync, every 10
+            continue
+        sync(device)
+        if steps >= 3 and time.perf_counter() - start >= seconds:
+            break
+    trainer.losses()
+    sync(device)
+    return steps / (time.perf_counter() - start)
+
+
+def step_flops(trial: TrialConfig, data: torch.Tensor, device: torch.device) -> int:
+    """Floating-point operations of a member's D step (and its G step where it has one) in
+    matrix products and convolutions, forward and backward, counted on one step."""
+    training = GANTraining(trial, data, device)
+    training.train_step()  # the first step has no Adam state yet; count a later one
+    with FlopCounterMode(display=False) as counter:
+        training.train_step()
+    return counter.get_total_flops()
+
+
+def matmul_gflops(device: torch.device, seconds: float = 1.0, n: int = 2048) -> float:
+    """The machine's rate on a plain float32 matrix product, the reference for the rest."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    a @ b
+    sync(device)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        count += 1
+        sync(device)
+    return 2 * n**3 * count / (time.perf_counter() - start) / 1e9
+
+
+def bench_family(
+    family: str,
+    model: str,
+    sizes: list[int],
+    device: torch.device,
+    seconds: float,
+    batch_size: int,
+    peak_gflops: float,
+) -> list[dict[str, Any]]:
+    """One row per size: member D steps/s, trials/hour, ratios, achieved GFLOP/s."""
+    trial = family_trial(model, family, batch_size)
+    data = random_data(trial)
+    _, trial_steps = FAMILY_TRIALS[family]
+    flops = step_flops(trial, data, device)
+    eager = steps_per_second(EagerBaseline(trial, data, device), device, seconds)
+    auto = auto_size(trial, device.type)
+    rows: list[dict[str, Any]] = []
+    for size in sizes:
+        row: dict[str, Any] = {"family": family, "model": model, "population": size}
+        try:
+            training = GANTraining(members(trial, size), data, device)
+            rate = steps_per_second(training, device, seconds)
+        except torch.OutOfMemoryError as error:
+            row.update(member_steps_per_s=None, note=f"out of memory: {str(error)[:100]}")
+            rows.append(row)
+            continue
+        member_rate = rate * size
+        alone = rows[0]["member_steps_per_s"] if rows else member_rate
+        row.update(
+            member_steps_per_s=member_rate,
+            trials_per_hour=member_rate * 3600 / trial_steps,
+            vs_alone=member_rate / alone,
+            vs_eager=member_rate / eager,
+            gflops=flops * member_rate / 1e9,
+            of_matmul=flops * member_rate / 1e9 / peak_gflops,
+            auto=size == auto,
+        )
+        rows.append(row)
+        log(
+            f"  {family:8s} {model:8s} size {size:3d}: {member_rate:9.1f} member steps/s, "
+            f"{row['vs_alone']:5.2f}x alone, {row['gflops']:6.1f} GFLOP/s"
+        )
+    if all(r["population"] != auto for r in rows):
+        log(f"  {family:8s} {model:8s} auto picks {auto}, which was not measured")
+    return rows
+
+
+def auto_violations(rows: list[dict[str, Any]]) -> list[str]:
+    """Where `population = "auto"` picked a size that this run measured slower than size 1."""
+    return [
+        f"{r['family']} {r['model']}: auto picks {r['population']}, measured "
+        f"{r['vs_alone']:.2f}x a trial alone"
+        for r in rows
+        if r.get("auto") and r.get("vs_alone") is not None and r["vs_alone"] < 1
+    ]
+
+
+def format_rows(rows: list[dict[str, Any]], device: str, peak: float) -> str:
+    lines = [
+        f"\nPopulations on {device}: trials/hour of training against population size "
+        f"(plain {peak:.0f} GFLOP/s matrix product for reference; * = auto's choice)",
+        f"{'family':9s}{'model':9s}{'size':>5s}{'trials/hour':>13s}{'vs alone':>10s}"
+        f"{'vs eager':>10s}{'GFLOP/s':>9s}{'of peak':>9s}",
+    ]
+    for r in rows:
+        if r.get("member_steps_per_s") is None:
+            lines.append(f"{r['family']:9s}{r['model']:9s}{r['population']:5d}  {r['note']}")
+            continue
+        mark = "*" if r["auto"] else " "
+        lines.append(
+            f"{r['family']:9s}{r['model']:9s}{r['population']:4d}{mark}"
+            f"{r['trials_per_hour']:13.1f}{r['vs_alone']:9.2f}x{r['vs_eager']:9.2f}x"
+            f"{r['gflops']:9.1f}{r['of_matmul']:8.0%}"
+        )
+    lines.append(
+        "  (trials/hour: training only, one worker; vs alone: against size 1 in this run; vs "
+        "eager: against the plain loop of benchmark/baseline.py)"
+    )
+    violations = auto_violations(rows)
+    lines += [f"  WARNING: {v}" for v in violations] or ["  auto: no choice slower than 1"]
+    return "\n".join(lines)
+
+
+def run(
+    families: list[str],
+    models: list[str],
+    sizes: list[int],
+    device: torch.device,
+    seconds: float,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    peak = matmul_gflops(device)
+    log(f"plain matrix product: {peak:.1f} GFLOP/s")
+    rows = []
+    for family in families:
+        for model in models:
+            rows += bench_family(family, model, sizes, device, seconds, batch_size, peak)
+    return {"matmul_gflops": peak, "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m benchmark.bench_populations")
+    parser.add_argument("--device", default=None, help="cpu, cuda (default: cuda if any)")
+    parser.add_argument("--families", default=",".join(FAMILY_TRIALS), help="comma-separated")
+    parser.add_argument("--models", default=",".join(BENCH_MODELS), help="comma-separated")
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="comma-separated")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per measurement")
+    parser.add_argument("--threads", type=int, default=1, help="CPU intra-op threads")
+    parser.add_argument("--out", default=None, help="JSON path")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device) if args.device else default_device()
+    record = run(
+        [f for f in args.families.split(",") if f],
+        [m for m in args.models.split(",") if m],
+        [int(s) for s in args.sizes.split(",") if s],
+        device,
+        args.seconds,
+    )
+    print(format_rows(record["rows"], str(device), record["matmul_gflops"]))
+    if args.out:
+        Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+if __name__ == "__main__":
+    main()
