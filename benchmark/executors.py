@@ -168,11 +168,16 @@ def auto_size(trial: TrialConfig, device: str | None, cap: int = 64) -> int:
     """Population size for `population = "auto"`, a function of the trial's structure and the
     device's kind and total memory only (never of free memory or timing), so that a spec
     groups its trials the same way on every run: on the CPU, `AUTO_CPU_SIZES` (1 for other
-    families); on a GPU, as many members as half its total memory holds (`member_bytes`), at
-    most `cap`."""
+    families, and for batches on which a member's bits would depend on its population,
+    benchmark/stacked_layers.py); on a GPU, as many members as half its total memory holds
+    (`member_bytes`), at most `cap`."""
     import torch
 
+    from benchmark.stacked_layers import BIT_EXACT_BATCH
+
     if _on_cpu(device) or not torch.cuda.is_available():
+        if trial.batch_size % BIT_EXACT_BATCH:  # a member would round otherwise than alone
+            return 1
         return AUTO_CPU_SIZES.get(trial.generator, 1)
     index = torch.device(device if device not in (None, "auto") else "cuda").index or 0
     total = torch.cuda.get_device_properties(index).total_memory

@@ -20,6 +20,12 @@ layer shape of the registered families at sizes 1, 3 and 16):
   input copy per call and another algorithm choice per group count);
 - batch norm: the batch statistics over each member's own batch (and pixels), from
   elementwise operations and reductions over the batch axis.
+One condition is the batch's: elementwise kernels compute a tensor's last elements (beyond
+its last whole pair of 16-float AVX-512 vectors) on a scalar path whose transcendental
+functions (exp, log, tanh in the losses) round differently, so D's outputs (M, B) keep a
+member's bits only when B is a multiple of 32 (`BIT_EXACT_BATCH`), as the study's 64 is: at
+batch 8 a member of 16 drifted from its trial alone by rounding. `population = "auto"` groups
+no trials of another batch size on a CPU.
 Replacing vmap over `functional_call` (which turned each linear layer's weight gradient into a
 transposed copy and each convolution into a grouped one with reshaping copies) made a
 population pay: see README, "Populations".
@@ -32,6 +38,8 @@ import copy
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+BIT_EXACT_BATCH = 32  # see the module docstring
 
 
 class Binding:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pandas as pd
 import pytest
 import test_trainer  # noqa: F401 - registers the test_squares dataset
@@ -67,7 +69,7 @@ def test_populations_group_only_trials_of_one_structure(tmp_path):
         [("ns", 8, 2)],
     ]
     assert [len(g) for g in executors.populations(_tasks(tmp_path, trials), 1, "cpu")] == [1] * 6
-    assert executors.auto_size(trials[0], "cpu") == 1  # no GPU: one trial at a time
+    assert executors.auto_size(trials[0], "cpu") == 1  # InfoGAN networks on a CPU: alone
 
 
 def _recording_populations(monkeypatch) -> list[list[int]]:
@@ -123,7 +125,7 @@ def test_population_sizes_are_checked(tmp_path, capsys):
     assert "population=0 is not allowed" in capsys.readouterr().err
 
 
-def test_auto_size_fills_half_the_free_gpu_memory(monkeypatch):
+def test_auto_size_fills_half_the_total_gpu_memory(monkeypatch):
     trial = resolve_trial("ns", "mnist", metrics=())
     g, d = trainer.build_networks(trial, (1, 28, 28), torch.device("cpu"))
     parameters = sum(p.numel() for p in (*g.parameters(), *d.parameters()))
@@ -135,8 +137,37 @@ def test_auto_size_fills_half_the_free_gpu_memory(monkeypatch):
     expected = 4 * (4 * parameters + 8 * 64 * (g_acts + d_acts))
     assert executors.member_bytes(trial) == expected
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (10 * expected, 80 * expected))
+    total = {"memory": 10 * expected}
+    monkeypatch.setattr(
+        torch.cuda,
+        "get_device_properties",
+        lambda index: SimpleNamespace(total_memory=total["memory"]),
+    )
+    # Free memory (what other processes hold at the moment) never changes the grouping.
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (expected, 10 * expected))
     assert executors.auto_size(trial, "cuda") == 5
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (10**15, 10**15))
+    total["memory"] = 10**15
     assert executors.auto_size(trial, "cuda") == 64  # the cap
     assert executors.auto_size(trial, "cpu") == 1
+
+
+def test_auto_size_on_a_cpu_is_the_benchs_choice_per_family():
+    """Point and MLP networks in populations of 16, the InfoGAN ones alone; and alone
+    whatever the family at a batch on which a member would round otherwise than alone."""
+    sizes = {}
+    for generator, discriminator, dataset in [
+        ("points", "points", "grid"),
+        ("mlp", "mlp", "mnist"),
+        ("infogan", "infogan", "mnist"),
+    ]:
+        for batch in (64, 32, 16):
+            trial = resolve_trial(
+                "ns", dataset, generator=generator, discriminator=discriminator,
+                batch_size=batch, metrics=(),
+            )  # fmt: skip
+            sizes[generator, batch] = executors.auto_size(trial, "cpu")
+    assert sizes == {
+        ("points", 64): 16, ("points", 32): 16, ("points", 16): 1,
+        ("mlp", 64): 16, ("mlp", 32): 16, ("mlp", 16): 1,
+        ("infogan", 64): 1, ("infogan", 32): 1, ("infogan", 16): 1,
+    }  # fmt: skip
