@@ -6,8 +6,8 @@ Variants: `eager` (the baseline), `optimised` (GANTraining, fp32), and `optimise
 each: `+channels_last`, `+bf16`, `+compile` (and `+cudagraphs`, compile with CUDA graphs, on a
 GPU). Timing does not depend on the images or the weights, so the data are random uint8 images of
 the dataset's shape. Populations (`GANTraining` over several trials, benchmark/stacked.py)
-are timed at sizes 1, 4, 16 (and 64 on a GPU) against a trial alone, in the same run. Results
-are printed as a table and written as JSON.
+are timed per network family at sizes 1, 4, 16 and 64 against a trial alone, in the same run
+(benchmark/bench_populations.py). Results are printed as tables and written as JSON.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 import benchmark
+from benchmark import bench_populations
 from benchmark.baseline import EagerBaseline
 from benchmark.config import TrialConfig, resolve_trial
 from benchmark.datasets import DATASETS
@@ -319,76 +320,6 @@ def bench_workers(
     }
 
 
-def population_trials(model: str, dataset: str, size: int, batch_size: int) -> list[TrialConfig]:
-    """`size` trials of one model that differ as a random search's do: seed and lr."""
-    base = resolve_trial(model, dataset, batch_size=batch_size, metrics=())
-    return [dataclasses.replace(base, seed=i, lr=base.lr * 1.1**i) for i in range(size)]
-
-
-def bench_populations(
-    sizes: list[int],
-    model: str,
-    dataset: str,
-    device: torch.device,
-    seconds: float,
-    n_images: int,
-    batch_size: int = BATCH_SIZE,
-) -> list[dict[str, Any]]:
-    """D steps/s of one population per size; size 1 is a trial alone, the unit of the ratios.
-    A member does one D step per population step, so member steps/s = steps/s x size, and
-    trials/hour (training only) counts one default MNIST trial as 15,625 D steps."""
-    images = random_images(DATASETS.get(dataset, "dataset").shape, n_images)
-    rows: list[dict[str, Any]] = []
-    for size in sizes:
-        row: dict[str, Any] = {"dataset": dataset, "model": model, "population": size}
-        try:
-            training = GANTraining(
-                population_trials(model, dataset, size, batch_size), images, device
-            )
-            rate = steps_per_second(training, seconds, warmup=2)
-        except torch.OutOfMemoryError as error:  # the largest sizes may not fit: noted
-            row.update(steps_per_s=None, note=f"out of memory: {str(error)[:120]}")
-            rows.append(row)
-            log(f"  {dataset:8s} {model:8s} population {size:4d}: out of memory")
-            continue
-        finally:
-            training = None
-        alone = rows[0]["member_steps_per_s"] if rows and rows[0].get("steps_per_s") else None
-        row.update(
-            steps_per_s=rate,
-            member_steps_per_s=rate * size,
-            trials_per_hour_training_only=rate * size * 3600 / MNIST_STEPS,
-            ratio_vs_separate=rate * size / alone if alone else 1.0,
-        )
-        rows.append(row)
-        log(
-            f"  {dataset:8s} {model:8s} population {size:4d}: {rate:8.3f} steps/s, "
-            f"{rate * size:8.2f} member steps/s ({row['ratio_vs_separate']:.2f}x separate)"
-        )
-    return rows
-
-
-def format_populations(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "\nPopulations (trials trained as one program) against separate trials, one at a time:"
-    ]
-    lines.append(
-        f"{'model':9s}{'dataset':9s}{'size':>6s}{'steps/s':>10s}{'member steps/s':>16s}"
-        f"{'trials/hour':>13s}{'vs separate':>13s}"
-    )
-    for r in rows:
-        if r.get("steps_per_s") is None:
-            lines.append(f"{r['model']:9s}{r['dataset']:9s}{r['population']:6d}  {r['note']}")
-            continue
-        lines.append(
-            f"{r['model']:9s}{r['dataset']:9s}{r['population']:6d}{r['steps_per_s']:10.3f}"
-            f"{r['member_steps_per_s']:16.2f}{r['trials_per_hour_training_only']:13.2f}"
-            f"{r['ratio_vs_separate']:12.2f}x"
-        )
-    lines.append("  (trials/hour: one MNIST trial = 15,625 D steps, training only)")
-    return "\n".join(lines)
-
-
 def trials_per_hour(aggregate_steps_per_s: float, eval_seconds: float) -> dict[str, float]:
     """Implied MNIST trials/hour: from training alone, and with every evaluation run serially."""
     train = MNIST_STEPS / aggregate_steps_per_s
@@ -438,13 +369,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--population-sizes",
-        default=None,
-        help="population sizes to time, comma-separated; 1 (a trial alone) is the unit "
-        "(default: 1,4,16,64 on a GPU; 1,4,16 on the CPU, where 64 InfoGAN members need "
-        "about 15 GB)",
+        default="1,4,16,64",
+        help="population sizes to time, comma-separated; 1 (a trial alone) is the unit",
     )
     parser.add_argument(
-        "--population-models", default="ns,wgan_gp", help="models for the population timing"
+        "--population-families",
+        default=",".join(bench_populations.FAMILY_TRIALS),
+        help="network families for the population timing",
+    )
+    parser.add_argument(
+        "--population-models", default="ns,wgan_gp,began", help="models for the population timing"
     )
     parser.add_argument("--full-trial", action="store_true", help="really run one MNIST trial")
     parser.add_argument(
@@ -507,16 +441,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         full_trial["model"] = models[0]
 
-    default_sizes = "1,4,16,64" if device.type == "cuda" else "1,4,16"
-    sizes = [int(v) for v in (args.population_sizes or default_sizes).split(",") if v]
+    sizes = [int(v) for v in args.population_sizes.split(",") if v]
+    families = [f for f in args.population_families.split(",") if f]
+    population_models = [m for m in args.population_models.split(",") if m]
     if args.quick:
-        sizes = [v for v in sizes if v <= 4]
+        sizes, families, population_models = [v for v in sizes if v <= 4], ["points"], ["ns"]
     log("Populations:")
-    population_rows = []
-    for model in [m for m in args.population_models.split(",") if m]:
-        population_rows += bench_populations(
-            sizes, model, "mnist", device, seconds, n_images, batch_size
-        )
+    populations = bench_populations.run(
+        families, population_models, sizes, device, seconds, batch_size
+    )
+    if device.type == "cpu" and not args.quick:
+        log("Populations on every core:")
+        populations["cores"] = bench_populations.bench_cores("points", "ns", 16, seconds)
 
     log(f"{n_workers} concurrent trials:")
     workers = bench_workers(n_workers, device, threads, seconds, n_images, batch_size)
@@ -544,7 +480,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "fid_extraction": fid_rows,
         "full_trial": full_trial,
         "concurrent": workers,
-        "populations": population_rows,
+        "populations": populations,
     }
     out = Path(args.out or f"bench-results/bench-{datetime.now():%Y%m%d-%H%M%S}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -587,8 +523,15 @@ def summary(record: dict[str, Any]) -> str:
             f"  implied MNIST trials/hour: {c['trials_per_hour']:.2f} "
             f"({c['trials_per_hour_training_only']:.2f} counting training only)"
         )
-    if record.get("populations"):
-        lines.append(format_populations(record["populations"]))
+    populations = record.get("populations")
+    if populations:
+        lines.append(
+            bench_populations.format_rows(
+                populations["rows"], record["device"], populations["matmul_gflops"]
+            )
+        )
+        for setup, rate in populations.get("cores", {}).items():
+            lines.append(f"  every core, points ns: {setup}: {rate:.0f} member steps/s")
     lines += [f"note: {note}" for note in record["notes"]]
     return "\n".join(lines)
 

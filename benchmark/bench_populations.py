@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -165,6 +166,44 @@ def bench_family(
     if all(r["population"] != auto for r in rows):
         log(f"  {family:8s} {model:8s} auto picks {auto}, which was not measured")
     return rows
+
+
+def _core_worker(family: str, model: str, size: int, threads: int, seconds: float, barrier, out):
+    torch.set_num_threads(threads)
+    trial = family_trial(model, family, 64)
+    training = GANTraining(members(trial, size), random_data(trial), torch.device("cpu"))
+    for _ in range(3):
+        training.train_step()
+    barrier.wait()  # every process times the same stretch of wall time
+    out.put(steps_per_second(training, torch.device("cpu"), seconds, warmup=0) * size)
+
+
+def bench_cores(family: str, model: str, size: int, seconds: float) -> dict[str, float]:
+    """How a CPU's cores are best kept busy with populations: member steps/s of one process
+    per core, each training a population of `size` on one thread, against one process
+    training a population of `size` x cores on all of them."""
+    import multiprocessing
+
+    cores = len(os.sched_getaffinity(0))
+    context = multiprocessing.get_context("spawn")
+    rates = {}
+    for processes, threads in ((cores, 1), (1, cores)):
+        barrier, out = context.Barrier(processes), context.Queue()
+        members_each = size * cores // processes
+        workers = [
+            context.Process(
+                target=_core_worker,
+                args=(family, model, members_each, threads, seconds, barrier, out),
+            )
+            for _ in range(processes)
+        ]
+        for worker in workers:
+            worker.start()
+        rates[f"{processes} x {threads} thread(s)"] = sum(out.get(timeout=600) for _ in workers)
+        for worker in workers:
+            worker.join()
+    log(f"  {family} {model}: " + ", ".join(f"{k}: {v:.0f} member steps/s" for k, v in rates.items()))
+    return rates
 
 
 def auto_violations(rows: list[dict[str, Any]]) -> list[str]:

@@ -86,24 +86,58 @@ def test_table_shows_a_failed_variant_as_failed():
 
 def test_population_rows_are_per_size_with_a_trial_alone_as_the_unit(record):
     _, stored = record
-    rows = stored["populations"]
-    assert [(r["model"], r["population"]) for r in rows] == [
-        ("ns", 1),
-        ("ns", 4),
-        ("wgan_gp", 1),
-        ("wgan_gp", 4),
+    populations = stored["populations"]
+    rows = populations["rows"]
+    assert [(r["family"], r["model"], r["population"]) for r in rows] == [
+        ("points", "ns", 1),
+        ("points", "ns", 4),
     ]
+    alone = rows[0]["member_steps_per_s"]
     for row in rows:
-        assert row["member_steps_per_s"] == pytest.approx(row["steps_per_s"] * row["population"])
-        alone = next(r for r in rows if r["model"] == row["model"] and r["population"] == 1)
-        expected = row["member_steps_per_s"] / alone["member_steps_per_s"]
-        assert row["ratio_vs_separate"] == pytest.approx(expected)
-    assert "Populations" in bench.summary(stored)
+        assert row["vs_alone"] == pytest.approx(row["member_steps_per_s"] / alone)
+        assert row["trials_per_hour"] == pytest.approx(row["member_steps_per_s"] * 3600 / 6000)
+        assert row["gflops"] > 0 and row["of_matmul"] == pytest.approx(
+            row["gflops"] / populations["matmul_gflops"]
+        )
+    assert "Populations on cpu" in bench.summary(stored)
 
 
-def test_population_trials_differ_only_in_numbers():
+def test_population_members_differ_only_in_numbers():
+    from benchmark.bench_populations import family_trial, members
     from benchmark.trainer import population_key
 
-    trials = bench.population_trials("wgan_gp", "mnist", 3, 16)
-    assert len({population_key(t) for t in trials}) == 1
-    assert len({(t.seed, t.lr) for t in trials}) == 3
+    for family in ("points", "mlp", "infogan"):
+        trials = members(family_trial("began", family, 16), 3)
+        assert len({population_key(t) for t in trials}) == 1
+        assert len({(t.seed, t.lr) for t in trials}) == 3
+        assert trials[0].generator == family
+
+
+def test_a_step_is_counted_in_matrix_product_flops():
+    """The point networks' NS step, by hand: per sample, G is 64x128 + 128x128 + 128x2
+    multiply-adds and D 2x128 + 128x128 (+ 128x1, an elementwise product, not counted)."""
+    import torch
+
+    from benchmark.bench_populations import family_trial, random_data, step_flops
+
+    trial = family_trial("ns", "points", 64)
+    g = 64 * 128 + 128 * 128 + 128 * 2
+    d = 2 * 128 + 128 * 128
+    # D step: G forward; D forward on real and fake, backward (weight and input gradients,
+    # none for the first layer's input). G step: G and D forward, D's input gradients, G's
+    # weight and input gradients (none for z).
+    d_step = g + 2 * d + 2 * (2 * 128 * 128 + 2 * 128)
+    g_step = g + d + 128 * 128 + 2 * 128 + (2 * g - 64 * 128)
+    expected = 2 * 64 * (d_step + g_step)
+    assert step_flops(trial, random_data(trial, 256), torch.device("cpu")) == expected
+
+
+def test_auto_violations_name_a_choice_measured_slower_than_alone():
+    from benchmark.bench_populations import auto_violations
+
+    rows = [
+        {"family": "mlp", "model": "ns", "population": 1, "vs_alone": 1.0, "auto": False},
+        {"family": "mlp", "model": "ns", "population": 16, "vs_alone": 0.9, "auto": True},
+        {"family": "points", "model": "ns", "population": 16, "vs_alone": 2.4, "auto": True},
+    ]
+    assert auto_violations(rows) == ["mlp ns: auto picks 16, measured 0.90x a trial alone"]

@@ -31,9 +31,11 @@ PER_MODEL = {
 STEPS = 20
 # The bar for "the same trial", after 20 steps in float64: a member's weights, its networks'
 # outputs (training and eval mode, so the batch-norm statistics too), its losses and loss
-# state equal those of its trial alone to 1e-9 relative. The two runs do the same arithmetic
-# in batched kernels (vmap) instead of one network's, so only the summation order differs
-# (about 1e-16 per operation). Measured after 20 steps: below 3e-14 without batch norm in D
+# state equal those of its trial alone to 1e-9 relative. The two runs call the same
+# member-batched kernels; at this batch (8) the elementwise kernels compute a member's last
+# elements on another path than alone (benchmark/stacked_layers.py: at a batch that is a
+# multiple of 32 the bits are the same, tests/test_stacked_layers.py), so only rounding
+# differs (about 1e-16 per operation). Measured after 20 steps: below 3e-14 without batch norm in D
 # (wgan_gp, began), 2e-11 for clipped wgan, up to 5e-10 for ns and dragan (batch norm in D
 # amplifies round-off of values near zero). Any real difference of a step (another z, lr or
 # neighbour's gradient) moves weights by about lr, three orders of magnitude above the bar.
@@ -43,10 +45,11 @@ STEPS = 20
 TOLERANCE = 1e-9
 
 
-def _trials(model: str, **common) -> list:
+def _trials(model: str, size: int = 2, **common) -> list:
+    """`size` members alternating between the two far-apart settings, each its own seed."""
     return [
-        tiny(model, **member, **extra, **common)
-        for member, extra in zip(MEMBERS, PER_MODEL[model], strict=True)
+        tiny(model, **{**MEMBERS[i % 2], "seed": i + 1}, **PER_MODEL[model][i % 2], **common)
+        for i in range(size)
     ]
 
 
@@ -104,9 +107,12 @@ def float64():
     torch.set_default_dtype(previous)
 
 
+@pytest.mark.parametrize("size", [3, 16])
 @pytest.mark.parametrize("model", sorted(PER_MODEL))
-def test_a_member_trains_as_its_trial_alone(model, float64):
-    trials = _trials(model)
+def test_a_member_trains_as_its_trial_alone(model, size, float64):
+    if size == 16 and model not in ("ns", "wgan_gp", "began"):
+        pytest.skip("size 16 for one model of each kind: plain, penalised, autoencoder D")
+    trials = _trials(model, size)
     assert len({population_key(t) for t in trials}) == 1
     population = _train(trials)
     assert population.generator.flat.dtype == torch.float64
@@ -131,18 +137,20 @@ def test_a_member_trains_as_its_trial_alone(model, float64):
     assert _relative_difference(first["g.fc.0.weight"], second["g.fc.0.weight"]) > 1e-3
 
 
-def _planted(lr: float) -> list:
-    """Three members; the middle one's lr makes its weights overflow within a few steps."""
-    return [tiny("ns", seed=1), tiny("ns", seed=2, lr=lr), tiny("ns", seed=3, lr=1e-3)]
+def _planted(lr: float, size: int = 3) -> list:
+    """Members whose second one's lr makes its weights overflow within a few steps."""
+    others = [tiny("ns", seed=i + 1, lr=1e-3 * 0.9**i) for i in range(size)]
+    return [others[0], tiny("ns", seed=2, lr=lr), *others[2:]]
 
 
-def test_a_diverging_member_leaves_its_neighbours_bit_for_bit_unchanged():
-    healthy = _train(_planted(1e-3))
-    planted = _train(_planted(1e38))
-    assert healthy.finite.tolist() == [True, True, True]
-    assert planted.finite.tolist() == [True, False, True]
+@pytest.mark.parametrize("size", [3, 16])
+def test_a_diverging_member_leaves_its_neighbours_bit_for_bit_unchanged(size):
+    healthy = _train(_planted(1e-3, size))
+    planted = _train(_planted(1e38, size))
+    assert healthy.finite.all()
+    assert planted.finite.tolist() == [True, False] + [True] * (size - 2)
     assert 0 < int(planted.diverged_at[1]) <= STEPS
-    for i in (0, 2):
+    for i in [0, *range(2, size)]:
         mine, theirs = _state(planted, i), _state(healthy, i)
         for name in theirs:
             assert torch.equal(mine[name], theirs[name]), (i, name)
@@ -199,35 +207,38 @@ def _kill_after_saves(monkeypatch, count: int) -> list[int]:
     return calls
 
 
-def _generators(tmp_path, prefix: str) -> list[dict[str, torch.Tensor]]:
-    return [torch.load(tmp_path / f"{prefix}{i}" / "generator.pt") for i in (0, 1)]
+def _generators(tmp_path, prefix: str, size: int = 2) -> list[dict[str, torch.Tensor]]:
+    return [torch.load(tmp_path / f"{prefix}{i}" / "generator.pt") for i in range(size)]
 
 
-def test_a_killed_population_resumes_to_the_same_weights(tmp_path, monkeypatch):
-    trials = _trials("began")
-    run_population(trials, [tmp_path / "s0", tmp_path / "s1"], progress=False)
-    calls = _kill_after_saves(monkeypatch, 2)
+@pytest.mark.parametrize("size", [1, 3, 16])
+def test_a_killed_population_resumes_to_the_same_weights(tmp_path, monkeypatch, size):
+    trials = _trials("began", size)
+    run_population(trials, [tmp_path / f"s{i}" for i in range(size)], progress=False)
+    calls = _kill_after_saves(monkeypatch, size)
     with pytest.raises(KeyboardInterrupt):
-        run_population(trials, [tmp_path / "k0", tmp_path / "k1"], progress=False)
-    assert calls == [7, 7]  # both members checkpointed at step 7, then the process died
+        run_population(trials, [tmp_path / f"k{i}" for i in range(size)], progress=False)
+    assert calls == [7] * size  # every member checkpointed at step 7, then the process died
     monkeypatch.undo()
-    resumed = run_population(trials, [tmp_path / "k0", tmp_path / "k1"], progress=False)
-    assert [r["d_steps"] for r in resumed] == [12, 12]
+    resumed = run_population(trials, [tmp_path / f"k{i}" for i in range(size)], progress=False)
+    assert [r["d_steps"] for r in resumed] == [12] * size
     for straight, killed in zip(
-        _generators(tmp_path, "s"), _generators(tmp_path, "k"), strict=True
+        _generators(tmp_path, "s", size), _generators(tmp_path, "k", size), strict=True
     ):
         for name, tensor in straight.items():
             assert torch.equal(killed[name], tensor), name
 
 
 def test_members_killed_between_their_checkpoints_resume_apart(tmp_path, monkeypatch):
-    """Member 0 saved step 7, member 1 had not: they resume as two populations of one
-    (from 7 and from 0), which do the same arithmetic up to float32 round-off."""
-    trials = _trials("ns")
+    """Member 0 saved its checkpoint, member 1 had not: they resume as two populations of one
+    (from that step and from 0), and end with the bits of the population never killed (at a
+    batch that is a multiple of 32, a member's bits do not depend on its population)."""
+    trials = _trials("ns", batch_size=32, steps=6)
     run_population(trials, [tmp_path / "s0", tmp_path / "s1"], progress=False)
-    _kill_after_saves(monkeypatch, 1)
+    calls = _kill_after_saves(monkeypatch, 1)
     with pytest.raises(KeyboardInterrupt):
         run_population(trials, [tmp_path / "k0", tmp_path / "k1"], progress=False)
+    assert 0 < calls[0] < 6
     monkeypatch.undo()
     built = []
     real = trainer.GANTraining
@@ -235,14 +246,12 @@ def test_members_killed_between_their_checkpoints_resume_apart(tmp_path, monkeyp
         trainer, "GANTraining", lambda p, *a, **k: built.append(len(p)) or real(p, *a, **k)
     )
     resumed = run_population(trials, [tmp_path / "k0", tmp_path / "k1"], progress=False)
-    assert built == [1, 1] and [r["d_steps"] for r in resumed] == [12, 12]
-    g, _ = trainer.build_networks(trials[0], (1, 8, 8), CPU)
-    invisible = {name.removeprefix("g.") for name in _cancelled_by_batch_norm("g", g)}
+    assert built == [1, 1] and [r["d_steps"] for r in resumed] == [6, 6]
     for straight, killed in zip(
         _generators(tmp_path, "s"), _generators(tmp_path, "k"), strict=True
     ):
-        for name in straight.keys() - invisible:
-            torch.testing.assert_close(killed[name], straight[name], rtol=1e-4, atol=1e-6, msg=name)
+        for name, tensor in straight.items():
+            assert torch.equal(killed[name], tensor), name
 
 
 def test_a_finished_member_is_returned_not_rerun(tmp_path, monkeypatch):
@@ -272,7 +281,7 @@ def test_population_keys_separate_structure_from_numbers():
         dataclasses.replace(a, metrics=("polygon",)),
     ):
         assert population_key(other) != population_key(a)
-    # Options a vmapped call cannot run keep a trial alone.
+    # Options the member-batched layers lack keep a trial alone.
     solo = tiny("ns", spectral_norm=True)
     assert population_key(solo) != population_key(dataclasses.replace(solo, seed=5))
     with pytest.raises(ValueError, match="share every structural field"):

@@ -6,11 +6,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 
+import pandas as pd
 import pytest
 import torch
 from test_trainer import _tiny_images, tiny
 from torch import nn
 
+from benchmark.__main__ import main
 from benchmark.config import resolve_trial
 from benchmark.models import MODELS
 from benchmark.networks import (
@@ -157,3 +159,35 @@ def test_a_trial_trains_to_the_same_bits_in_any_population(family, model):
         assert all(torch.equal(alone[k], together[k]) for k in alone), (family, model, size)
     other = _member_zero_after(trials[1:2], data, 12)  # the test can tell two trials apart
     assert not all(torch.equal(alone[k], other[k]) for k in alone)
+
+
+POINT_SPEC = """
+datasets = ["grid"]
+models = ["ns", "wgan_gp", "began"]
+networks = "points"
+seeds = 4
+steps = 40
+batch_size = 32
+metrics = ["mixture"]
+metric = "w1"
+device = "cpu"
+population = 4
+"""
+
+
+def test_a_sweep_gives_the_same_bits_run_after_run_in_populations_or_alone(tmp_path):
+    """The same spec twice with populations of 4, and once one trial at a time: every score
+    and final loss of every trial is bit for bit the same in all three."""
+    frames = []
+    for name, population in (("first", "4"), ("second", "4"), ("alone", "1")):
+        spec = tmp_path / f"{name}.toml"
+        spec.write_text(POINT_SPEC)
+        argv = ["sweep", str(spec), "--no-progress", "--no-report", "--population", population]
+        assert main(argv) == 0
+        frame = pd.read_csv(tmp_path / name / "results.csv").sort_values(["model", "seed"])
+        frames.append(frame.reset_index(drop=True))
+    assert set(frames[0]["population"]) == {4} and set(frames[2]["population"]) == {1}
+    columns = ["model", "seed", "status", "w1", "modes", "hq", "energy", "d_loss", "g_loss"]
+    assert len(frames[0]) == 12 and frames[0]["w1"].nunique() == 12  # twelve distinct trials
+    for frame in frames[1:]:
+        pd.testing.assert_frame_equal(frame[columns], frames[0][columns], check_exact=True)
