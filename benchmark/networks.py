@@ -287,6 +287,19 @@ class MLPAutoencoderDiscriminator(AutoencoderDiscriminator):
 POINT_HIDDEN = 128
 
 
+class Tanh(nn.Module):
+    """tanh; on a CPU computed as 2 sigmoid(2x) - 1, the same function (within 2.4e-7 of
+    torch.tanh in float32: tests/test_networks.py). PyTorch's CPU tanh kernel takes about
+    2.4 ns per float32 value (measured on AVX-512) against 0.5 ns for the three kernels of
+    this form, and the point networks' tanh layers took a fifth of a population's step. On a
+    GPU, where tanh is one fast kernel, torch.tanh."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.device.type != "cpu":
+            return torch.tanh(x)
+        return torch.sigmoid(2 * x) * 2 - 1
+
+
 def _init_points(module: nn.Module) -> None:
     """The mixture literature's init: orthogonal weights with gain 1.4, zero biases (GDPP's
     `tf.orthogonal_initializer(gain=1.4)`, taken from the Unrolled GAN code)."""
@@ -306,9 +319,9 @@ class PointGenerator(nn.Module):
         (dim,) = opts.shape
         self.net = nn.Sequential(
             nn.Linear(opts.z_dim, POINT_HIDDEN),
-            nn.Tanh(),
+            Tanh(),
             nn.Linear(POINT_HIDDEN, POINT_HIDDEN),
-            nn.Tanh(),
+            Tanh(),
             nn.Linear(POINT_HIDDEN, dim),
         )
         _init_points(self)
@@ -326,10 +339,10 @@ class PointDiscriminator(nn.Module):
         (dim,) = opts.shape
         self.net = nn.Sequential(
             nn.Linear(dim, POINT_HIDDEN),
-            nn.Tanh(),
+            Tanh(),
             nn.Linear(POINT_HIDDEN, POINT_HIDDEN),
             _bn1d(POINT_HIDDEN, opts, opts.d_bn),
-            nn.Tanh(),
+            Tanh(),
             nn.Linear(POINT_HIDDEN, 1),
         )
         _init_points(self)
@@ -349,15 +362,15 @@ class PointAutoencoderDiscriminator(AutoencoderDiscriminator):
         (dim,) = self.shape = opts.shape
         self.encode = nn.Sequential(
             nn.Linear(dim, POINT_HIDDEN),
-            nn.Tanh(),
+            Tanh(),
             nn.Linear(POINT_HIDDEN, 64),
             _bn1d(64, opts, opts.d_bn),
-            nn.Tanh(),
+            Tanh(),
         )
         self.decode = nn.Sequential(
             nn.Linear(64, POINT_HIDDEN),
             _bn1d(POINT_HIDDEN, opts, opts.d_bn),
-            nn.Tanh(),
+            Tanh(),
             nn.Linear(POINT_HIDDEN, dim),
         )
         _init_points(self)

@@ -18,7 +18,8 @@ which tune one network's kernels) trains alone and calls its own module directly
 
 `StackedAdam` is Adam with one lr, beta1 and beta2 per member (`torch.optim.Adam` takes one
 per parameter group, and a group per member would step M times); its update is PyTorch's,
-done on the whole flat tensor at once with per-element coefficients.
+done on each parameter's (M, n) block with (M, 1) coefficients (for a population of one, on
+the whole flat tensor).
 """
 
 from __future__ import annotations

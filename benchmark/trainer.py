@@ -61,6 +61,7 @@ from benchmark.io import (
 )
 from benchmark.latents import LATENTS
 from benchmark.losses import LOSSES, discriminator_targets
+from benchmark.memory import keep_freed_memory
 from benchmark.networks import DISCRIMINATORS, GENERATORS, NetworkOptions
 from benchmark.penalties import PENALTIES
 from benchmark.progress import progress_bar
@@ -176,6 +177,7 @@ class GANTraining:
     ) -> None:
         """`compile_mode` is torch.compile's mode when `trial.compile` is set ("reduce-overhead"
         adds CUDA graphs on a GPU); `run_trial` leaves it at the default."""
+        keep_freed_memory()  # large tensors are not faulted in on every step (benchmark/memory.py)
         trials = [trials] if isinstance(trials, TrialConfig) else list(trials)
         keys = {population_key(t) for t in trials}
         if len(keys) != 1:

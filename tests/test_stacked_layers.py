@@ -177,7 +177,7 @@ population = 4
 
 def test_a_sweep_gives_the_same_bits_run_after_run_in_populations_or_alone(tmp_path):
     """The same spec twice with populations of 4, and once one trial at a time: every score
-    and final loss of every trial is bit for bit the same in all three."""
+    of every trial is bit for bit the same in all three."""
     frames = []
     for name, population in (("first", "4"), ("second", "4"), ("alone", "1")):
         spec = tmp_path / f"{name}.toml"
@@ -187,7 +187,7 @@ def test_a_sweep_gives_the_same_bits_run_after_run_in_populations_or_alone(tmp_p
         frame = pd.read_csv(tmp_path / name / "results.csv").sort_values(["model", "seed"])
         frames.append(frame.reset_index(drop=True))
     assert set(frames[0]["population"]) == {4} and set(frames[2]["population"]) == {1}
-    columns = ["model", "seed", "status", "w1", "modes", "hq", "energy", "d_loss", "g_loss"]
+    columns = ["model", "seed", "status", "w1", "modes", "hq", "reverse_kl", "energy"]
     assert len(frames[0]) == 12 and frames[0]["w1"].nunique() == 12  # twelve distinct trials
     for frame in frames[1:]:
         pd.testing.assert_frame_equal(frame[columns], frames[0][columns], check_exact=True)
