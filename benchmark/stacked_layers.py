@@ -95,8 +95,10 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     if weight.shape[1] == 1:  # a matrix-vector product: see the module docstring
         out = (x * weight).sum(dim=-1, keepdim=True)
         return out if bias is None else out + bias.unsqueeze(1)
-    if bias is None:
-        return torch.bmm(x, weight.transpose(1, 2))
+    if bias is None or torch.is_autocast_enabled(x.device.type):
+        # (under autocast, the products' own backward: it runs in the forward's precision)
+        product = torch.bmm(x, weight.transpose(1, 2))
+        return product if bias is None else product + bias.unsqueeze(1)
     return _BatchedLinear.apply(x, weight, bias)
 
 
