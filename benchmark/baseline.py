@@ -59,7 +59,8 @@ class EagerBaseline:
 
     def real_batch(self) -> Tensor:
         index = torch.randint(len(self.images), (self.trial.batch_size,), generator=self.host_rng)
-        return self.images[index].float().div_(255).to(self.device)
+        dtype = next(self.d.parameters()).dtype  # float32, or float64 in an exactness test
+        return self.images[index].to(dtype).div_(255).to(self.device)
 
     def train_step(self) -> None:
         """The reference step (see `GANTraining.train_step`), written the plain way."""

@@ -97,11 +97,23 @@ def test_wgan_training_keeps_every_d_parameter_clipped():
     assert max(float(p.detach().abs().max()) for p in training.d.parameters()) <= 0.01 + 1e-9
 
 
+def _record_inputs(network) -> list[torch.Tensor]:
+    """Record member 0's input of every call of a stacked network (not a penalty's, which
+    calls it through `eager`)."""
+    seen: list[torch.Tensor] = []
+    forward = network.forward
+
+    def spy(x, *args):
+        seen.append(x[0].detach().clone())
+        return forward(x, *args)
+
+    network.forward = spy
+    return seen
+
+
 def _generator_inputs(training: GANTraining) -> list[torch.Tensor]:
     """Record every z the trial's generator is called with."""
-    seen: list[torch.Tensor] = []
-    training.g.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
-    return seen
+    return _record_inputs(training.generator)
 
 
 # What each model's G update sees, against that step's D update: (a fresh z, a fresh real
@@ -137,8 +149,7 @@ def test_the_g_update_sees_the_z_and_real_batch_its_source_draws(model):
     training.sample_z = lambda: zs.append(sample_z()) or zs[-1]
     training.real_batch = lambda: batches.append(real_batch()) or batches[-1]
     g_inputs = _generator_inputs(training)
-    d_inputs: list[torch.Tensor] = []
-    training.d.register_forward_pre_hook(lambda module, args: d_inputs.append(args[0].clone()))
+    d_inputs = _record_inputs(training.discriminator)
     training.train_step()  # step 0 updates D, then G
     # Draws, in order: the D update's real batch and z, then G's fresh z and real batch.
     assert (len(zs), len(batches)) == (1 + fresh_z, 1 + fresh_real)
@@ -489,8 +500,7 @@ def test_relativistic_g_loss_gets_d_on_the_real_batch_g_sees(fresh):
     batches: list[torch.Tensor] = []
     real_batch = training.real_batch
     training.real_batch = lambda: batches.append(real_batch()) or batches[-1]
-    d_inputs: list[torch.Tensor] = []
-    training.d.register_forward_pre_hook(lambda module, args: d_inputs.append(args[0].clone()))
+    d_inputs = _record_inputs(training.discriminator)
     g_calls = []
     g = training.loss.g
 
