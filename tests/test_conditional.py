@@ -19,8 +19,8 @@ from benchmark.conditional import (
 from benchmark.config import TrialConfig, resolve_trial
 from benchmark.datasets import DATASETS, DatasetSpec, ImageData
 from benchmark.evaluation.mixture_metrics import mode_label_accuracy, nearest_mode
-from benchmark.mixtures import GRID
 from benchmark.losses import LOSSES
+from benchmark.mixtures import GRID
 from benchmark.models import MODELS
 from benchmark.networks import NetworkOptions
 from benchmark.penalties import PENALTIES

@@ -148,7 +148,7 @@ def load_or_train(
     stored = _read(path, fields)
     hit = stored is not None
     if stored is None:
-        network = train_classifier(train, train_labels, classes)
+        network = train_classifier(train, train_labels, classes, RECIPE)
         test_accuracy = accuracy(ReferenceClassifier(network, 0.0, key).predict(test), test_labels)
         buffer = io.BytesIO()
         state = {"fields": json.dumps(fields, sort_keys=True), "accuracy": test_accuracy}
