@@ -103,3 +103,50 @@ def test_mixture_label_accuracy_of_a_conditional_generator(shift, expected):
     assert scores["label_accuracy"] == expected
     assert scores["modes"] == 25.0  # class-balanced labels: 100 samples on each mode
     assert "classifier_accuracy" not in evaluator.record()
+
+
+def test_a_conditional_trial_records_its_label_accuracy_and_resumes_to_the_same_weights(
+    toy_recipe, tmp_path, monkeypatch
+):
+    from test_trainer import _kill_after_first_checkpoint
+
+    from benchmark.config import resolve_trial
+    from benchmark.trainer import run_trial
+
+    trial = resolve_trial(
+        "ns", "test_quadrants", steps=12, eval_every_epochs=1, batch_size=8, metrics=("fid",),
+        feature_extractor="tiny", fid_n_real=64, fid_n_fake=40, conditional=True,
+    )  # fmt: skip
+    straight = run_trial(trial, tmp_path / "straight", progress=False)
+    assert straight["status"] == "ok" and straight["conditional"] is True
+    assert straight["conditioning"] == "projection" and straight["classifier_accuracy"] == 1.0
+    assert 0 <= straight["label_accuracy"] <= 1 and straight["label_accuracy_n"] == 40
+    assert [c["d_steps"] for c in straight["checkpoints"]] == [7, 12]
+    assert all("label_accuracy" in c for c in straight["checkpoints"])
+    assert (tmp_path / "straight" / "samples.png").exists()
+    calls = _kill_after_first_checkpoint(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(trial, tmp_path / "killed", progress=False)
+    assert calls == [7]
+    monkeypatch.undo()
+    monkeypatch.setattr(reference, "RECIPE", TOY_RECIPE)
+    resumed = run_trial(trial, tmp_path / "killed", progress=False)
+    assert resumed["label_accuracy"] == straight["label_accuracy"]
+    a = torch.load(tmp_path / "straight" / "generator.pt", weights_only=True)
+    b = torch.load(tmp_path / "killed" / "generator.pt", weights_only=True)
+    assert "embed.weight" in a and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_conditional_mixture_trial_saves_the_labels_of_its_points(tmp_path):
+    import numpy as np
+
+    from benchmark.config import resolve_trial
+    from benchmark.trainer import run_trial
+
+    trial = resolve_trial("ns", "grid", generator="points", discriminator="points", steps=5,
+                          batch_size=32, metrics=("mixture",), conditional=True)  # fmt: skip
+    result = run_trial(trial, tmp_path, progress=False)
+    assert result["status"] == "ok" and 0 <= result["label_accuracy"] <= 1
+    with np.load(tmp_path / "samples.npz") as saved:
+        assert saved["labels"].tolist() == (np.arange(2500) % 25).tolist()
+        assert saved["points"].shape == (2500, 2)
