@@ -656,7 +656,15 @@ def _environment(device: torch.device) -> dict[str, Any]:
     }
 
 
-def _make_evaluator(trial: TrialConfig, data: ImageData, device: torch.device, weights, download):
+def _make_evaluator(
+    trial: TrialConfig,
+    test_images: Tensor,
+    device: torch.device,
+    weights,
+    download: bool,
+    data: ImageData | None = None,
+):
+    """The trial's evaluator; `data` (the dataset, with its labels) for a conditional trial."""
     if not trial.metrics:
         return None
     from benchmark.evaluation import Evaluator
@@ -664,6 +672,8 @@ def _make_evaluator(trial: TrialConfig, data: ImageData, device: torch.device, w
 
     labelled = {}
     if trial.conditional:  # class-balanced samples, scored for label accuracy too
+        if data is None or not data.labelled:
+            raise ValueError("a conditional trial's evaluator needs the labelled dataset")
         labelled = {
             "classes": DATASETS.get(trial.dataset).classes,
             "test_labels": data.test_labels,
@@ -672,7 +682,7 @@ def _make_evaluator(trial: TrialConfig, data: ImageData, device: torch.device, w
         }
     return Evaluator(
         dataset=trial.dataset,
-        test_images=data.test,
+        test_images=test_images,
         metrics=trial.metrics,
         n_real=trial.fid_n_real,
         n_fake=trial.fid_n_fake,
@@ -802,7 +812,7 @@ def run_population(
         )
     # One evaluator for all: the members share dataset and metric settings, so the weights and
     # the real statistics are loaded once.
-    evaluator = _make_evaluator(trial, data, device, weights, download)
+    evaluator = _make_evaluator(trial, data.test, device, weights, download, data)
     if evaluator is not None:
         evaluator.prepare()  # weights and reference statistics, before any training
     interrupt.check()
