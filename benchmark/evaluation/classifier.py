@@ -10,8 +10,9 @@ test split is recorded beside every score it gives (`classifier_accuracy`, `clas
 a classifier that is 90% right on real test images bounds what a score near 1 can mean.
 
 Network: conv 5x5/2 (16) - ReLU - conv 5x5/2 (32) - ReLU - FC K, on images in [0, 1]; Adam
-(lr 1e-3), batch 128, 2 epochs. Measured (CPU, one thread): MNIST 98.8% test accuracy,
-Fashion-MNIST 88.5%, in about 30 s each (README, "Conditional GANs").
+(lr 1e-3), batch 128, 5 epochs. Measured (CPU, one thread): MNIST 98.45% test accuracy in
+18 s, Fashion-MNIST 88.2% in 21 s, the staged 4,000-image CIFAR-10 subset 40.0% (on its 400
+held-out images) in 2 s; with 2 epochs 98.0%, 85.8% and 30.8% (README, "Conditional GANs").
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from benchmark.evaluation.refstats import images_sha256
 from benchmark.io import cache_dir, write_cache
 
 FORMAT_VERSION = 1
-RECIPE = {"arch": "conv16-conv32-fc", "epochs": 2, "batch": 128, "lr": 1e-3, "seed": 0}
+RECIPE = {"arch": "conv16-conv32-fc", "epochs": 5, "batch": 128, "lr": 1e-3, "seed": 0}
 
 
 class SmallCNN(nn.Module):
