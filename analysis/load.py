@@ -19,7 +19,8 @@ NUMERIC_COLUMNS = (
     "seed", "sample", "lr", "beta1", "beta2", "n_disc", "clip", "lam", "lambda_k", "gamma",
     "d_steps", "g_steps", "images_seen", "seconds", "fid_min", "fid_final", "fid_n_real",
     "fid_n_fake", "diverged_at", "kid", "ipr_precision", "ipr_recall", "precision", "recall", "f1",
-    "modes", "hq", "reverse_kl", "w1", "energy", "mixture_n",
+    "modes", "hq", "reverse_kl", "w1", "energy", "mixture_n", "label_accuracy",
+    "label_accuracy_n", "classifier_accuracy",
 )  # fmt: skip
 STEP_PREFIX = "fid_step_"
 #: A running sweep holds a shared lock on this file of its directory for its whole run.

@@ -52,6 +52,7 @@ for _metric in (
     Metric("modes", "modes captured", True, 0),
     Metric("hq", "high-quality share", True, 3),
     Metric("reverse_kl", "reverse KL of the mode histogram", False, 3),
+    Metric("label_accuracy", "share of conditional samples in their class", True, 3),
 ):
     register(_metric)
 

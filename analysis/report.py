@@ -46,7 +46,7 @@ from analysis.scores import (
     rank_groups,
 )
 from analysis.stats import compare_groups, kruskal
-from analysis.tables import markdown, summarise, write_tables
+from analysis.tables import label_accuracy_lines, markdown, summarise, write_tables
 
 SEARCH_PHASES = ("wide", "narrow")
 RANKED_PHASES = ("default", "wide", "narrow")  # the seeds phase has one setting per model
@@ -115,6 +115,7 @@ def build_report(
             *[f"- {note}" for note in phase_notes],
             "",
             table_md,
+            *label_accuracy_lines(frame),
             *_stats_section(tests, chosen),
             *_figure_section(figures),
             *_caveats(),

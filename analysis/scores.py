@@ -36,6 +36,8 @@ UNSCORED_RULE = (
 )
 #: The results column naming a trial's ablation variant (a spec's [[variants]] table).
 VARIANT = "extra_variant"
+#: A conditional trial's arm carries this after its model's name (README, "Conditional GANs").
+CONDITIONAL = " (cond.)"
 HYPERPARAMETERS = ("lr", "beta1", "beta2", "n_disc", "d_bn", "clip", "lam", "lambda_k", "gamma")
 
 
@@ -45,19 +47,33 @@ def ordered(values, known: tuple[str, ...]) -> list[str]:
     return [v for v in known if v in values] + sorted(values - set(known))
 
 
+def _model_of(arm: str) -> tuple[str, str]:
+    """(model, " (cond.)" or ""): an arm's model part, without the variant."""
+    model = arm.partition("/")[0]
+    if model.endswith(CONDITIONAL):
+        return model.removesuffix(CONDITIONAL), CONDITIONAL
+    return model, ""
+
+
 def label(arm: str) -> str:
-    """The paper's name of a model (MM GAN, NS GAN, ...), or the registered name; for an
-    arm of an ablation (`model/variant`, see `arm_names`) that name and the variant's."""
-    model, _, variant = arm.partition("/")
-    name = MODEL_LABELS.get(model, model)
+    """The paper's name of a model (MM GAN, NS GAN, ...), or the registered name, marked
+    " (cond.)" for a conditional arm; for an arm of an ablation (`model/variant`, see
+    `arm_names`) that name and the variant's."""
+    variant = arm.partition("/")[2]
+    model, conditional = _model_of(arm)
+    name = MODEL_LABELS.get(model, model) + conditional
     return f"{name} · {variant}" if variant else name
 
 
 def arm_names(frame: pd.DataFrame) -> pd.Series:
-    """Each trial's arm, the unit every table, test and figure groups by: the model, or
-    `model/variant` for a trial of an ablation variant (a non-empty `extra_variant`), so
-    the variants of one model are never pooled."""
+    """Each trial's arm, the unit every table, test and figure groups by: the model, marked
+    `model (cond.)` for a conditional trial, or `model/variant` for a trial of an ablation
+    variant (a non-empty `extra_variant`), so that neither conditional and unconditional
+    trials nor the variants of one model are ever pooled."""
     arm = frame["model"].astype(str)
+    if "conditional" in frame.columns:  # absent or NaN in the rows of unconditional trials
+        conditional = frame["conditional"].map(lambda v: v is True or v == 1 or v == "True")
+        arm = arm.where(~conditional, arm + CONDITIONAL)
     if VARIANT not in frame.columns:
         return arm
     variant = frame[VARIANT].astype(str)
@@ -66,10 +82,16 @@ def arm_names(frame: pd.DataFrame) -> pd.Series:
 
 
 def ordered_arms(values) -> list[str]:
-    """Arms by model in the paper's order, then by variant name (a plain model first)."""
+    """Arms by model in the paper's order, an unconditional arm before its conditional one,
+    then by variant name (a plain model first)."""
     values = set(values)
-    models = ordered({v.partition("/")[0] for v in values}, MODEL_ORDER)
-    return sorted(values, key=lambda v: (models.index(v.partition("/")[0]), v.partition("/")[2]))
+    models = ordered({_model_of(v)[0] for v in values}, MODEL_ORDER)
+
+    def key(arm: str) -> tuple[int, str, str]:
+        model, conditional = _model_of(arm)
+        return models.index(model), conditional, arm.partition("/")[2]
+
+    return sorted(values, key=key)
 
 
 def dataset_label(dataset: str) -> str:

@@ -39,6 +39,8 @@ FIELD_HELP = {
     "latent": "latent distribution: uniform (U[-1, 1]) or normal (N(0, I))",
     "label_smoothing": "one-sided label smoothing: real target 1 - alpha (sigmoid losses)",
     "label_flip": "share of D's targets flipped at random, in [0, 0.5] (sigmoid losses)",
+    "conditional": "class-conditional G(z, y) and D(x, y), for a dataset with labels",
+    "conditioning": "how a conditional D takes the label: projection or concat",
     "epochs": "training length in reference epochs of the dataset (unset: the paper's)",
     "steps": "training length in D steps, for short runs (one D step = one real batch)",
     "eval_every_epochs": "reference epochs between evaluated checkpoints (and the last step)",
@@ -68,6 +70,7 @@ _CLI_DEFAULTS = {
     "metrics": "none (a single trial evaluates only when asked)",
     "epochs": "the dataset's reference length: 20, CIFAR-10 100, CelebA 40",
     "steps": "unset (epochs)",
+    "conditioning": "projection; concat for BEGAN's autoencoder D",
 }
 
 

@@ -65,6 +65,11 @@ class TrialConfig:
     label_smoothing: float = 0.0
     label_flip: float = 0.0
     latent: str = "uniform"
+    # Class-conditional G(z, y) and D(x, y) (benchmark/conditional.py), for a dataset with
+    # labels; `conditioning` is D's way to take the label: "projection" or "concat" (unset: the
+    # D's default, projection, or concat for BEGAN's autoencoder; written out when conditional).
+    conditional: bool = False
+    conditioning: str | None = None
     # Schedule (benchmark/schedule.py), in reference epochs of the dataset so that no spec does
     # the arithmetic: `epochs` unset means the dataset's reference length; `steps` (D steps)
     # replaces it for short runs. One D step = one real batch.
@@ -106,6 +111,12 @@ class TrialConfig:
             value = getattr(self, name)
             if isinstance(value, int) and not isinstance(value, bool):
                 object.__setattr__(self, name, float(value))
+        if self.conditional is True and self.conditioning is None:
+            # The D's own default, written out so the record says what ran.
+            from benchmark.conditional import default_conditioning
+
+            discriminator = DISCRIMINATORS.get(self.discriminator, "discriminator")
+            object.__setattr__(self, "conditioning", default_conditioning(discriminator))
         validate(self)
 
     @property
@@ -138,7 +149,7 @@ class TrialConfig:
         return cls(**data)
 
 
-OMITTED_AT_DEFAULT = {"resample_real_for_g": False}
+OMITTED_AT_DEFAULT = {"resample_real_for_g": False, "conditional": False, "conditioning": None}
 
 
 def _check(ok: bool, name: str, value: object, allowed: str) -> None:
@@ -259,6 +270,7 @@ def validate(trial: TrialConfig) -> None:
             f"a subset of {sorted(allowed)} (dataset {trial.dataset!r} holds {kind})",
         )
     _check_networks(trial.generator, trial.discriminator, dataset.shape, trial.dataset)
+    _check_conditional(trial, dataset)
     for name in ("fid_n_real", "fid_n_fake"):
         _int_in(trial, name, 2, MAX_EVAL_IMAGES)
     FEATURE_EXTRACTORS.get(trial.feature_extractor, "feature_extractor")
@@ -291,6 +303,29 @@ def _check_networks(
             raise ConfigError(
                 field_name, name, f"a network for {kind} (dataset {dataset!r}): {error}"
             ) from None
+
+
+def _check_conditional(trial: TrialConfig, dataset) -> None:
+    """A conditional trial needs a dataset with labels and a D that can take them."""
+    from benchmark.conditional import check_conditioning
+
+    _check(isinstance(trial.conditional, bool), "conditional", trial.conditional, "true or false")
+    if not trial.conditional:
+        _check(
+            trial.conditioning is None,
+            "conditioning",
+            trial.conditioning,
+            "unset (conditional is false)",
+        )
+        return
+    labelled = [name for name in DATASETS.names() if DATASETS.get(name).classes]
+    _check(
+        dataset.classes is not None,
+        "conditional",
+        trial.conditional,
+        f"false: dataset {trial.dataset!r} has no labels (datasets with labels: {labelled})",
+    )
+    check_conditioning(DISCRIMINATORS.get(trial.discriminator), trial.conditioning)
 
 
 HYPERPARAMETERS = ("lr", "beta1", "n_disc", "d_bn", "clip", "lam", "lambda_k", "gamma")

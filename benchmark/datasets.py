@@ -2,6 +2,8 @@
 
 A dataset is one tensor per split, so the trainer can keep it on the device and sample
 batches by index: uint8 images (N, C, H, W), or float32 points (N, D) for the 2-D mixtures.
+Datasets with classes (MNIST, Fashion-MNIST, CIFAR-10, and the mixtures: a point's mode) also
+carry int64 labels (N,) per split, which conditional trials draw with the images.
 Files are read from a data root (the argument, else the `GANBENCH_DATA` environment variable)
 holding the standard files, and are downloaded only when asked, so nothing needs a network at
 run time; the polygons and the mixtures are generated from a seed.
@@ -40,6 +42,8 @@ class ImageData:
     name: str
     train: torch.Tensor
     test: torch.Tensor
+    train_labels: torch.Tensor | None = None  # int64 (N,), class indices, when known
+    test_labels: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         for split in ("train", "test"):
@@ -57,6 +61,16 @@ class ImageData:
                 f"{self.name}: train samples {self.train.dtype} {tuple(self.train.shape[1:])} "
                 f"differ from test samples {self.test.dtype} {tuple(self.test.shape[1:])}"
             )
+        for split in ("train", "test"):
+            labels = getattr(self, f"{split}_labels")
+            if labels is None:
+                continue
+            if labels.shape != (len(getattr(self, split)),):
+                raise ValueError(
+                    f"{self.name} {split}_labels: expected one label per sample "
+                    f"({len(getattr(self, split))},), got {tuple(labels.shape)}"
+                )
+            object.__setattr__(self, f"{split}_labels", labels.cpu().to(torch.int64).contiguous())
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -66,6 +80,10 @@ class ImageData:
     @property
     def is_points(self) -> bool:
         return self.train.dtype != torch.uint8
+
+    @property
+    def labelled(self) -> bool:
+        return self.train_labels is not None and self.test_labels is not None
 
 
 @dataclass(frozen=True)
@@ -87,6 +105,9 @@ class DatasetSpec:
     # (100 for CIFAR-10, 40 for CelebA).
     epoch: int = 50_000
     epochs: int = 20
+    # The number of classes of its labels (None: unlabelled): what a conditional trial's
+    # networks embed.
+    classes: int | None = None
 
     @property
     def is_points(self) -> bool:
@@ -180,6 +201,8 @@ def read_idx(path: str | Path) -> np.ndarray:
 def _idx_loader(name: str, folder: str, urls: Sequence[str], md5: dict[str, str]) -> DatasetSpec:
     """A spec for an MNIST-like dataset: `train-` and `t10k-images-idx3-ubyte[.gz]` in `folder`."""
     files = ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz")
+    # The labels are optional: without them the images still train unconditional trials.
+    label_files = ("train-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
     source = f"download with --download, or fetch them from {urls[0]}"
 
     def find(directory: Path, file: str) -> Path | None:
@@ -191,17 +214,22 @@ def _idx_loader(name: str, folder: str, urls: Sequence[str], md5: dict[str, str]
     def load(root: Path | None, download: bool) -> ImageData:
         directory = Path(root) / folder
         if download:
-            for file in files:
+            for file in (*files, *label_files):
                 if find(directory, file) is None:
                     _download_first(urls, file, directory / file, md5[file])
         paths = [find(directory, file) for file in files]
         if None in paths:
             raise _missing(name, directory, [f"{f} (or un-gzipped)" for f in files], source)
         train, test = (torch.from_numpy(read_idx(p)[:, None].copy()) for p in paths)
-        return ImageData(name, train, test)
+        label_paths = [find(directory, file) for file in label_files]
+        labels = [None, None]
+        if None not in label_paths:
+            labels = [torch.from_numpy(read_idx(p).astype(np.int64)) for p in label_paths]
+        return ImageData(name, train, test, *labels)
 
+    listing = f"{', '.join(files)} (labels: {', '.join(label_files)})"
     return DatasetSpec(
-        name, (1, 28, 28), f"{', '.join(files)} under <root>/{folder}/; {source}", load
+        name, (1, 28, 28), f"{listing} under <root>/{folder}/; {source}", load, classes=10
     )
 
 
@@ -230,6 +258,8 @@ DATASETS.register(
         {
             "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
             "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+            "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+            "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
         },
     ),
 )
@@ -242,6 +272,8 @@ DATASETS.register(
         {
             "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
             "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+            "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
         },
     ),
 )
@@ -263,25 +295,35 @@ def held_out_size(n: int) -> int:
     return min(n // 10, 10_000)
 
 
-def _read_cifar_batches(directory: Path) -> tuple[np.ndarray, np.ndarray]:
-    def read(file: str) -> np.ndarray:
-        # The python version is pickled; only open data files you trust.
-        with open(directory / file, "rb") as handle:
-            batch = pickle.load(handle, encoding="bytes")
-        return np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-
-    return np.concatenate([read(f) for f in CIFAR10_BATCHES]), read("test_batch")
+Split = tuple[np.ndarray, np.ndarray | None]  # images, and their labels when known
 
 
-def _read_cifar_npz(paths: Sequence[Path]) -> np.ndarray:
-    arrays = []
+def _read_cifar_batches(directory: Path) -> tuple[Split, Split]:
+    def read(files: Sequence[str]) -> Split:
+        images, labels = [], []
+        for file in files:
+            # The python version is pickled; only open data files you trust.
+            with open(directory / file, "rb") as handle:
+                batch = pickle.load(handle, encoding="bytes")
+            images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels.append(np.asarray(batch[b"labels"], dtype=np.int64))
+        return np.concatenate(images), np.concatenate(labels)
+
+    return read(CIFAR10_BATCHES), read(["test_batch"])
+
+
+def _read_cifar_npz(paths: Sequence[Path]) -> Split:
+    """Images from `x`; labels from `y` when every file has one."""
+    arrays, labels = [], []
     for path in paths:
         with np.load(path) as stored:
             x = stored["x"]
+            labels.append(stored["y"].astype(np.int64) if "y" in stored else None)
         if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (32, 32, 3):
             raise ValueError(f"{path}: x must be uint8 (N, 32, 32, 3), got {x.dtype} {x.shape}")
         arrays.append(x.transpose(0, 3, 1, 2))
-    return np.concatenate(arrays)
+    known = None if any(y is None for y in labels) else np.concatenate(labels)
+    return np.concatenate(arrays), known
 
 
 def _load_cifar10(root: Path | None, download: bool) -> ImageData:
@@ -307,12 +349,17 @@ def _load_cifar10(root: Path | None, download: bool) -> ImageData:
         if test_files:
             test = _read_cifar_npz(test_files)
         else:
-            cut = len(train) - held_out_size(len(train))
-            train, test = train[:cut], train[cut:]
+            cut = len(train[0]) - held_out_size(len(train[0]))
+            (x, y), known = train, train[1] is not None
+            train = x[:cut], y[:cut] if known else None
+            test = x[cut:], y[cut:] if known else None
     else:
         source = f"download with --download, or fetch and unpack {CIFAR10_URL}"
         raise _missing("cifar10", directory, [CIFAR10_FILES], source)
-    return ImageData("cifar10", torch.from_numpy(train.copy()), torch.from_numpy(test.copy()))
+    labelled = train[1] is not None and test[1] is not None
+    labels = [torch.from_numpy(s[1].copy()) if labelled else None for s in (train, test)]
+    train_x, test_x = (torch.from_numpy(s[0].copy()) for s in (train, test))
+    return ImageData("cifar10", train_x, test_x, *labels)
 
 
 def _extract(archive: Path, directory: Path) -> None:
@@ -335,6 +382,7 @@ DATASETS.register(
         f"{CIFAR10_FILES} under <root>/cifar10/; from {CIFAR10_URL}",
         _load_cifar10,
         epochs=100,
+        classes=10,
     ),
 )
 
@@ -460,10 +508,13 @@ DATASETS.register(
 # ---- 2-D Gaussian mixtures: generated, no files --------------------------------------------
 
 
+SPLIT_ARRAYS = ("train", "test", "train_labels", "test_labels")
+
+
 def _mixture_loader(name: str) -> Callable[[Path | None, bool], ImageData]:
     def load(root: Path | None, download: bool) -> ImageData:
         splits = mixtures.generate(mixtures.MIXTURES.get(name))
-        return ImageData(name, torch.from_numpy(splits["train"]), torch.from_numpy(splits["test"]))
+        return ImageData(name, *(torch.from_numpy(splits[k]) for k in SPLIT_ARRAYS))
 
     return load
 
@@ -481,5 +532,6 @@ for _name in mixtures.MIXTURES:
             # literature's 25,000 steps of batch 512 (Unrolled GAN, VEEGAN, GDPP): 128 epochs.
             epoch=mixtures.TRAIN_POINTS,
             epochs=128,
+            classes=mixtures.MIXTURES.get(_name).modes,  # a point's label: its mode
         ),
     )

@@ -93,25 +93,28 @@ class StackedNetwork:
         m = self.members
         return {n: b.view(m, *s) for n, b, s in zip(self.names, blocks, self.shapes, strict=True)}
 
-    def _call_stacked(self, x: Tensor) -> Tensor:
+    def _call_stacked(self, x: Tensor, *extra: Tensor) -> Tensor:
         self.binding.params = self._params()
         self.binding.buffers = self.buffers
-        return self.stacked(x)
+        return self.stacked(x, *extra)
 
-    def _call_prototype(self, x: Tensor) -> Tensor:
+    def _call_prototype(self, x: Tensor, *extra: Tensor) -> Tensor:
         params = {n: t[0] for n, t in self._params().items()}
         buffers = {n: b[0] for n, b in self.buffers.items()}
         x = x[0]
         if self.memory_format is not None and x.dim() == 4:
             x = x.contiguous(memory_format=self.memory_format)
-        return functional_call(self.prototype, (params, buffers), (x,)).unsqueeze(0)
+        inputs = (x, *(e[0] for e in extra))
+        return functional_call(self.prototype, (params, buffers), inputs).unsqueeze(0)
 
-    def __call__(self, x: Tensor) -> Tensor:
-        return self.forward(x)
+    def __call__(self, x: Tensor, *extra: Tensor) -> Tensor:
+        """Outputs (M, B, ...) of inputs (M, B, ...); `extra` are further per-member inputs
+        (M, B, ...), such as a conditional network's labels."""
+        return self.forward(x, *extra)
 
-    def eager(self, x: Tensor) -> Tensor:
+    def eager(self, x: Tensor, *extra: Tensor) -> Tensor:
         """The call never compiled: a penalty's double backward needs it."""
-        return self._call_prototype(x) if self.plain else self._call_stacked(x)
+        return self._call_prototype(x, *extra) if self.plain else self._call_stacked(x, *extra)
 
     def compile(self, mode: str | None) -> None:
         """Compile the prototype's functional forward (a plain network only)."""

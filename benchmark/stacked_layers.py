@@ -19,7 +19,10 @@ layer shape of the registered families at sizes 1, 3 and 16):
   never costs more than its members one after another (a grouped convolution would need an
   input copy per call and another algorithm choice per group count);
 - batch norm: the batch statistics over each member's own batch (and pixels), from
-  elementwise operations and reductions over the batch axis.
+  elementwise operations and reductions over the batch axis;
+- embedding (a conditional network's labels, benchmark/conditional.py): each member's own
+  lookup (`F.embedding` of its (B,) labels in its (K, E) table): a copy, no arithmetic, and
+  its gradient is summed as the member's alone sums it.
 One condition is the batch's: elementwise kernels compute a tensor's last elements (beyond
 its last whole pair of 16-float AVX-512 vectors) on a scalar path whose transcendental
 functions (exp, log, tanh in the losses) round differently, so D's outputs (M, B) keep a
@@ -160,6 +163,15 @@ class StackedBatchNorm(_Stacked):
         return out
 
 
+class StackedEmbedding(_Stacked):
+    """Labels (M, B) -> (M, B, E): member i's rows of its own (K, E) table."""
+
+    def forward(self, labels: Tensor) -> Tensor:
+        weight = self.param("weight")
+        tables = zip(labels.unbind(0), weight.unbind(0), strict=True)  # unbind: see StackedConv
+        return torch.stack([F.embedding(li, wi) for li, wi in tables])
+
+
 # The layers that hold weights or statistics, and their member-batched counterparts. Anything
 # else in a registered network (activations, Flatten(-3), Identity, Sequential) works on any
 # leading axes as it is.
@@ -169,6 +181,7 @@ STACKED = {
     nn.ConvTranspose2d: StackedConv,
     nn.BatchNorm1d: StackedBatchNorm,
     nn.BatchNorm2d: StackedBatchNorm,
+    nn.Embedding: StackedEmbedding,
 }
 
 
@@ -200,7 +213,7 @@ def stack_layers(prototype: nn.Module) -> tuple[nn.Module, Binding]:
         stacked = _counterpart(module)
         if stacked is not None:
             prefix = f"{name}." if name else ""
-            if stacked is StackedLinear:
+            if stacked in (StackedLinear, StackedEmbedding):
                 swaps.append((name, stacked(binding, prefix)))
             else:
                 swaps.append((name, stacked(binding, prefix, module)))

@@ -45,8 +45,9 @@ from torch.func import vmap
 
 import benchmark
 from benchmark import interrupt
+from benchmark.conditional import conditional_networks
 from benchmark.config import TrialConfig
-from benchmark.datasets import DATASETS
+from benchmark.datasets import DATASETS, ImageData
 from benchmark.io import (
     DamagedFile,
     WriteFailed,
@@ -112,7 +113,8 @@ def uniform_z(n: int, z_dim: int, rng: torch.Generator, device: torch.device) ->
 def build_networks(
     trial: TrialConfig, shape: tuple[int, ...], device: torch.device
 ) -> tuple[nn.Module, nn.Module]:
-    """G and D of a trial, initialised from its seed (the same weights on every run)."""
+    """G and D of a trial, initialised from its seed (the same weights on every run); for a
+    conditional trial G(z, y) and D(x, y) (benchmark/conditional.py)."""
     torch.manual_seed(trial.seed)
     opts = NetworkOptions(
         shape=shape,
@@ -121,8 +123,14 @@ def build_networks(
         spectral_norm=trial.spectral_norm,
         bn_momentum=trial.bn_momentum,
     )
-    g = GENERATORS.get(trial.generator)(opts).to(device)
-    d = DISCRIMINATORS.get(trial.discriminator)(opts).to(device)
+    g_factory = GENERATORS.get(trial.generator)
+    d_factory = DISCRIMINATORS.get(trial.discriminator)
+    if trial.conditional:
+        classes = DATASETS.get(trial.dataset).classes
+        g, d = conditional_networks(g_factory, d_factory, opts, classes, trial.conditioning)
+        return g.to(device), d.to(device)
+    g = g_factory(opts).to(device)
+    d = d_factory(opts).to(device)
     return g, d
 
 
@@ -147,6 +155,11 @@ def population_key(trial: TrialConfig) -> str:
     for name in MEMBER_FIELDS:  # whether a value is set is structure (e.g. clipping at all)
         record[name] = record[name] is not None
     return json.dumps(record, sort_keys=True)
+
+
+def _with_labels(outputs: Callable[..., Tensor], labels: Tensor, points: Tensor) -> Tensor:
+    """A conditional D's outputs at `points` with the labels fixed: a function of the points."""
+    return outputs(points, labels)
 
 
 def _map(function: Callable[[Tensor], Tensor], value: Tensor | dict[str, Tensor]):
@@ -174,9 +187,11 @@ class GANTraining:
         train_images: Tensor,
         device: torch.device,
         compile_mode: str | None = None,
+        train_labels: Tensor | None = None,
     ) -> None:
         """`compile_mode` is torch.compile's mode when `trial.compile` is set ("reduce-overhead"
-        adds CUDA graphs on a GPU); `run_trial` leaves it at the default."""
+        adds CUDA graphs on a GPU); `run_trial` leaves it at the default. `train_labels`
+        (int64 (N,)) are the images' classes, which a conditional trial needs."""
         keep_freed_memory()  # large tensors are not faulted in on every step (benchmark/memory.py)
         trials = [trials] if isinstance(trials, TrialConfig) else list(trials)
         keys = {population_key(t) for t in trials}
@@ -186,6 +201,10 @@ class GANTraining:
         self.trial = trial = trials[0]  # its structural fields are every member's
         self.device = device
         self.images = train_images.to(device)  # uint8 (N, C, H, W), resident on the device
+        self.conditional = trial.conditional
+        if self.conditional and train_labels is None:
+            raise ValueError("a conditional trial needs the training images' labels")
+        self.labels = train_labels.to(device) if self.conditional else None
         shape = tuple(train_images.shape[1:])
         generators, discriminators = zip(
             *(build_networks(t, shape, device) for t in trials), strict=True
@@ -263,15 +282,40 @@ class GANTraining:
         """Member 0's discriminator as a module."""
         return self.discriminator.member_module(0)
 
+    def _indices(self) -> Tensor:
+        """(M, B) training-set indices, uniform with replacement, from each member's stream."""
+        n, batch = len(self.images), self.trial.batch_size
+        return self.streams.draw(
+            lambda g: torch.randint(n, (batch,), generator=g, device=self.device)
+        )
+
+    def _images_at(self, index: Tensor) -> Tensor:
+        batch = self.images[index].to(self.dtype)
+        return batch.div_(255) if self.images.dtype == torch.uint8 else batch  # points as stored
+
     def real_batch(self) -> Tensor:
         """(M, B, C, H, W) in [0, 1] (points: (M, B, D) as stored): each member's batch drawn
         by index from its own stream."""
-        n, batch = len(self.images), self.trial.batch_size
-        index = self.streams.draw(
-            lambda g: torch.randint(n, (batch,), generator=g, device=self.device)
-        )
-        batch = self.images[index].to(self.dtype)
-        return batch.div_(255) if self.images.dtype == torch.uint8 else batch  # points as stored
+        return self._images_at(self._indices())
+
+    def labelled_real_batch(self) -> tuple[Tensor, Tensor]:
+        """A real batch and its labels (M, B): one draw of indices, as `real_batch` draws."""
+        index = self._indices()
+        return self._images_at(index), self.labels[index]
+
+    def sample_labels(self) -> Tensor:
+        """(M, B) labels for a fresh z: the labels of uniformly drawn training samples, i.e.
+        draws from the data's class frequencies, from each member's own stream."""
+        return self.labels[self._indices()]
+
+    def _real(self) -> tuple[Tensor, Tensor | None]:
+        return self.labelled_real_batch() if self.conditional else (self.real_batch(), None)
+
+    def _g(self, z: Tensor, y: Tensor | None) -> Tensor:
+        return self.generator(z) if y is None else self.generator(z, y)
+
+    def _d(self, x: Tensor, y: Tensor | None) -> Tensor:
+        return self.discriminator(x) if y is None else self.discriminator(x, y)
 
     def sample_z(self) -> Tensor:
         """(M, B, z_dim), each member's z from its own stream."""
@@ -280,13 +324,16 @@ class GANTraining:
             lambda g: self.latent.sample(trial.batch_size, trial.z_dim, g, self.device)
         )
 
-    def _d_step(self, real: Tensor, z: Tensor) -> Tensor:
+    def _d_step(self, real: Tensor, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """D's loss on a real batch and G(z); a conditional trial's fakes take the real batch's
+        labels y, so that every point a penalty evaluates D at (a real sample, its fake
+        partner, a point between or near them) has one label: the penalty sees x -> D(x, y)."""
         trial = self.trial
         with self.autocast:
             with torch.no_grad():
-                fake = self.generator(z)
-            real_out = self.discriminator(real).to(self.dtype)
-            fake_out = self.discriminator(fake).to(self.dtype)
+                fake = self._g(z, y)
+            real_out = self._d(real, y).to(self.dtype)
+            fake_out = self._d(fake, y).to(self.dtype)
             if self.targets:
                 real_target, fake_target = discriminator_targets(
                     real_out,
@@ -306,15 +353,20 @@ class GANTraining:
             else:
                 d_loss = self._per_member(self.loss.d, real_out, fake_out, self.loss_state)
             if self.lam is not None:
-                penalty = self.penalty(self.discriminator.eager, real, fake, self.streams.uniform)
+                outputs = self.discriminator.eager
+                if y is not None:  # differentiated with respect to the points only
+                    outputs = partial(_with_labels, self.discriminator.eager, y)
+                penalty = self.penalty(outputs, real, fake, self.streams.uniform)
                 d_loss = d_loss + self.lam * penalty
         return d_loss
 
-    def _g_step(self, z: Tensor, real: Tensor) -> Tensor:
+    def _g_step(
+        self, z: Tensor, real: Tensor, z_labels: Tensor | None = None, labels: Tensor | None = None
+    ) -> Tensor:
         with self.autocast:
-            fake_out = self.discriminator(self.generator(z)).to(self.dtype)
+            fake_out = self._d(self._g(z, z_labels), z_labels).to(self.dtype)
             if self.loss.g_needs_real:  # relativistic: D's outputs on the step's real batch too
-                real_out = self.discriminator(real).to(self.dtype)
+                real_out = self._d(real, labels).to(self.dtype)
                 return self._per_member(self.loss.g, fake_out, self.loss_state, real_out)
             return self._per_member(self.loss.g, fake_out, self.loss_state)
 
@@ -327,9 +379,10 @@ class GANTraining:
         trial = self.trial
         if self.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()  # the previous step's outputs are done
-        real = self.real_batch()
+        real, labels = self._real()
         z = self.sample_z()
-        d_loss = self._d_step(real, z)
+        z_labels = labels  # the D update's fakes take the real batch's labels (see _d_step)
+        d_loss = self._d_step(real, z, labels)
         self.d_opt.zero_grad()
         d_loss.sum().backward()
         self.d_opt.step()
@@ -340,11 +393,13 @@ class GANTraining:
             # What G sees is its model's choice (the preset's), drawn z first.
             if trial.resample_z_for_g:
                 z = self.sample_z()
+                if self.conditional:  # a fresh z comes with a fresh label
+                    z_labels = self.sample_labels()
             if trial.resample_real_for_g:
-                real = self.real_batch()
+                real, labels = self._real()
             # D's parameters need no gradient in the G step; this saves its weight gradients.
             self.discriminator.requires_grad_(False)
-            g_loss = self._g_step(z, real)
+            g_loss = self._g_step(z, real, z_labels, labels)
             self.g_opt.zero_grad()
             g_loss.sum().backward()
             self.g_opt.step()
@@ -355,8 +410,8 @@ class GANTraining:
             # The reference runs this in training mode, so batch norm's running statistics
             # move here too (TF updates them on every training-mode forward pass).
             with torch.no_grad(), self.autocast:
-                real_out = self.discriminator(real).to(self.dtype)
-                fake_out = self.discriminator(self.generator(z)).to(self.dtype)
+                real_out = self._d(real, labels).to(self.dtype)
+                fake_out = self._d(self._g(z, z_labels), z_labels).to(self.dtype)
             self.loss_state = self._per_member(
                 self.loss.after_step, self.loss_state, real_out, fake_out, self.hparams
             )
@@ -541,11 +596,25 @@ def _save_samples(generator: nn.Module, trial: TrialConfig, device: torch.device
     rng.manual_seed(0)
     was_training = generator.training
     generator.eval()
+    labels, columns = _sample_labels(trial, SAMPLE_GRID), 8
     with torch.inference_mode():
         z = LATENTS.get(trial.latent).sample(SAMPLE_GRID, trial.z_dim, rng, device)
-        images = generator(z).float().cpu()
+        if labels is None:
+            images = generator(z).float().cpu()
+        else:  # one column per class: sample i has class i mod K
+            images = generator(z, labels.to(device)).float().cpu()
+            columns = DATASETS.get(trial.dataset).classes
     generator.train(was_training)
-    atomic_write(path, lambda tmp: save_image(images, tmp, nrow=8, padding=2, format="png"))
+    atomic_write(path, lambda tmp: save_image(images, tmp, nrow=columns, padding=2, format="png"))
+
+
+def _sample_labels(trial: TrialConfig, n: int) -> Tensor | None:
+    """A conditional trial's class-balanced labels for n samples (None: unconditional)."""
+    from benchmark.conditional import balanced_labels
+
+    if not trial.conditional:
+        return None
+    return balanced_labels(n, DATASETS.get(trial.dataset).classes)
 
 
 def _save_points(generator: nn.Module, trial: TrialConfig, device: torch.device, path: Path):
@@ -557,8 +626,10 @@ def _save_points(generator: nn.Module, trial: TrialConfig, device: torch.device,
 
     was_training = generator.training
     generator.eval()
+    labels = _sample_labels(trial, SAMPLES)
     with torch.inference_mode():
-        points = generator(fixed_z(SAMPLES, trial.z_dim, 0, trial.latent).to(device))
+        z = fixed_z(SAMPLES, trial.z_dim, 0, trial.latent).to(device)
+        points = generator(z) if labels is None else generator(z, labels.to(device))
     generator.train(was_training)
     mixture = MIXTURES.get(trial.dataset, "dataset")
     arrays = {
@@ -566,6 +637,8 @@ def _save_points(generator: nn.Module, trial: TrialConfig, device: torch.device,
         "centres": mixture.centre_array,
         "hq_radius": np.float64(HQ_SIGMAS * mixture.sigma),
     }
+    if labels is not None:  # the modes the points were asked for
+        arrays["labels"] = labels.numpy()
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:  # a handle: np.savez would append ".npz"
@@ -586,13 +659,29 @@ def _environment(device: torch.device) -> dict[str, Any]:
 
 
 def _make_evaluator(
-    trial: TrialConfig, test_images: Tensor, device: torch.device, weights, download: bool
+    trial: TrialConfig,
+    test_images: Tensor,
+    device: torch.device,
+    weights,
+    download: bool,
+    data: ImageData | None = None,
 ):
+    """The trial's evaluator; `data` (the dataset, with its labels) for a conditional trial."""
     if not trial.metrics:
         return None
     from benchmark.evaluation import Evaluator
     from benchmark.evaluation.polygon_metrics import PolygonSettings
 
+    labelled = {}
+    if trial.conditional:  # class-balanced samples, scored for label accuracy too
+        if data is None or not data.labelled:
+            raise ValueError("a conditional trial's evaluator needs the labelled dataset")
+        labelled = {
+            "classes": DATASETS.get(trial.dataset).classes,
+            "test_labels": data.test_labels,
+            "train_images": data.train,
+            "train_labels": data.train_labels,
+        }
     return Evaluator(
         dataset=trial.dataset,
         test_images=test_images,
@@ -611,6 +700,7 @@ def _make_evaluator(
             steps=trial.polygon_steps,
             z_bound=LATENTS.get(trial.latent).bound,
         ),
+        **labelled,
     )
 
 
@@ -715,9 +805,16 @@ def run_population(
     interrupt.check()  # a stopping process starts no trial
     trial = pending[0][1]
     data = load_dataset(trial.dataset, data_root, download=download)
+    if trial.conditional and not data.labelled:
+        from benchmark.datasets import DATASETS, DatasetMissing
+
+        raise DatasetMissing(
+            f"dataset {trial.dataset!r} has no labels here, which a conditional trial needs: "
+            f"{DATASETS.get(trial.dataset).files}"
+        )
     # One evaluator for all: the members share dataset and metric settings, so the weights and
     # the real statistics are loaded once.
-    evaluator = _make_evaluator(trial, data.test, device, weights, download)
+    evaluator = _make_evaluator(trial, data.test, device, weights, download, data)
     if evaluator is not None:
         evaluator.prepare()  # weights and reference statistics, before any training
     interrupt.check()
@@ -742,7 +839,7 @@ def run_population(
     for member in members.values():
         by_step.setdefault(member.step, []).append(member)
     for group in by_step.values():
-        _train(group, data.train, device, evaluator, progress, progress_position)
+        _train(group, data, device, evaluator, progress, progress_position)
     for index, member in members.items():
         results[index] = _finish(member, device, evaluator)
     return results
@@ -750,7 +847,7 @@ def run_population(
 
 def _train(
     members: list[_Member],
-    train_images: Tensor,
+    data: ImageData,
     device: torch.device,
     evaluator,
     progress: bool,
@@ -758,7 +855,8 @@ def _train(
 ) -> None:
     """Train one population to the end of its schedule, recording into its members."""
     trial = members[0].trial
-    training = GANTraining([m.trial for m in members], train_images, device)
+    trials = [m.trial for m in members]
+    training = GANTraining(trials, data.train, device, train_labels=data.train_labels)
     for i, member in enumerate(members):
         member.population = len(members)
         if member.saved is not None:

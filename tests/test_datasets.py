@@ -15,8 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark import datasets, polygons
-from benchmark.datasets import DatasetMissing, ImageData, load_dataset
+from benchmark import datasets, mixtures, polygons
+from benchmark.datasets import DATASETS, DatasetMissing, ImageData, load_dataset
 from benchmark.registry import ConfigError
 
 REAL = os.environ.get("GANBENCH_DATA")
@@ -193,6 +193,7 @@ def test_cifar10_python_batches(tmp_path):
     assert data.train[:, 0, 0, 0].tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
     assert data.train[:, 1, 31, 31].tolist() == [100, 100, 101, 101, 102, 102, 103, 103, 104, 104]
     assert data.test[:, 0].unique().tolist() == [5] and data.test[:, 1].unique().tolist() == [105]
+    assert data.train_labels.tolist() == [0, 1] * 5 and data.test_labels.tolist() == [0, 1]
 
 
 def write_cifar_batches(folder: Path) -> None:
@@ -397,3 +398,41 @@ def test_real_cifar10_staged_subset():
     both = torch.cat([data.train, data.test]).double()
     mean = (both.mean(dim=(0, 2, 3)) / 255).tolist()
     assert mean == pytest.approx([0.4916, 0.4818, 0.4447], abs=6e-5)
+
+
+# ---- labels ---------------------------------------------------------------------------------
+
+
+def test_idx_labels_are_read_when_their_files_are_there(tmp_path):
+    images = np.zeros((3, 28, 28), np.uint8)
+    for prefix in ("train", "t10k"):
+        write_idx(tmp_path / "mnist" / f"{prefix}-images-idx3-ubyte.gz", images)
+    assert not load_dataset("mnist", tmp_path).labelled  # images alone: unlabelled
+    write_idx(tmp_path / "mnist" / "train-labels-idx1-ubyte.gz", np.array([7, 0, 9], np.uint8))
+    write_idx(tmp_path / "mnist" / "t10k-labels-idx1-ubyte", np.array([1, 2, 3], np.uint8))
+    data = load_dataset("mnist", tmp_path)
+    assert data.train_labels.dtype == torch.int64 and data.train_labels.tolist() == [7, 0, 9]
+    assert data.test_labels.tolist() == [1, 2, 3] and DATASETS.get("mnist").classes == 10
+
+
+def test_cifar10_npz_labels_follow_the_held_out_split(tmp_path):
+    x = np.random.default_rng(0).integers(0, 256, (25, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(25, dtype=np.uint8) % 10
+    (tmp_path / "cifar10").mkdir()
+    np.savez(tmp_path / "cifar10" / "cifar10_train_first25.npz", x=x, y=y)
+    data = load_dataset("cifar10", tmp_path)
+    assert data.train_labels.tolist() == (np.arange(23) % 10).tolist()
+    assert data.test_labels.tolist() == [3, 4]
+
+
+def test_a_mixture_points_label_is_the_mode_it_was_drawn_from():
+    data = load_dataset("grid")
+    centres = torch.from_numpy(mixtures.GRID.centre_array).float()
+    assert DATASETS.get("grid").classes == 25 and DATASETS.get("ring").classes == 8
+    nearest = torch.cdist(data.test, centres).argmin(dim=1)  # sigma 0.05, modes 2 apart
+    assert torch.equal(nearest, data.test_labels)
+
+
+def test_labels_must_be_one_per_sample():
+    with pytest.raises(ValueError, match=r"toy train_labels: expected one label per sample"):
+        ImageData("toy", torch.zeros(3, 2), torch.zeros(2, 2), torch.zeros(2), torch.zeros(2))

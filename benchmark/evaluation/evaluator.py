@@ -5,6 +5,11 @@ z at every call), samples G in
 eval mode (restoring its mode afterwards), and computes the requested metrics. The real
 statistics are computed once, lazily, through the on-disk reference-statistics cache.
 
+A conditional generator (`classes` set) is sampled at fixed, class-balanced labels (sample i
+has class i mod K) and also scored by `label_accuracy`: the share of samples in the class they
+were asked for, by the nearest mode for the 2-D mixtures and by the dataset's reference
+classifier (classifier.py) for images.
+
 A generator whose output holds NaN or inf is never scored: every batch it produces is checked
 before any metric sees it, and `NonFiniteGenerator` is raised instead (quantising NaN to uint8
 gives undefined values, which would make a finite score; the reference scores such a generator
@@ -67,8 +72,8 @@ class _FiniteOutputs(nn.Module):
         super().__init__()
         self.generator = generator
 
-    def forward(self, z: Tensor) -> Tensor:
-        return finite_images(self.generator(z))
+    def forward(self, z: Tensor, *labels: Tensor) -> Tensor:
+        return finite_images(self.generator(z, *labels))
 
 
 class Evaluator:
@@ -91,7 +96,14 @@ class Evaluator:
         latent: str = "uniform",
         batch_size: int = 500,
         polygon: PolygonSettings | None = None,
+        classes: int | None = None,
+        test_labels: Tensor | None = None,
+        train_images: Tensor | None = None,
+        train_labels: Tensor | None = None,
     ) -> None:
+        """`classes`: a conditional generator's number of classes (None: unconditional); for
+        an image dataset its reference classifier is trained on (or read for) `train_images`
+        and `train_labels` and measured on the test images and `test_labels`."""
         for name in metrics:
             METRICS.get(name, "metrics")
         points = "mixture" in metrics
@@ -126,6 +138,25 @@ class Evaluator:
             MIXTURE_SAMPLES if points else 0,
         )
         self.z = fixed_z(n_z, z_dim, z_seed, latent)
+        self.classes = classes
+        self.labels = None
+        self._classifier = None
+        self._classifier_data = None
+        if classes is not None:
+            from benchmark.conditional import balanced_labels
+
+            # Image label accuracy is measured on n_fake samples (more z if FID needs none).
+            n_labelled = MIXTURE_SAMPLES if points else self.n_fake
+            if len(self.z) < n_labelled:
+                self.z = fixed_z(n_labelled, z_dim, z_seed, latent)
+            self.labels = balanced_labels(len(self.z), classes)
+            if not points:
+                data = (train_images, train_labels, test_labels)
+                if any(t is None for t in data):
+                    raise ValueError(
+                        "a conditional image evaluator needs labelled train and test data"
+                    )
+                self._classifier_data = data
         self._extractor: FeatureExtractor | None = None
         self._real: RefStats | None = None
         self.cache_hit: bool | None = None
@@ -144,10 +175,49 @@ class Evaluator:
         return self._extractor
 
     def prepare(self) -> None:
-        """Load the weights and the real statistics now (a trial calls this before training,
-        so missing weights or an unusable cache stop it before any work is spent)."""
+        """Load the weights, the real statistics and the reference classifier now (a trial
+        calls this before training, so missing weights or an unusable cache stop it before
+        any work is spent)."""
         if self.needs_features:
             self.real_stats()
+        if self._classifier_data is not None:
+            self.classifier()
+
+    def classifier(self):
+        """The dataset's reference classifier (classifier.py), read from the cache or trained."""
+        if self._classifier is None:
+            from benchmark.evaluation.classifier import load_or_train
+
+            train, train_labels, test_labels = self._classifier_data
+            self._classifier, _ = load_or_train(
+                self.dataset,
+                self.classes,
+                train,
+                train_labels,
+                self.test_images,
+                test_labels,
+                self.device,
+            )
+        return self._classifier
+
+    def _sample(self, generator: nn.Module, start: int, stop: int) -> Tensor:
+        """G at the fixed z[start:stop] (and their labels, for a conditional G), checked finite."""
+        inputs = [self.z[start:stop].to(self.device)]
+        if self.labels is not None:
+            inputs.append(self.labels[start:stop].to(self.device))
+        return finite_images(generator(*inputs))
+
+    def label_accuracy(self, generator: nn.Module) -> float:
+        """The share of n_fake samples that the reference classifier puts in their class."""
+        classifier = self.classifier()
+        predicted = []
+        with torch.inference_mode():
+            for start in range(0, self.n_fake, self.batch_size):
+                images = to_uint8(
+                    self._sample(generator, start, min(start + self.batch_size, self.n_fake))
+                )
+                predicted.append(classifier.predict(images))
+        return float((torch.cat(predicted) == self.labels[: self.n_fake]).double().mean())
 
     def real_stats(self) -> RefStats:
         """The real statistics (first `n_real` test images), from the cache or computed once."""
@@ -173,9 +243,10 @@ class Evaluator:
         feats = torch.empty(self.n_fake, self.extractor.dim, dtype=torch.float32)
         with torch.inference_mode():
             for start in range(0, self.n_fake, self.batch_size):
-                z = self.z[start : start + self.batch_size].to(self.device)
-                images = to_uint8(finite_images(generator(z)))
-                feats[start : start + len(z)] = self.extractor(images).float().cpu()
+                images = to_uint8(
+                    self._sample(generator, start, min(start + self.batch_size, self.n_fake))
+                )
+                feats[start : start + len(images)] = self.extractor(images).float().cpu()
         return feats
 
     def evaluate(self, generator: nn.Module) -> dict[str, float]:
@@ -217,8 +288,11 @@ class Evaluator:
                     self.test_images,
                     mixture.centre_array,
                     mixture.sigma,
+                    labels=None if self.labels is None else self.labels[:MIXTURE_SAMPLES],
                 )
                 out.update(scores)
+            elif self._classifier_data is not None:
+                out["label_accuracy"] = self.label_accuracy(generator)
             return out
         finally:
             generator.train(was_training)
@@ -237,4 +311,7 @@ class Evaluator:
             record.update(self.polygon.record())
         if "mixture" in self.metrics:
             record["mixture_n"] = MIXTURE_SAMPLES
+        if self._classifier_data is not None:
+            record["label_accuracy_n"] = self.n_fake
+            record.update(self.classifier().record())
         return record

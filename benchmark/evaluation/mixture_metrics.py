@@ -26,6 +26,10 @@ GDPP `gdppgan_Synthetic.py` evaluate_samples), on 2,500 samples of a fixed z:
   beside W1, not ranked by.
 
 Counts depend on the number of samples; the result records it (`mixture_n`).
+
+A conditional generator's samples carry the mode they were asked for (class-balanced fixed
+labels, benchmark/conditional.py); `label_accuracy` is the share of samples whose nearest
+centre is that mode (HQ or not: it asks whether the label steers G, not how sharp it draws).
 """
 
 from __future__ import annotations
@@ -61,6 +65,21 @@ def mode_statistics(points: np.ndarray, centres: np.ndarray, sigma: float) -> di
     }
 
 
+def nearest_mode(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """The index of each point's nearest centre (Euclidean), int64 (n,)."""
+    points = np.asarray(points, dtype=np.float64)
+    centres = np.asarray(centres, dtype=np.float64)
+    return np.linalg.norm(points[:, None, :] - centres[None, :, :], axis=2).argmin(axis=1)
+
+
+def mode_label_accuracy(points: np.ndarray, labels: np.ndarray, centres: np.ndarray) -> float:
+    """The share of points whose nearest centre is their label (the mode asked for)."""
+    labels = np.asarray(labels)
+    if len(points) != len(labels):
+        raise ValueError(f"{len(points)} points but {len(labels)} labels")
+    return float(np.mean(nearest_mode(points, centres) == labels))
+
+
 def energy_distance(x: np.ndarray | Tensor, y: np.ndarray | Tensor) -> float:
     """sqrt(2 E|X - Y| - E|X - X'| - E|Y - Y'|) of two point sets (n, d), (m, d), in float64."""
     x = torch.as_tensor(np.asarray(x), dtype=torch.float64)
@@ -91,23 +110,31 @@ def mixture_metrics(
     centres: np.ndarray,
     sigma: float,
     batch_size: int = 2500,
+    labels: Tensor | None = None,
 ) -> tuple[dict[str, float], np.ndarray]:
-    """Scores of G's points at the fixed `z` against the `real` test points, and the points.
+    """Scores of G's points at the fixed `z` against the `real` test points, and the points;
+    for a conditional G, `labels` (one per z) are its inputs and `label_accuracy` a score.
 
     A generator whose output is not finite everywhere scores nothing (NaN): its points are
     not samples of any distribution.
     """
     device = next(generator.parameters()).device
+
+    def points_of(i: int) -> Tensor:
+        inputs = [z[i : i + batch_size].to(device)]
+        if labels is not None:
+            inputs.append(labels[i : i + batch_size].to(device))
+        return generator(*inputs).float().cpu()
+
     with torch.inference_mode():
-        points = torch.cat(
-            [
-                generator(z[i : i + batch_size].to(device)).float().cpu()
-                for i in range(0, len(z), batch_size)
-            ]
-        ).numpy()
+        points = torch.cat([points_of(i) for i in range(0, len(z), batch_size)]).numpy()
+    names = ("modes", "hq", "reverse_kl", "w1", "energy")
+    names += ("label_accuracy",) if labels is not None else ()
     if not np.isfinite(points).all():
-        return dict.fromkeys(("modes", "hq", "reverse_kl", "w1", "energy"), math.nan), points
+        return dict.fromkeys(names, math.nan), points
     scores = mode_statistics(points, centres, sigma)
+    if labels is not None:
+        scores["label_accuracy"] = mode_label_accuracy(points, labels.numpy(), centres)
     scores["w1"] = wasserstein_1(points, real[: len(points)].numpy())
     scores["energy"] = energy_distance(points, real[: len(points)].numpy())
     return scores, points
