@@ -151,7 +151,12 @@ def member_bytes(trial: TrialConfig) -> int:
         for layer in network.modules():
             if not list(layer.children()):
                 layer.register_forward_hook(count)
-    d(g(torch.zeros(trial.batch_size, trial.z_dim, device=meta)))
+    z = torch.zeros(trial.batch_size, trial.z_dim, device=meta)
+    if trial.conditional:  # G(z, y) and D(x, y)
+        y = torch.zeros(trial.batch_size, dtype=torch.long, device=meta)
+        d(g(z, y), y)
+    else:
+        d(g(z))
     parameters = sum(p.numel() for p in (*g.parameters(), *d.parameters()))
     return 4 * (4 * parameters + 8 * activations)
 

@@ -171,3 +171,22 @@ def test_auto_size_on_a_cpu_is_the_benchs_choice_per_family():
         ("mlp", 64): 16, ("mlp", 32): 16, ("mlp", 16): 1,
         ("infogan", 64): 1, ("infogan", 32): 1, ("infogan", 16): 1,
     }  # fmt: skip
+
+
+def test_a_conditional_member_is_sized_with_its_labels():
+    """G(z, y) and D(x, y): the label embeddings' weights count, the sizing runs."""
+    plain = resolve_trial("ns", "grid", generator="points", discriminator="points", metrics=())
+    conditional = resolve_trial(
+        "ns", "grid", generator="points", discriminator="points", metrics=(), conditional=True
+    )
+    cpu = torch.device("cpu")
+
+    def parameters(trial) -> int:
+        networks = trainer.build_networks(trial, (2,), cpu)
+        return sum(p.numel() for network in networks for p in network.parameters())
+
+    added = parameters(conditional) - parameters(plain)
+    assert added > 0  # the label embeddings
+    # Four float32 copies of each added weight, and the labels' activations on top.
+    grown = executors.member_bytes(conditional) - executors.member_bytes(plain)
+    assert grown >= 16 * added and (grown - 16 * added) % (4 * 8) == 0
