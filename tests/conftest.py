@@ -23,3 +23,12 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     """Keep every test's cached data out of the user's cache directory."""
     if "GANBENCH_CACHE" not in os.environ or os.environ.get("GANBENCH_TEST_SHARED_CACHE") != "1":
         monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture
+def float64():
+    """Networks, data and arithmetic in float64 for one test (exactness comparisons)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)

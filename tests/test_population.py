@@ -99,14 +99,6 @@ def _relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-300))
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 @pytest.mark.parametrize("size", [3, 16])
 @pytest.mark.parametrize("model", sorted(PER_MODEL))
 def test_a_member_trains_as_its_trial_alone(model, size, float64):

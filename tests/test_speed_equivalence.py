@@ -19,14 +19,6 @@ STEPS = 6  # covers G steps at 0 and 5 for the n_disc = 5 models
 TOLERANCE = {"rtol": 1e-9, "atol": 1e-12}
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def _images() -> torch.Tensor:
     return torch.randint(
         0, 256, (64, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
