@@ -41,7 +41,7 @@ from benchmark.registry import ConfigError
 DEFAULT_TIME_LIMIT = {"full": 480.0, "tiny": 100.0}
 BUDGET = {
     "full": {"equivalence": 45.0, "speed": 120.0, "margin": 10.0},
-    "tiny": {"equivalence": 25.0, "speed": 30.0, "margin": 3.0},
+    "tiny": {"equivalence": 40.0, "speed": 30.0, "margin": 3.0},  # room for a loaded machine
 }
 # Time a study child needs before it trains: importing torch, loading data and weights.
 CHILD_START_S = {"cpu": 8.0, "cuda": 20.0}
