@@ -18,7 +18,6 @@ import json
 import multiprocessing
 import os
 import platform
-import sys
 import tempfile
 import time
 from datetime import datetime
@@ -32,6 +31,7 @@ from torch import Tensor
 import benchmark
 from benchmark import bench_populations
 from benchmark.baseline import EagerBaseline
+from benchmark.bench_populations import log, steps_per_second
 from benchmark.config import TrialConfig, resolve_trial
 from benchmark.datasets import DATASETS
 from benchmark.models import PAPER_MODELS
@@ -61,15 +61,6 @@ VARIANTS: dict[str, tuple[dict[str, Any], str | None, tuple[str, ...]]] = {
 COMPILED = ("+compile", "+cudagraphs")
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def random_images(shape: tuple[int, ...], n: int, seed: int = 0) -> Tensor:
     generator = torch.Generator().manual_seed(seed)
     return torch.randint(0, 256, (n, *shape), dtype=torch.uint8, generator=generator)
@@ -82,25 +73,6 @@ def make_trainer(
     if variant == "eager":
         return EagerBaseline(trial, images, device)
     return GANTraining(dataclasses.replace(trial, **overrides), images, device, compile_mode=mode)
-
-
-def steps_per_second(trainer: GANTraining | EagerBaseline, seconds: float, warmup: int) -> float:
-    """D steps/s over at least `seconds` after `warmup` steps (compilation happens there)."""
-    device = trainer.device
-    for _ in range(warmup):
-        trainer.train_step()
-    trainer.losses()  # waits for the device
-    sync(device)
-    steps, start = 0, time.perf_counter()
-    while True:
-        trainer.train_step()
-        steps += 1
-        # The clock is read only after a sync every few steps, so queued work is counted.
-        if (steps % 10 == 0 or device.type == "cpu") and time.perf_counter() - start >= seconds:
-            break
-    trainer.losses()
-    sync(device)
-    return steps / (time.perf_counter() - start)
 
 
 def bench_steps(

@@ -79,19 +79,19 @@ def random_data(trial: TrialConfig, n: int = 10_000) -> torch.Tensor:
     return torch.randint(0, 256, (n, *shape), dtype=torch.uint8, generator=generator)
 
 
-def steps_per_second(trainer: Any, device: torch.device, seconds: float, warmup: int = 3) -> float:
+def steps_per_second(trainer: GANTraining | EagerBaseline, seconds: float, warmup: int) -> float:
+    """D steps/s over at least `seconds` after `warmup` steps (compilation happens there)."""
+    device = trainer.device
     for _ in range(warmup):
         trainer.train_step()
-    trainer.losses()
+    trainer.losses()  # waits for the device
     sync(device)
     steps, start = 0, time.perf_counter()
     while True:
         trainer.train_step()
         steps += 1
-        if device.type == "cuda" and steps % 10:  # read the clock after a sync, every 10
-            continue
-        sync(device)
-        if steps >= 3 and time.perf_counter() - start >= seconds:
+        # The clock is read only after a sync every few steps, so queued work is counted.
+        if (steps % 10 == 0 or device.type == "cpu") and time.perf_counter() - start >= seconds:
             break
     trainer.losses()
     sync(device)
@@ -158,14 +158,14 @@ def bench_family(
     data = random_data(trial)
     _, trial_steps = FAMILY_TRIALS[family]
     flops = step_flops(trial, data, device)
-    eager = steps_per_second(EagerBaseline(trial, data, device), device, seconds)
+    eager = steps_per_second(EagerBaseline(trial, data, device), seconds, warmup=3)
     auto = auto_size(trial, device.type)
     rows: list[dict[str, Any]] = []
     for size in sizes:
         row: dict[str, Any] = {"family": family, "model": model, "population": size}
         try:
             training = GANTraining(members(trial, size), data, device)
-            rate = steps_per_second(training, device, seconds)
+            rate = steps_per_second(training, seconds, warmup=3)
         except torch.OutOfMemoryError as error:
             row.update(member_steps_per_s=None, note=f"out of memory: {str(error)[:100]}")
             rows.append(row)
@@ -198,7 +198,7 @@ def _core_worker(family: str, model: str, size: int, threads: int, seconds: floa
     for _ in range(3):
         training.train_step()
     barrier.wait()  # every process times the same stretch of wall time
-    out.put(steps_per_second(training, torch.device("cpu"), seconds, warmup=0) * size)
+    out.put(steps_per_second(training, seconds, warmup=0) * size)
 
 
 def bench_cores(family: str, model: str, size: int, seconds: float) -> dict[str, float]:

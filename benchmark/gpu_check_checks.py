@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from benchmark.bench import steps_per_second, sync
+from benchmark.bench_populations import steps_per_second, sync
 from benchmark.config import TrialConfig
 from benchmark.latents import LATENTS
 from benchmark.models import PAPER_MODELS
