@@ -10,9 +10,9 @@ import json
 import sys
 from pathlib import Path
 
-from analysis.load import ResultsError
 from analysis.metrics import METRICS
 from analysis.report import build_report
+from benchmark.errors import ResultsError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

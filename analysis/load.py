@@ -12,6 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark.errors import ResultsError
+
 REQUIRED_COLUMNS = ("trial_id", "phase", "dataset", "model", "status")
 STATUSES = ("ok", "diverged", "failed")
 PHASES = ("wide", "narrow", "seeds", "default")
@@ -28,10 +30,6 @@ RUNNING_LOCK = ".running"
 #: Leading columns of results.csv; the rest follow in the records' order.
 LEADING = ("trial_id", "sweep", "phase", "dataset", "model", "loss", "penalty", "sample", "seed")
 LEADING += ("seed_role", "status", "error")
-
-
-class ResultsError(ValueError):
-    """A results file is missing, empty or malformed; the message names the file."""
 
 
 def load_results(sweep_dir: str | Path, write_csv: bool = True) -> pd.DataFrame:

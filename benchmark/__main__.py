@@ -17,8 +17,8 @@ from typing import Any
 
 from benchmark import interrupt
 from benchmark.datasets import DatasetMissing
-from benchmark.io import WriteFailed
-from benchmark.registry import ConfigError, load_plugins
+from benchmark.errors import ConfigError, WriteFailed
+from benchmark.registry import load_plugins
 
 # A file could not be written (a full disk, a read-only folder): EX_IOERR of sysexits.h.
 EXIT_WRITE_FAILED = 74

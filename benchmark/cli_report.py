@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from benchmark.io import check_writable_dir
-from benchmark.registry import ConfigError
+from benchmark.errors import ConfigError
+from benchmark.files import check_writable_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

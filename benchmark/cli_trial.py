@@ -127,10 +127,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from benchmark.__main__ import overrides_from
     from benchmark.datasets import DatasetMissing
+    from benchmark.errors import ConfigError
     from benchmark.executors import claim
-    from benchmark.io import check_writable_dir
+    from benchmark.files import check_writable_dir
     from benchmark.networks import FAMILIES
-    from benchmark.registry import ConfigError
     from benchmark.trainer import forget_failure, resolve_device, run_trial
 
     overrides = overrides_from(args, TrialConfig, _SKIP)

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from benchmark.errors import ConfigError
 from benchmark.networks import (
     AutoencoderDiscriminator,
     NetworkOptions,
@@ -40,7 +41,6 @@ from benchmark.networks import (
     _maybe_sn,
     init_weights,
 )
-from benchmark.registry import ConfigError
 
 CONDITIONINGS = ("projection", "concat")
 EMBED_STD = 0.02  # D's embedding: the scale of the project's other D weights

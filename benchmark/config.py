@@ -16,12 +16,13 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from benchmark.datasets import DATASETS
+from benchmark.errors import ConfigError
 from benchmark.latents import LATENTS
 from benchmark.losses import LOSSES
 from benchmark.models import MODELS
 from benchmark.networks import DISCRIMINATORS, GENERATORS
 from benchmark.penalties import PENALTIES
-from benchmark.registry import ConfigError, load_plugins
+from benchmark.registry import load_plugins
 from benchmark.schedule import steps_per_epochs
 
 METRIC_NAMES = ("fid", "kid", "ipr", "polygon", "mixture")

@@ -28,8 +28,9 @@ import numpy as np
 import torch
 
 from benchmark import mixtures, polygons
-from benchmark.io import atomic_write, cache_dir
-from benchmark.registry import ConfigError, Registry
+from benchmark.errors import ConfigError
+from benchmark.files import atomic_write, cache_dir
+from benchmark.registry import Registry
 
 ENV_DATA = "GANBENCH_DATA"
 

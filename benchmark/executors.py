@@ -28,7 +28,8 @@ import submitit
 
 from benchmark import interrupt
 from benchmark.config import TrialConfig
-from benchmark.registry import ConfigError, Registry, load_plugins
+from benchmark.errors import ConfigError
+from benchmark.registry import Registry, load_plugins
 
 Task = tuple[TrialConfig, Path]
 # Called once per task with its result record, None (another process holds the trial),

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from benchmark.datasets import DATASETS, DatasetSpec, ImageData
-from benchmark.registry import ConfigError
+from benchmark.errors import ConfigError
 
 # Seconds per part at the default limit of each mode; the same shares of a shorter limit.
 # The study takes whatever is left, less the margin kept for the last summary.
@@ -171,7 +171,7 @@ def budgets(time_limit: float, tiny: bool) -> dict[str, float]:
 
 def run(args: argparse.Namespace) -> int:
     """Check and measure; returns 0 when every equivalence check passed, 1 otherwise."""
-    from benchmark.io import check_writable_dir
+    from benchmark.files import check_writable_dir
 
     started = time.monotonic()
     limit = args.time_limit

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from benchmark.io import atomic_write, write_json
+from benchmark.files import atomic_write, write_json
 
 JSON_NAME = "gpu-check.json"
 MARKDOWN_NAME = "gpu-check.md"

@@ -23,7 +23,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from benchmark.registry import ConfigError, Registry
+from benchmark.errors import ConfigError
+from benchmark.registry import Registry
 
 BN_EPS = 1e-3
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.io import cache_dir, write_cache
-from benchmark.registry import ConfigError
+from benchmark.errors import ConfigError
+from benchmark.files import cache_dir, write_cache
 
 SIZE = 28
 SUBPIXELS = 8

@@ -11,16 +11,9 @@ import importlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
+from benchmark.errors import ConfigError
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """Bad user input: names the field, the value and what is allowed."""
-
-    def __init__(self, field: str, value: object, allowed: str, where: str = "") -> None:
-        self.field, self.value, self.allowed, self.where = field, value, allowed, where
-        prefix = f"{where}: " if where else ""
-        super().__init__(f"{prefix}{field}={value!r} is not allowed; expected {allowed}")
 
 
 class Registry(Generic[T]):

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.config import METRIC_NAMES, TrialConfig
-from benchmark.registry import ConfigError, load_plugins
+from benchmark.errors import ConfigError
+from benchmark.registry import load_plugins
 
 PHASES = ("default", "wide", "narrow", "seeds")
 

@@ -23,14 +23,15 @@ import pandas as pd
 
 from analysis.load import RUNNING_LOCK, results_frame  # the one flattening of results
 from benchmark.config import TrialConfig, resolve_trial
+from benchmark.errors import ConfigError
 from benchmark.evaluation.extractors import build_extractor
 from benchmark.evaluation.metrics import METRICS
 from benchmark.executors import EXECUTORS, RunContext, claim
-from benchmark.io import atomic_write, cache_dir, check_writable_dir, write_json
+from benchmark.files import atomic_write, cache_dir, check_writable_dir, write_json
 from benchmark.models import MODELS
 from benchmark.networks import FAMILIES
 from benchmark.progress import progress_bar
-from benchmark.registry import ConfigError, load_plugins
+from benchmark.registry import load_plugins
 from benchmark.schedule import trial_schedule
 from benchmark.search import SPACES, sample_hyperparameters
 from benchmark.spec import (

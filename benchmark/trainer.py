@@ -48,9 +48,8 @@ from benchmark import interrupt
 from benchmark.conditional import conditional_networks
 from benchmark.config import TrialConfig
 from benchmark.datasets import DATASETS, ImageData
-from benchmark.io import (
-    DamagedFile,
-    WriteFailed,
+from benchmark.errors import ConfigError, DamagedFile, TrialMismatch, WriteFailed
+from benchmark.files import (
     atomic_write,
     check_writable_dir,
     commit_writes,
@@ -66,16 +65,11 @@ from benchmark.memory import keep_freed_memory
 from benchmark.networks import DISCRIMINATORS, GENERATORS, NetworkOptions
 from benchmark.penalties import PENALTIES
 from benchmark.progress import progress_bar
-from benchmark.registry import ConfigError
 from benchmark.schedule import is_g_step, trial_schedule
 from benchmark.stacked import MemberStreams, StackedAdam, StackedNetwork
 
 LOG_EVERY = 50
 SAMPLE_GRID = 64
-
-
-class TrialMismatch(ConfigError):
-    """The directory holds a different trial than the one planned."""
 
 
 def default_device() -> torch.device:

@@ -18,13 +18,13 @@ from benchmark.conditional import (
 )
 from benchmark.config import TrialConfig, resolve_trial
 from benchmark.datasets import DATASETS, DatasetSpec, ImageData
+from benchmark.errors import ConfigError
 from benchmark.evaluation.mixture_metrics import mode_label_accuracy, nearest_mode
 from benchmark.losses import LOSSES
 from benchmark.mixtures import GRID
 from benchmark.models import MODELS
 from benchmark.networks import NetworkOptions
 from benchmark.penalties import PENALTIES
-from benchmark.registry import ConfigError
 from benchmark.stacked import StackedNetwork
 from benchmark.trainer import GANTraining, _with_labels
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from benchmark import datasets, mixtures, polygons
 from benchmark.datasets import DATASETS, DatasetMissing, ImageData, load_dataset
-from benchmark.registry import ConfigError
+from benchmark.errors import ConfigError
 
 REAL = os.environ.get("GANBENCH_DATA")
 needs_data = pytest.mark.skipif(not REAL, reason="set GANBENCH_DATA to check the real data")

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from benchmark.errors import ConfigError
 from benchmark.evaluation import (
     Evaluator,
     NonFiniteGenerator,
@@ -25,7 +26,6 @@ from benchmark.evaluation.metrics import (
     kid,
     mean_cov,
 )
-from benchmark.registry import ConfigError
 
 Z_DIM = 8
 

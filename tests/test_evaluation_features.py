@@ -76,7 +76,7 @@ def test_tiny_features_do_not_depend_on_batch_size_and_are_deterministic() -> No
 
 
 def test_tiny_rejects_weights() -> None:
-    from benchmark.registry import ConfigError
+    from benchmark.errors import ConfigError
 
     with pytest.raises(ConfigError, match="weights"):
         build_extractor("tiny", weights="x.pth")

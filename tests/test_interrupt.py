@@ -21,7 +21,7 @@ from test_sweep import marker_counts, subprocess_env, tiny_spec
 from benchmark import interrupt, trainer
 from benchmark.__main__ import EXIT_WRITE_FAILED, main
 from benchmark.config import resolve_trial
-from benchmark.io import read_json
+from benchmark.files import read_json
 
 plugin_dir, plugin = test_sweep.plugin_dir, test_sweep.plugin  # fixtures
 

@@ -12,6 +12,7 @@ from torch import nn
 
 from benchmark.config import resolve_trial
 from benchmark.datasets import load_dataset
+from benchmark.errors import ConfigError
 from benchmark.evaluation.mixture_metrics import (
     SAMPLES,
     energy_distance,
@@ -20,7 +21,6 @@ from benchmark.evaluation.mixture_metrics import (
 )
 from benchmark.mixtures import GRID, MIXTURES, RING, generate
 from benchmark.networks import NetworkOptions, PointDiscriminator, PointGenerator
-from benchmark.registry import ConfigError
 
 PERFECT_HQ = 1 - math.exp(-4.5)  # P(|N(0, I_2)| <= 3): a chi with 2 degrees of freedom
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from benchmark.config import TrialConfig, resolve_trial
+from benchmark.errors import ConfigError
 from benchmark.models import MODELS, PAPER_MODELS
-from benchmark.registry import ConfigError
 
 RSGAN = "AlexiaJM/RelativisticGAN code/stable.sh:13 (--loss_D 5)"
 RAGAN = "AlexiaJM/RelativisticGAN code/stable.sh:15 (--loss_D 6)"

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from benchmark.errors import ConfigError
 from benchmark.networks import (
     FAMILIES,
     AutoencoderDiscriminator,
@@ -18,7 +19,6 @@ from benchmark.networks import (
     clip_parameters,
     count_parameters,
 )
-from benchmark.registry import ConfigError
 
 
 @pytest.mark.parametrize(

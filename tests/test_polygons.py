@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmark import polygons
-from benchmark.registry import ConfigError
+from benchmark.errors import ConfigError
 
 SMALL = (200, 50, 50)
 

@@ -21,7 +21,7 @@ from benchmark import trainer
 from benchmark.__main__ import main
 from benchmark.evaluation.refstats import load_or_compute, refstats_path
 from benchmark.executors import claim
-from benchmark.io import read_json
+from benchmark.files import read_json
 from benchmark.polygons import cache_path, generate_polygons
 
 plugin_dir, plugin = test_sweep.plugin_dir, test_sweep.plugin  # fixtures

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from test_sweep import marker_counts, subprocess_env, tiny_spec, write_plugin
 
-from benchmark.io import read_json
+from benchmark.files import read_json
 
 REPO = Path(__file__).resolve().parent.parent
 SLURM = """

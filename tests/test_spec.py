@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.config import resolve_trial
-from benchmark.registry import ConfigError
+from benchmark.errors import ConfigError
 from benchmark.schedule import trial_schedule
 from benchmark.spec import load_spec
 from benchmark.sweep import plan

@@ -16,7 +16,7 @@ from benchmark.__main__ import main
 from benchmark.config import TrialConfig, resolve_trial
 from benchmark.datasets import DATASETS
 from benchmark.executors import claim, populations
-from benchmark.io import read_json, write_json
+from benchmark.files import read_json, write_json
 from benchmark.losses import LOSSES
 from benchmark.models import MODELS, PAPER_MODELS
 from benchmark.schedule import trial_schedule

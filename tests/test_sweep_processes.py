@@ -18,7 +18,7 @@ import torch
 from test_sweep import marker_counts, subprocess_env, tiny_spec, write_plugin
 
 from benchmark.executors import threads_per_worker
-from benchmark.io import read_json
+from benchmark.files import read_json
 
 REPO = Path(__file__).resolve().parent.parent
 

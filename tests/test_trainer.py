@@ -15,10 +15,10 @@ from torch.nn.functional import softplus
 from benchmark import trainer
 from benchmark.config import resolve_trial
 from benchmark.datasets import DATASETS, DatasetSpec, ImageData
+from benchmark.errors import ConfigError, TrialMismatch
 from benchmark.evaluation import NonFiniteGenerator
 from benchmark.losses import LOSSES, Loss
-from benchmark.registry import ConfigError
-from benchmark.trainer import GANTraining, TrialMismatch, run_trial
+from benchmark.trainer import GANTraining, run_trial
 
 
 def _tiny_images(n: int, seed: int) -> torch.Tensor:

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from benchmark.evaluation.refstats import images_sha256
-from benchmark.io import cache_dir, write_cache
+from benchmark.files import cache_dir, write_cache
 
 FORMAT_VERSION = 1
 RECIPE = {"arch": "conv16-conv32-fc", "epochs": 5, "batch": 128, "lr": 1e-3, "seed": 0}

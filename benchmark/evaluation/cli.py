@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmark.errors import ConfigError
 from benchmark.evaluation.extractors import (
     FEATURE_EXTRACTORS,
     build_extractor,
     extract_features,
 )
 from benchmark.evaluation.metrics import frechet_distance, improved_precision_recall, kid, mean_cov
-from benchmark.registry import ConfigError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from benchmark.errors import ConfigError
 from benchmark.evaluation.extractors import (
     FEATURE_EXTRACTORS,
     FeatureExtractor,
@@ -43,7 +44,6 @@ from benchmark.evaluation.polygon_metrics import PolygonSettings, polygon_metric
 from benchmark.evaluation.preprocess import FID_RESIZE, to_uint8
 from benchmark.evaluation.refstats import RefStats, images_sha256, key_fields, load_or_compute
 from benchmark.latents import LATENTS
-from benchmark.registry import ConfigError
 
 
 def fixed_z(n: int, z_dim: int, seed: int, latent: str = "uniform") -> Tensor:

@@ -27,8 +27,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from benchmark.errors import ConfigError
 from benchmark.evaluation.preprocess import preprocess, preprocessing_id, to_rgb, to_uint8
-from benchmark.registry import ConfigError, Registry
+from benchmark.registry import Registry
 
 ENV_INCEPTION = "GANBENCH_INCEPTION"
 INCEPTION_SIZE = 299

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 
-from benchmark.registry import ConfigError
+from benchmark.errors import ConfigError
 
 # Stored with every result (`fid_resize`), so the resize behind a number is never guessed.
 FID_RESIZE = "tf1-bilinear (torch-fidelity)"

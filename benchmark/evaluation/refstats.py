@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from benchmark.evaluation.metrics import mean_cov
-from benchmark.io import cache_dir, write_cache
+from benchmark.files import cache_dir, write_cache
 
 # Bump when the stored arrays or their meaning change: every old file becomes a miss.
 FORMAT_VERSION = 1

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmark.registry import ConfigError
+from benchmark.errors import ConfigError, DamagedFile, WriteFailed
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -24,28 +24,6 @@ os.umask(_UMASK)
 # one whose writer died (same host, no such process) from one still being written.
 _SEP = "~"
 NAME_MAX = 255  # bytes in one file name, on Linux and macOS file systems
-
-
-class DamagedFile(ConfigError):
-    """A stored file cannot be read back as what it should be; says which and what to do."""
-
-    def __init__(self, path: str | Path, problem: str, remedy: str) -> None:
-        ValueError.__init__(self, f"{path}: damaged ({problem}); {remedy}")
-        self.field, self.value, self.allowed = Path(path).name, str(path), remedy
-        self.where = str(path)  # the message names the file already; callers add no prefix
-
-
-class WriteFailed(OSError):  # noqa: N818 - an OSError, as the callers of atomic_write expect
-    """A file could not be written (a full disk, a read-only or vanished folder). Not a result
-    of the trial being written: the run stops with what it stored so far intact, and a rerun
-    resumes once the cause is fixed."""
-
-    def __init__(self, path: str | Path, error: OSError) -> None:
-        super().__init__(error.errno, error.strerror or str(error), str(path))
-        self.path = Path(path)
-
-    def __str__(self) -> str:
-        return f"cannot write {self.path}: {self.strerror}"
 
 
 def _host() -> str:

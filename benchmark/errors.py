@@ -1,0 +1,47 @@
+"""The project's errors: bad input, a stored file that cannot be used, a write that failed.
+
+Torch-free, so the analysis (which never imports torch) raises and catches the same classes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """Bad user input: names the field, the value and what is allowed."""
+
+    def __init__(self, field: str, value: object, allowed: str, where: str = "") -> None:
+        self.field, self.value, self.allowed, self.where = field, value, allowed, where
+        prefix = f"{where}: " if where else ""
+        super().__init__(f"{prefix}{field}={value!r} is not allowed; expected {allowed}")
+
+
+class DamagedFile(ConfigError):
+    """A stored file cannot be read back as what it should be; says which and what to do."""
+
+    def __init__(self, path: str | Path, problem: str, remedy: str) -> None:
+        ValueError.__init__(self, f"{path}: damaged ({problem}); {remedy}")
+        self.field, self.value, self.allowed = Path(path).name, str(path), remedy
+        self.where = str(path)  # the message names the file already; callers add no prefix
+
+
+class WriteFailed(OSError):  # noqa: N818 - an OSError, as the callers of atomic_write expect
+    """A file could not be written (a full disk, a read-only or vanished folder). Not a result
+    of the trial being written: the run stops with what it stored so far intact, and a rerun
+    resumes once the cause is fixed."""
+
+    def __init__(self, path: str | Path, error: OSError) -> None:
+        super().__init__(error.errno, error.strerror or str(error), str(path))
+        self.path = Path(path)
+
+    def __str__(self) -> str:
+        return f"cannot write {self.path}: {self.strerror}"
+
+
+class TrialMismatch(ConfigError):
+    """The directory holds a different trial than the one planned."""
+
+
+class ResultsError(ValueError):
+    """A results file is missing, empty or malformed; the message names the file."""
