@@ -88,7 +88,7 @@ def analyze(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Throughput benchmarks: D steps/s per model, FID images/s, trials/hour."""
     install(session)
-    session.run("python", "-m", "benchmark.bench", *session.posargs, env=dict(os.environ))
+    session.run("python", "-m", "benchmark.perf.bench", *session.posargs, env=dict(os.environ))
 
 
 @nox.session(name="gpu-check")

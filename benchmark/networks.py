@@ -9,7 +9,7 @@ reference code (TF's `batch_norm(decay=0.999, epsilon=0.001)`). The MLP family
 The point family (`networks = "points"`) is the 2-D mixtures' (benchmark/mixtures.py).
 Every forward pass indexes features from the end (`Flatten(-3)`, `unflatten(-1, ...)`,
 `squeeze(-1)`), so the same code runs a population's (M, B, ...) inputs through its
-member-batched layers (benchmark/stacked_layers.py).
+member-batched layers (benchmark/training/stacked_layers.py).
 """
 
 from __future__ import annotations

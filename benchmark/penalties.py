@@ -1,7 +1,7 @@
 """Discriminator penalties (the paper's GP and DRAGAN, and R1/R2), and their registry.
 
 A penalty returns the unscaled term; the trainer adds `lam * penalty` to the D loss.
-Penalties work on a population's stacked batches (benchmark/stacked.py): `real` and `fake`
+Penalties work on a population's stacked batches (benchmark/training/stacked.py): `real` and `fake`
 are (M, B, ...), `d` maps points (M, B, ...) to D's outputs (M, B), `uniform(shape, dtype)`
 draws U[0, 1) of shape (M, *shape), member i's slice from member i's own generator; the
 result is (M,), one term per member. Since a member's points reach only its own outputs, the

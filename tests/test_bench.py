@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmark import bench
+from benchmark.perf import bench
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +103,8 @@ def test_population_rows_are_per_size_with_a_trial_alone_as_the_unit(record):
 
 
 def test_population_members_differ_only_in_numbers():
-    from benchmark.bench_populations import family_trial, members
-    from benchmark.trainer import population_key
+    from benchmark.perf.bench_populations import family_trial, members
+    from benchmark.training.population import population_key
 
     for family in ("points", "mlp", "infogan"):
         trials = members(family_trial("began", family, 16), 3)
@@ -118,7 +118,7 @@ def test_a_step_is_counted_in_matrix_product_flops():
     multiply-adds and D 2x128 + 128x128 (+ 128x1, an elementwise product, not counted)."""
     import torch
 
-    from benchmark.bench_populations import family_trial, random_data, step_flops
+    from benchmark.perf.bench_populations import family_trial, random_data, step_flops
 
     trial = family_trial("ns", "points", 64)
     g = 64 * 128 + 128 * 128 + 128 * 2
@@ -133,7 +133,7 @@ def test_a_step_is_counted_in_matrix_product_flops():
 
 
 def test_auto_violations_name_a_choice_measured_slower_than_alone():
-    from benchmark.bench_populations import auto_violations
+    from benchmark.perf.bench_populations import auto_violations
 
     rows = [
         {"family": "mlp", "model": "ns", "population": 1, "vs_alone": 1.0, "auto": False},

@@ -119,7 +119,7 @@ def test_a_trick_the_loss_cannot_take_exits_2_naming_option_and_loss(tmp_path):
 
 
 def command_parsers() -> dict[str, argparse.ArgumentParser]:
-    from benchmark.__main__ import COMMANDS, build_parser
+    from benchmark.cli import COMMANDS, build_parser
 
     parsers = {}
     for command in COMMANDS:
@@ -147,7 +147,7 @@ def test_every_option_of_every_command_has_a_one_line_help():
 
 
 def test_every_trial_field_has_help_with_its_default():
-    from benchmark.cli_trial import FIELD_HELP, field_help
+    from benchmark.cli.trial import FIELD_HELP, field_help
     from benchmark.config import TrialConfig
 
     assert set(FIELD_HELP) == {f.name for f in dataclasses.fields(TrialConfig)}

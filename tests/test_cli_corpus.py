@@ -15,7 +15,7 @@ import test_sweep
 import torch
 from test_sweep import subprocess_env
 
-from benchmark.__main__ import main
+from benchmark.cli import main
 
 plugin_dir, plugin = test_sweep.plugin_dir, test_sweep.plugin  # fixtures
 

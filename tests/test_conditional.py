@@ -25,8 +25,8 @@ from benchmark.mixtures import GRID
 from benchmark.models import MODELS
 from benchmark.networks import NetworkOptions
 from benchmark.penalties import PENALTIES
-from benchmark.stacked import StackedNetwork
-from benchmark.trainer import GANTraining, _with_labels
+from benchmark.training.stacked import StackedNetwork
+from benchmark.training.step import GANTraining, _with_labels
 
 CPU = torch.device("cpu")
 SIDE = 8

@@ -111,7 +111,7 @@ def test_a_conditional_trial_records_its_label_accuracy_and_resumes_to_the_same_
     from test_trainer import _kill_after_first_checkpoint
 
     from benchmark.config import resolve_trial
-    from benchmark.trainer import run_trial
+    from benchmark.training.loop import run_trial
 
     trial = resolve_trial(
         "ns", "test_quadrants", steps=12, eval_every_epochs=1, batch_size=8, metrics=("fid",),
@@ -141,7 +141,7 @@ def test_a_conditional_mixture_trial_saves_the_labels_of_its_points(tmp_path):
     import numpy as np
 
     from benchmark.config import resolve_trial
-    from benchmark.trainer import run_trial
+    from benchmark.training.loop import run_trial
 
     trial = resolve_trial("ns", "grid", generator="points", discriminator="points", steps=5,
                           batch_size=32, metrics=("mixture",), conditional=True)  # fmt: skip

@@ -16,7 +16,7 @@ import test_sweep
 from test_interrupt import SWEEP, TRIAL
 from test_sweep import marker_counts, subprocess_env, tiny_spec
 
-from benchmark.__main__ import main
+from benchmark.cli import main
 from benchmark.files import read_json
 
 plugin_dir, plugin = test_sweep.plugin_dir, test_sweep.plugin  # fixtures

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from benchmark.cli.fid import add_arguments, load_images, run
 from benchmark.errors import ConfigError
 from benchmark.evaluation import (
     Evaluator,
@@ -19,7 +20,6 @@ from benchmark.evaluation import (
     extract_features,
     fixed_z,
 )
-from benchmark.evaluation.cli import add_arguments, load_images, run
 from benchmark.evaluation.metrics import (
     frechet_distance,
     improved_precision_recall,
@@ -235,7 +235,7 @@ def test_fid_command_never_downloads_unless_asked(tmp_path, monkeypatch, capsys)
 
     import torch_fidelity.feature_extractor_inceptionv3 as fe
 
-    from benchmark.__main__ import main
+    from benchmark.cli import main
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")

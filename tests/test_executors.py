@@ -10,10 +10,11 @@ import test_trainer  # noqa: F401 - registers the test_squares dataset
 import torch
 from test_sweep import marker_counts, plugin, plugin_dir, tiny_spec  # noqa: F401 - fixtures
 
-from benchmark import executors, trainer
-from benchmark.__main__ import main
+from benchmark.cli import main
 from benchmark.config import resolve_trial
-from benchmark.executors import threads_per_worker
+from benchmark.sweep import executors
+from benchmark.sweep.executors import threads_per_worker
+from benchmark.training import loop, population, step, trial_dir
 
 
 def test_threads_per_worker_splits_the_cores():
@@ -60,7 +61,7 @@ def test_populations_group_only_trials_of_one_structure(tmp_path):
         resolve_trial("ns", "mnist", steps=4, seed=3, beta1=0.9, metrics=()),
         resolve_trial("wgan", "mnist", steps=4, seed=1, clip=0.1, metrics=()),
     ]
-    groups = executors.populations(_tasks(tmp_path, trials), 2, "cpu")
+    groups = population.populations(_tasks(tmp_path, trials), 2, "cpu")
     seeds = [[(t.model, t.steps, t.seed) for t, _ in group] for group in groups]
     assert seeds == [
         [("ns", 4, 0), ("ns", 4, 1)],
@@ -68,20 +69,20 @@ def test_populations_group_only_trials_of_one_structure(tmp_path):
         [("wgan", 4, 0), ("wgan", 4, 1)],
         [("ns", 8, 2)],
     ]
-    assert [len(g) for g in executors.populations(_tasks(tmp_path, trials), 1, "cpu")] == [1] * 6
-    assert executors.auto_size(trials[0], "cpu") == 1  # InfoGAN networks on a CPU: alone
+    assert [len(g) for g in population.populations(_tasks(tmp_path, trials), 1, "cpu")] == [1] * 6
+    assert population.auto_size(trials[0], "cpu") == 1  # InfoGAN networks on a CPU: alone
 
 
 def _recording_populations(monkeypatch) -> list[list[int]]:
     """The seeds of every population the trainer builds."""
     built = []
-    real = trainer.GANTraining
+    real = loop.GANTraining
 
     def spy(population, *args, **kwargs):
         built.append(sorted(t.seed for t in population))
         return real(population, *args, **kwargs)
 
-    monkeypatch.setattr(trainer, "GANTraining", spy)
+    monkeypatch.setattr(loop, "GANTraining", spy)
     return built
 
 
@@ -92,7 +93,7 @@ def test_a_population_leaves_out_a_member_another_process_holds(tmp_path, monkey
     ]
     tasks = _tasks(tmp_path, trials)
     built = _recording_populations(monkeypatch)
-    with executors.claim(tasks[1][1], wait=False) as held:  # another sweep runs seed 1
+    with trial_dir.claim(tasks[1][1], wait=False) as held:  # another sweep runs seed 1
         assert held
         outcomes = executors.run_claimed_population(tasks, executors.RunContext(progress=False))
     assert built == [[0, 2]]
@@ -127,7 +128,7 @@ def test_population_sizes_are_checked(tmp_path, capsys):
 
 def test_auto_size_fills_half_the_total_gpu_memory(monkeypatch):
     trial = resolve_trial("ns", "mnist", metrics=())
-    g, d = trainer.build_networks(trial, (1, 28, 28), torch.device("cpu"))
+    g, d = step.build_networks(trial, (1, 28, 28), torch.device("cpu"))
     parameters = sum(p.numel() for p in (*g.parameters(), *d.parameters()))
     # Activations of a batch of 64, by hand: G 1024 + 1024 + 1024 (FC, BN, LReLU), 3 x 6272,
     # 3 x 64*14*14 (deconv, BN, LReLU), 2 x 784 (deconv, sigmoid); D 64*14*14 x 2 (conv,
@@ -135,7 +136,7 @@ def test_auto_size_fills_half_the_total_gpu_memory(monkeypatch):
     g_acts = 3 * 1024 + 3 * 6272 + 3 * 64 * 14 * 14 + 2 * 784
     d_acts = 2 * 64 * 14 * 14 + 3 * 128 * 7 * 7 + 6272 + 3 * 1024 + 1
     expected = 4 * (4 * parameters + 8 * 64 * (g_acts + d_acts))
-    assert executors.member_bytes(trial) == expected
+    assert population.member_bytes(trial) == expected
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     total = {"memory": 10 * expected}
     monkeypatch.setattr(
@@ -145,10 +146,10 @@ def test_auto_size_fills_half_the_total_gpu_memory(monkeypatch):
     )
     # Free memory (what other processes hold at the moment) never changes the grouping.
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (expected, 10 * expected))
-    assert executors.auto_size(trial, "cuda") == 5
+    assert population.auto_size(trial, "cuda") == 5
     total["memory"] = 10**15
-    assert executors.auto_size(trial, "cuda") == 64  # the cap
-    assert executors.auto_size(trial, "cpu") == 1
+    assert population.auto_size(trial, "cuda") == 64  # the cap
+    assert population.auto_size(trial, "cpu") == 1
 
 
 def test_auto_size_on_a_cpu_is_the_benchs_choice_per_family():
@@ -165,7 +166,7 @@ def test_auto_size_on_a_cpu_is_the_benchs_choice_per_family():
                 "ns", dataset, generator=generator, discriminator=discriminator,
                 batch_size=batch, metrics=(),
             )  # fmt: skip
-            sizes[generator, batch] = executors.auto_size(trial, "cpu")
+            sizes[generator, batch] = population.auto_size(trial, "cpu")
     assert sizes == {
         ("points", 64): 16, ("points", 32): 16, ("points", 16): 1,
         ("mlp", 64): 16, ("mlp", 32): 16, ("mlp", 16): 1,
@@ -182,11 +183,11 @@ def test_a_conditional_member_is_sized_with_its_labels():
     cpu = torch.device("cpu")
 
     def parameters(trial) -> int:
-        networks = trainer.build_networks(trial, (2,), cpu)
+        networks = step.build_networks(trial, (2,), cpu)
         return sum(p.numel() for network in networks for p in network.parameters())
 
     added = parameters(conditional) - parameters(plain)
     assert added > 0  # the label embeddings
     # Four float32 copies of each added weight, and the labels' activations on top.
-    grown = executors.member_bytes(conditional) - executors.member_bytes(plain)
+    grown = population.member_bytes(conditional) - population.member_bytes(plain)
     assert grown >= 16 * added and (grown - 16 * added) % (4 * 8) == 0

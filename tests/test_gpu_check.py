@@ -8,11 +8,11 @@ import time
 import pytest
 import torch
 
-from benchmark.__main__ import main
-from benchmark.gpu_check_checks import HostDraws, relative_difference
-from benchmark.gpu_check_report import JSON_NAME, MARKDOWN_NAME
-from benchmark.gpu_check_run import STOPPED_BY_WATCHDOG
-from benchmark.gpu_check_study import assign, plan_seeds, step_time
+from benchmark.cli import main
+from benchmark.gpu_check.checks import HostDraws, relative_difference
+from benchmark.gpu_check.report import JSON_NAME, MARKDOWN_NAME
+from benchmark.gpu_check.run import STOPPED_BY_WATCHDOG
+from benchmark.gpu_check.study import assign, plan_seeds, step_time
 
 SECTIONS = ("## Equivalence", "## Speed", "## Study", "## Not done")
 
@@ -87,7 +87,7 @@ def test_bad_time_limit_is_one_line_error(tmp_path, capsys):
 
 def test_host_draws_make_two_devices_draw_the_same_numbers():
     from benchmark.config import resolve_trial
-    from benchmark.trainer import GANTraining
+    from benchmark.training.step import GANTraining
 
     trial = resolve_trial(
         "wgan_gp", "mnist", batch_size=4, metrics=(), generator="mlp", discriminator="mlp"
@@ -161,8 +161,8 @@ def test_a_missing_required_import_is_one_line_error(tmp_path, monkeypatch, caps
 # limit; the summary written before it stays. In a child process: the watchdog exits it.
 OVERRUN = """
 import sys, time
-from benchmark.__main__ import main
-from benchmark.gpu_check_run import Run
+from benchmark.cli import main
+from benchmark.gpu_check.run import Run
 Run.speed = lambda self: time.sleep(60)
 sys.exit(main(["gpu-check", "--tiny", "--out", sys.argv[1], "--time-limit", "12"]))
 """
@@ -192,7 +192,7 @@ def test_watchdog_ends_an_overrunning_item_at_the_limit(tmp_path):
 def test_collect_reads_finished_and_stopped_members(tmp_path):
     from benchmark.config import resolve_trial
     from benchmark.gpu_check import TINY_DATASET
-    from benchmark.gpu_check_study import collect
+    from benchmark.gpu_check.study import collect
 
     trials = [resolve_trial("ns", TINY_DATASET, batch_size=16, seed=s) for s in range(3)]
     dirs = [tmp_path / f"seed{s}" for s in range(3)]
@@ -218,7 +218,7 @@ def test_collect_reads_finished_and_stopped_members(tmp_path):
 
 
 def test_precision_switches_tf32_and_bf16_and_restores_them():
-    from benchmark.gpu_check_checks import precision
+    from benchmark.gpu_check.checks import precision
 
     cpu = torch.device("cpu")
     before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)

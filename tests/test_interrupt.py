@@ -18,10 +18,11 @@ import test_sweep
 import torch
 from test_sweep import marker_counts, subprocess_env, tiny_spec
 
-from benchmark import interrupt, trainer
-from benchmark.__main__ import EXIT_WRITE_FAILED, main
+from benchmark import interrupt
+from benchmark.cli import EXIT_WRITE_FAILED, main
 from benchmark.config import resolve_trial
 from benchmark.files import read_json
+from benchmark.training import loop
 
 plugin_dir, plugin = test_sweep.plugin_dir, test_sweep.plugin  # fixtures
 
@@ -70,7 +71,7 @@ def at_fsync(monkeypatch, prefix: str, nth: int, action) -> None:
 
 def at_step(monkeypatch, step: int, action) -> None:
     """Call `action()` in the middle of the training step that starts at `step`."""
-    train_step = trainer.GANTraining.train_step
+    train_step = loop.GANTraining.train_step
 
     def hooked(self):
         real = self.real_batch  # after the step's batch is drawn, before any update
@@ -87,7 +88,7 @@ def at_step(monkeypatch, step: int, action) -> None:
         finally:
             del self.real_batch
 
-    monkeypatch.setattr(trainer.GANTraining, "train_step", hooked)
+    monkeypatch.setattr(loop.GANTraining, "train_step", hooked)
 
 
 def sigterm() -> None:
@@ -103,8 +104,8 @@ def weights(directory: Path) -> dict[str, torch.Tensor]:
 
 
 def checkpoint_step(directory: Path) -> int | None:
-    path = directory / trainer.CHECKPOINT
-    saved = trainer._load_checkpoint(path, torch.device("cpu")) if path.exists() else None
+    path = directory / loop.CHECKPOINT
+    saved = loop.load_checkpoint(path, torch.device("cpu")) if path.exists() else None
     return saved["training"]["step"] if saved else None
 
 
@@ -120,7 +121,7 @@ def assert_same_run(mine: Path, reference: Path) -> None:
     assert {k: v for k, v in a.items() if k not in VOLATILE} == {
         k: v for k, v in b.items() if k not in VOLATILE
     }
-    assert not (mine / trainer.CHECKPOINT).exists() and not list(mine.glob(".*.tmp"))
+    assert not (mine / loop.CHECKPOINT).exists() and not list(mine.glob(".*.tmp"))
 
 
 @pytest.fixture
@@ -282,7 +283,7 @@ def test_a_second_sigterm_stops_at_once(plugin_dir, tmp_path):
     leaves (the checkpoint of step 5) resumes."""
     script = (
         "import os, signal, sys\n"
-        "import benchmark.trainer as t\n"
+        "import benchmark.training.step as t\n"
         "step = t.GANTraining.train_step\n"
         "def hooked(self):\n"
         "    if self.step == 7:\n"
@@ -290,7 +291,7 @@ def test_a_second_sigterm_stops_at_once(plugin_dir, tmp_path):
         "        os.kill(os.getpid(), signal.SIGTERM)\n"
         "    step(self)\n"
         "t.GANTraining.train_step = hooked\n"
-        "from benchmark.__main__ import main\n"
+        "from benchmark.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
     out = tmp_path / "trial"
@@ -355,7 +356,7 @@ def test_a_slurm_task_not_requeued_is_not_a_failure(plugin, tmp_path, monkeypatc
     task is not requeued: the trial keeps its checkpoint and records nothing."""
     import submitit
 
-    import benchmark.executors  # noqa: F401 - registers submitit's stop error
+    import benchmark.sweep.slurm  # noqa: F401 - registers submitit's stop error
     from benchmark.registry import load_plugins
 
     load_plugins(["ganbench_testplugin"])  # the tiny dataset
@@ -367,6 +368,6 @@ def test_a_slurm_task_not_requeued_is_not_a_failure(plugin, tmp_path, monkeypatc
     with monkeypatch.context() as patch:
         at_step(patch, 7, stop)
         with pytest.raises(submitit.core.utils.UncompletedJobError):
-            trainer.run_trial(trial, tmp_path / "t", progress=False, device="cpu")
+            loop.run_trial(trial, tmp_path / "t", progress=False, device="cpu")
     assert checkpoint_step(tmp_path / "t") == 5 and not (tmp_path / "t" / "result.json").exists()
-    assert trainer.run_trial(trial, tmp_path / "t", progress=False, device="cpu")["d_steps"] == 12
+    assert loop.run_trial(trial, tmp_path / "t", progress=False, device="cpu")["d_steps"] == 12

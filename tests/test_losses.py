@@ -10,7 +10,7 @@ from torch.nn.functional import softplus
 from torch.testing import assert_close
 
 from benchmark.losses import LOSSES, Loss, discriminator_targets
-from benchmark.stacked import single_stream_uniform
+from benchmark.training.stacked import single_stream_uniform
 
 REAL = torch.tensor([0.0, 1.0, -2.0])
 FAKE = torch.tensor([0.5, -1.0])

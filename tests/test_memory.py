@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from benchmark.memory import keep_freed_memory
+from benchmark.training.memory import keep_freed_memory
 
 
 @pytest.mark.skipif(
@@ -21,7 +21,7 @@ def test_a_large_block_is_served_from_the_heap_once_kept():
     changes nothing."""
     code = """
 import ctypes
-from benchmark.memory import keep_freed_memory
+from benchmark.training.memory import keep_freed_memory
 libc = ctypes.CDLL("libc.so.6")
 class Info(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
@@ -41,6 +41,6 @@ libc.free(block)
 
 
 def test_it_is_harmless_where_there_is_no_glibc(monkeypatch):
-    monkeypatch.setattr("benchmark.memory._done", False)
+    monkeypatch.setattr("benchmark.training.memory._done", False)
     monkeypatch.setattr(sys, "platform", "darwin")
     assert keep_freed_memory() is False

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from benchmark.penalties import PENALTIES, dragan_points, lam_from_source
-from benchmark.stacked import single_stream_uniform
+from benchmark.training.stacked import single_stream_uniform
 
 
 class LinearD(nn.Module):

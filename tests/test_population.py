@@ -10,9 +10,11 @@ import pytest
 import torch
 from test_trainer import _tiny_images, tiny
 
-from benchmark import trainer
-from benchmark.stacked import StackedAdam, StackedNetwork
-from benchmark.trainer import GANTraining, population_key, run_population, run_trial
+from benchmark.training import loop
+from benchmark.training.loop import run_population, run_trial
+from benchmark.training.population import population_key
+from benchmark.training.stacked import StackedAdam, StackedNetwork
+from benchmark.training.step import GANTraining
 
 CPU = torch.device("cpu")
 # Two members far apart: lr and beta1 differ by two orders of magnitude, and every other
@@ -33,7 +35,7 @@ STEPS = 20
 # outputs (training and eval mode, so the batch-norm statistics too), its losses and loss
 # state equal those of its trial alone to 1e-9 relative. The two runs call the same
 # member-batched kernels; at this batch (8) the elementwise kernels compute a member's last
-# elements on another path than alone (benchmark/stacked_layers.py: at a batch that is a
+# elements on another path than alone (benchmark/training/stacked_layers.py: at a batch that is a
 # multiple of 32 the bits are the same, tests/test_stacked_layers.py), so only rounding
 # differs (about 1e-16 per operation). Measured after 20 steps: below 3e-14 without batch norm in D
 # (wgan_gp, began), 2e-11 for clipped wgan, up to 5e-10 for ns and dragan (batch norm in D
@@ -183,19 +185,19 @@ def test_member_results_have_the_form_of_a_trial_alone(tmp_path):
 def _kill_after_saves(monkeypatch, count: int) -> list[int]:
     """The process dies right after the `count`-th checkpoint rename (the members' checkpoints
     of a step are staged first, then renamed one by one)."""
-    real_commit = trainer._commit_checkpoints
+    real_commit = loop.commit_checkpoints
     calls = []
 
     def commit_then_maybe_die(staged):
         for index, (tmp, path) in enumerate(staged):
             real_commit([(tmp, path)])
-            calls.append(trainer._load_checkpoint(path, CPU)["training"]["step"])
+            calls.append(loop.load_checkpoint(path, CPU)["training"]["step"])
             if len(calls) == count:
                 for rest, _ in staged[index + 1 :]:
                     rest.unlink()  # as the killed process would leave them, removed on rerun
                 raise KeyboardInterrupt
 
-    monkeypatch.setattr(trainer, "_commit_checkpoints", commit_then_maybe_die)
+    monkeypatch.setattr(loop, "commit_checkpoints", commit_then_maybe_die)
     return calls
 
 
@@ -233,9 +235,9 @@ def test_members_killed_between_their_checkpoints_resume_apart(tmp_path, monkeyp
     assert 0 < calls[0] < 6
     monkeypatch.undo()
     built = []
-    real = trainer.GANTraining
+    real = loop.GANTraining
     monkeypatch.setattr(
-        trainer, "GANTraining", lambda p, *a, **k: built.append(len(p)) or real(p, *a, **k)
+        loop, "GANTraining", lambda p, *a, **k: built.append(len(p)) or real(p, *a, **k)
     )
     resumed = run_population(trials, [tmp_path / "k0", tmp_path / "k1"], progress=False)
     assert built == [1, 1] and [r["d_steps"] for r in resumed] == [6, 6]
@@ -250,13 +252,13 @@ def test_a_finished_member_is_returned_not_rerun(tmp_path, monkeypatch):
     trials = _trials("ns")
     first = run_trial(trials[0], tmp_path / "a", progress=False)
     built = []
-    real = trainer.GANTraining
+    real = loop.GANTraining
 
     def spy(population, *args, **kwargs):
         built.append(len(population))
         return real(population, *args, **kwargs)
 
-    monkeypatch.setattr(trainer, "GANTraining", spy)
+    monkeypatch.setattr(loop, "GANTraining", spy)
     results = run_population(trials, [tmp_path / "a", tmp_path / "b"], progress=False)
     assert built == [1] and results[0] == first  # only the unfinished member trained
 

@@ -17,12 +17,12 @@ import torch
 from test_sweep import subprocess_env, tiny_spec
 from test_trainer import tiny
 
-from benchmark import trainer
-from benchmark.__main__ import main
+from benchmark.cli import main
 from benchmark.evaluation.refstats import load_or_compute, refstats_path
-from benchmark.executors import claim
 from benchmark.files import read_json
 from benchmark.polygons import cache_path, generate_polygons
+from benchmark.training import loop
+from benchmark.training.trial_dir import claim
 
 plugin_dir, plugin = test_sweep.plugin_dir, test_sweep.plugin  # fixtures
 
@@ -194,33 +194,33 @@ def test_sweeps_name_a_damaged_result(plugin, tmp_path, capsys):
 
 
 def _checkpoint_then_die(monkeypatch) -> None:
-    real_commit = trainer._commit_checkpoints
+    real_commit = loop.commit_checkpoints
 
     def save_then_die(staged):
         real_commit(staged)
         raise KeyboardInterrupt  # as if killed right after the first checkpoint
 
-    monkeypatch.setattr(trainer, "_commit_checkpoints", save_then_die)
+    monkeypatch.setattr(loop, "commit_checkpoints", save_then_die)
 
 
 def test_a_damaged_checkpoint_restarts_the_trial_and_says_so(tmp_path, monkeypatch, capsys):
     """Flipped bytes inside a tensor would load silently and end "ok" with other weights; a
     truncated or empty file would stop every rerun. Each now restarts from step 0."""
     trial = tiny("ns", steps=8)  # checkpoints after 7 and 8 D steps
-    trainer.run_trial(trial, tmp_path / "straight", progress=False)
+    loop.run_trial(trial, tmp_path / "straight", progress=False)
     straight = torch.load(tmp_path / "straight" / "generator.pt", weights_only=True)
     for damage in ("flipped byte", "truncated", "empty"):
         with monkeypatch.context() as patch:
             _checkpoint_then_die(patch)
             with pytest.raises(KeyboardInterrupt):
-                trainer.run_trial(trial, tmp_path / damage, progress=False)
+                loop.run_trial(trial, tmp_path / damage, progress=False)
         path = tmp_path / damage / "checkpoint.pt"
         data = bytearray(path.read_bytes())
         data[len(data) // 2] ^= 0xFF  # inside a tensor: torch.load alone would not notice
         cut = {"flipped byte": len(data), "truncated": len(data) // 2, "empty": 0}[damage]
         path.write_bytes(bytes(data[:cut]))
         capsys.readouterr()
-        result = trainer.run_trial(trial, tmp_path / damage, progress=False)
+        result = loop.run_trial(trial, tmp_path / damage, progress=False)
         err = capsys.readouterr().err
         assert f"warning: {path}: damaged (" in err and "the trial restarts from step 0" in err
         assert (result["status"], result["d_steps"]) == ("ok", 8)

@@ -10,8 +10,8 @@ import pytest
 from benchmark.config import resolve_trial
 from benchmark.errors import ConfigError
 from benchmark.schedule import trial_schedule
-from benchmark.spec import load_spec
-from benchmark.sweep import plan
+from benchmark.sweep.plan import plan
+from benchmark.sweep.spec import load_spec
 
 REPO = Path(__file__).resolve().parent.parent
 PAPER_DATASETS = ("mnist", "fashion_mnist", "cifar10", "celeba", "polygons")

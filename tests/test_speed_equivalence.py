@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 import torch
 
-from benchmark.baseline import EagerBaseline
 from benchmark.config import resolve_trial
-from benchmark.trainer import GANTraining
+from benchmark.perf.plain_loop import EagerBaseline
+from benchmark.training.step import GANTraining
 
 STEPS = 6  # covers G steps at 0 and 5 for the n_disc = 5 models
 # In float64: the two loops make the same draws and do the same arithmetic in other kernels

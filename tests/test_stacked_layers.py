@@ -12,7 +12,7 @@ import torch
 from test_trainer import _tiny_images, tiny
 from torch import nn
 
-from benchmark.__main__ import main
+from benchmark.cli import main
 from benchmark.config import resolve_trial
 from benchmark.models import MODELS
 from benchmark.networks import (
@@ -22,9 +22,9 @@ from benchmark.networks import (
     BatchNorm2d,
     NetworkOptions,
 )
-from benchmark.stacked import StackedNetwork
-from benchmark.stacked_layers import can_stack
-from benchmark.trainer import GANTraining
+from benchmark.training.stacked import StackedNetwork
+from benchmark.training.stacked_layers import can_stack
+from benchmark.training.step import GANTraining
 
 CPU = torch.device("cpu")
 MEMBERS = 3
@@ -140,7 +140,7 @@ def _member_zero_after(trials, data, steps: int) -> dict[str, torch.Tensor]:
 def test_a_trial_trains_to_the_same_bits_in_any_population(family, model):
     """Float32, the dtype a sweep trains in: member 0 of populations of 3 and 16 (the others
     with other seeds and lrs) ends with exactly the weights of its trial trained alone. With a
-    batch that is a multiple of 32 (`BIT_EXACT_BATCH`): see benchmark/stacked_layers.py."""
+    batch that is a multiple of 32 (`BIT_EXACT_BATCH`): see benchmark/training/stacked_layers.py."""
     dataset, generator, discriminators = FAMILIES[family]
     networks = {
         "generator": generator,

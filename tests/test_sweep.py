@@ -11,17 +11,19 @@ import pandas as pd
 import pytest
 
 from analysis.load import result_row
-from benchmark import trainer
-from benchmark.__main__ import main
+from benchmark.cli import main
 from benchmark.config import TrialConfig, resolve_trial
 from benchmark.datasets import DATASETS
-from benchmark.executors import claim, populations
 from benchmark.files import read_json, write_json
 from benchmark.losses import LOSSES
 from benchmark.models import MODELS, PAPER_MODELS
 from benchmark.schedule import trial_schedule
-from benchmark.spec import load_spec
-from benchmark.sweep import best_settings, plan, seed_sets, summary
+from benchmark.sweep.plan import best_settings, plan, seed_sets
+from benchmark.sweep.run import summary
+from benchmark.sweep.spec import load_spec
+from benchmark.training import loop
+from benchmark.training.population import populations
+from benchmark.training.trial_dir import claim
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -34,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-import benchmark.trainer as trainer
+from benchmark.training import loop
 from benchmark.datasets import DATASETS, DatasetSpec, ImageData
 from benchmark.losses import LOSSES, Loss
 from benchmark.models import MODELS, ModelPreset
@@ -57,7 +59,7 @@ DATASETS.register(
 LOSSES.register("boom", Loss(d=_boom, g=lambda fake, state: fake.mean()))
 MODELS.register("boom", ModelPreset(loss="boom"))
 
-_run_population = trainer.run_population
+_run_population = loop.run_population
 
 
 def _mark(directory, word):
@@ -79,7 +81,7 @@ def _marked(trials, directories, **kwargs):
     return results
 
 
-trainer.run_population = _marked
+loop.run_population = _marked
 '''
 
 TINY_SPEC = """
@@ -129,7 +131,7 @@ def plugin(plugin_dir, monkeypatch):
     monkeypatch.syspath_prepend(str(plugin_dir))
     for registry in (DATASETS, LOSSES, MODELS):
         monkeypatch.setattr(registry, "_items", dict(registry._items))
-    monkeypatch.setattr(trainer, "run_population", trainer.run_population)
+    monkeypatch.setattr(loop, "run_population", loop.run_population)
     monkeypatch.delitem(sys.modules, "ganbench_testplugin", raising=False)
     monkeypatch.setenv("GANBENCH_TEST_MARKERS", "1")
     yield plugin_dir

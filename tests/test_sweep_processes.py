@@ -17,8 +17,8 @@ import pytest
 import torch
 from test_sweep import marker_counts, subprocess_env, tiny_spec, write_plugin
 
-from benchmark.executors import threads_per_worker
 from benchmark.files import read_json
+from benchmark.sweep.executors import threads_per_worker
 
 REPO = Path(__file__).resolve().parent.parent
 

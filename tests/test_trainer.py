@@ -12,13 +12,14 @@ import pytest
 import torch
 from torch.nn.functional import softplus
 
-from benchmark import trainer
 from benchmark.config import resolve_trial
 from benchmark.datasets import DATASETS, DatasetSpec, ImageData
 from benchmark.errors import ConfigError, TrialMismatch
 from benchmark.evaluation import NonFiniteGenerator
 from benchmark.losses import LOSSES, Loss
-from benchmark.trainer import GANTraining, run_trial
+from benchmark.training import loop, step
+from benchmark.training.loop import run_trial
+from benchmark.training.step import GANTraining
 
 
 def _tiny_images(n: int, seed: int) -> torch.Tensor:
@@ -233,17 +234,17 @@ def test_result_record(tmp_path):
 
 
 def _kill_after_first_checkpoint(monkeypatch):
-    real_commit = trainer._commit_checkpoints
+    real_commit = loop.commit_checkpoints
     calls = []
 
     def save_then_die(staged):
         real_commit(staged)
         calls.extend(
-            trainer._load_checkpoint(p, torch.device("cpu"))["training"]["step"] for _, p in staged
+            loop.load_checkpoint(p, torch.device("cpu"))["training"]["step"] for _, p in staged
         )
         raise KeyboardInterrupt  # as if the process were killed right after the write
 
-    monkeypatch.setattr(trainer, "_commit_checkpoints", save_then_die)
+    monkeypatch.setattr(loop, "commit_checkpoints", save_then_die)
     return calls
 
 
@@ -271,7 +272,7 @@ def test_resume_after_kill_ends_with_the_same_weights(tmp_path, monkeypatch, mod
 
 def test_finished_trial_is_returned_not_rerun(tmp_path, monkeypatch):
     first = run_trial(tiny(), tmp_path, progress=False)
-    monkeypatch.setattr(trainer, "GANTraining", None)  # any training attempt would fail
+    monkeypatch.setattr(loop, "GANTraining", None)  # any training attempt would fail
     assert run_trial(tiny(), tmp_path, progress=False) == first
 
 
@@ -319,7 +320,7 @@ def test_diverged_trial_keeps_its_checkpoints_evaluated_before(tmp_path, monkeyp
 
     if "test_nan_at_16" not in LOSSES:
         LOSSES.register("test_nan_at_16", Loss(d=nan_from_step_16, g=lambda f, s: f.mean()))
-    monkeypatch.setattr(trainer, "_make_evaluator", lambda *args: _PlannedScores([30.0, 20.0]))
+    monkeypatch.setattr(loop, "_make_evaluator", lambda *args: _PlannedScores([30.0, 20.0]))
     result = run_trial(tiny(loss="test_nan_at_16", steps=30), tmp_path, progress=False)
     assert result["status"] == "diverged" and result["diverged_at"] == 16
     assert [c["d_steps"] for c in result["checkpoints"]] == [7, 13]
@@ -375,7 +376,7 @@ def test_a_generator_made_non_finite_on_an_evaluation_step_is_never_scored(
     """Its losses were finite, yet G is broken at the checkpoint of step 13: it is recorded
     diverged there, keeps the checkpoint of step 7, and its images are never scored."""
     evaluator = _ScoresFiniteGenerators([30.0, 20.0, 10.0, 5.0])
-    monkeypatch.setattr(trainer, "_make_evaluator", lambda *args: evaluator)
+    monkeypatch.setattr(loop, "_make_evaluator", lambda *args: evaluator)
     _poison_generator_after(13, monkeypatch, weights)
     result = run_trial(tiny(steps=20), tmp_path, progress=False)
     assert (result["status"], result["diverged_at"], result["d_steps"]) == ("diverged", 13, 13)
@@ -440,7 +441,7 @@ def test_short_mnist_training_beats_the_untrained_generator():
     training = GANTraining(trial, data.train, torch.device("cpu"))
 
     def distance() -> float:
-        z = trainer.uniform_z(500, 64, torch.Generator().manual_seed(1), torch.device("cpu"))
+        z = step.uniform_z(500, 64, torch.Generator().manual_seed(1), torch.device("cpu"))
         with torch.no_grad():
             fake = training.g(z)
         return float((fake.mean(0) - real_mean).square().mean().sqrt())
@@ -586,7 +587,7 @@ def test_evaluation_draws_z_from_the_trials_latent():
     images = _tiny_images(16, 2)
     for latent, bound in (("uniform", 1.0), ("normal", None)):
         trial = tiny("ns", latent=latent, metrics=("polygon",), polygon_n_precision=50)
-        evaluator = trainer._make_evaluator(trial, images, torch.device("cpu"), None, False)
+        evaluator = loop._make_evaluator(trial, images, torch.device("cpu"), None, False)
         assert evaluator.polygon.z_bound == bound
         draws = torch.Generator().manual_seed(0)  # the evaluator's fixed z seed
         if latent == "uniform":

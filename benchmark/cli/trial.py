@@ -93,7 +93,7 @@ def field_help(name: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from benchmark.__main__ import add_dataclass_options
+    from benchmark.cli import add_dataclass_options
     from benchmark.networks import FAMILIES
 
     parser.add_argument("--dataset", required=True, help="a registered dataset, e.g. mnist")
@@ -125,13 +125,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.__main__ import overrides_from
+    from benchmark.cli import overrides_from
     from benchmark.datasets import DatasetMissing
     from benchmark.errors import ConfigError
-    from benchmark.executors import claim
     from benchmark.files import check_writable_dir
     from benchmark.networks import FAMILIES
-    from benchmark.trainer import forget_failure, resolve_device, run_trial
+    from benchmark.training.devices import resolve_device
+    from benchmark.training.loop import run_trial
+    from benchmark.training.trial_dir import claim, forget_failure
 
     overrides = overrides_from(args, TrialConfig, _SKIP)
     overrides["plugins"] = tuple(args.plugin)

@@ -4,14 +4,14 @@ For each registered network family, on the device it runs on, one table: trials/
 training (each family's own trial length: the default mixture study's 6,000 D steps for the
 point networks, the polygon demonstration's 3,000 for the MLPs, a paper MNIST trial's 15,625
 for the InfoGAN networks) at population sizes 1, 4, 16 and 64, as ratios to size 1 (a trial
-alone, through the same code) and to the plain eager loop (`benchmark.baseline`); and how
+alone, through the same code) and to the plain eager loop (`benchmark.perf.plain_loop`); and how
 close a step comes to the machine's limit: the achieved GFLOP/s of its matrix products and
 convolutions (counted with `torch.utils.flop_counter`'s formulas) against a plain 2048 x 2048 matrix
 product's, measured in the same run. The figures also check `population = "auto"`: the size
 it picks for each family on this device must not be one measured slower than size 1.
 
-Run by `python -m benchmark.bench` (the "Populations" part) or on its own:
-`python -m benchmark.bench_populations [--families points,mlp] [--sizes 1,4,16,64]`.
+Run by `python -m benchmark.perf.bench` (the "Populations" part) or on its own:
+`python -m benchmark.perf.bench_populations [--families points,mlp] [--sizes 1,4,16,64]`.
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from benchmark.baseline import EagerBaseline
 from benchmark.config import TrialConfig, resolve_trial
-from benchmark.executors import auto_size
 from benchmark.models import MODELS
 from benchmark.networks import FAMILIES as NETWORK_FAMILIES
-from benchmark.trainer import GANTraining, default_device
+from benchmark.perf.plain_loop import EagerBaseline
+from benchmark.training.devices import default_device
+from benchmark.training.population import auto_size
+from benchmark.training.step import GANTraining
 
 # family -> (dataset whose shape it trains on, D steps of the family's reference trial)
 FAMILY_TRIALS = {
@@ -259,7 +260,7 @@ def format_rows(rows: list[dict[str, Any]], device: str, peak: float) -> str:
         )
     lines.append(
         "  (trials/hour: training only, one worker; vs alone: against size 1 in this run; vs "
-        "eager: against the plain loop of benchmark/baseline.py)"
+        "eager: against the plain loop of benchmark/perf/plain_loop.py)"
     )
     violations = auto_violations(rows)
     lines += [f"  WARNING: {v}" for v in violations] or ["  auto: no choice slower than 1"]
@@ -312,7 +313,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.bench_populations")
+    parser = argparse.ArgumentParser(prog="python -m benchmark.perf.bench_populations")
     parser.add_argument("--device", default=None, help="cpu, cuda (default: cuda if any)")
     parser.add_argument("--families", default=",".join(FAMILY_TRIALS), help="comma-separated")
     parser.add_argument("--models", default=",".join(BENCH_MODELS), help="comma-separated")

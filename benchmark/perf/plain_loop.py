@@ -26,8 +26,8 @@ from benchmark.losses import LOSSES, discriminator_targets
 from benchmark.networks import clip_parameters
 from benchmark.penalties import PENALTIES
 from benchmark.schedule import is_g_step
-from benchmark.stacked import single_stream_uniform
-from benchmark.trainer import build_networks
+from benchmark.training.stacked import single_stream_uniform
+from benchmark.training.step import build_networks
 
 
 class EagerBaseline:

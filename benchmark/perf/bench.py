@@ -1,13 +1,14 @@
 """Throughput benchmark: D steps/s per model and speed lever, FID images/s, trial time, trials/hour.
 
-Run as `python -m benchmark.bench` (or `nox -s bench`). Every run also times the plain eager
-baseline (`benchmark.baseline`), so each speed-up is a ratio measured in one run on one machine.
+Run as `python -m benchmark.perf.bench` (or `nox -s bench`). Every run also times the plain
+eager loop (`benchmark.perf.plain_loop`), so each speed-up is a ratio measured in one run on
+one machine.
 Variants: `eager` (the baseline), `optimised` (GANTraining, fp32), and `optimised` plus one lever
 each: `+channels_last`, `+bf16`, `+compile` (and `+cudagraphs`, compile with CUDA graphs, on a
 GPU). Timing does not depend on the images or the weights, so the data are random uint8 images of
-the dataset's shape. Populations (`GANTraining` over several trials, benchmark/stacked.py)
+the dataset's shape. Populations (`GANTraining` over several trials, benchmark/training/stacked.py)
 are timed per network family at sizes 1, 4, 16 and 64 against a trial alone, in the same run
-(benchmark/bench_populations.py). Results are printed as tables and written as JSON.
+(benchmark/perf/bench_populations.py). Results are printed as tables and written as JSON.
 """
 
 from __future__ import annotations
@@ -29,14 +30,15 @@ import torch
 from torch import Tensor
 
 import benchmark
-from benchmark import bench_populations
-from benchmark.baseline import EagerBaseline
-from benchmark.bench_populations import log, steps_per_second
 from benchmark.config import TrialConfig, resolve_trial
 from benchmark.datasets import DATASETS
 from benchmark.models import PAPER_MODELS
+from benchmark.perf import bench_populations
+from benchmark.perf.bench_populations import log, steps_per_second
+from benchmark.perf.plain_loop import EagerBaseline
 from benchmark.schedule import trial_schedule
-from benchmark.trainer import GANTraining, default_device
+from benchmark.training.devices import default_device
+from benchmark.training.step import GANTraining
 
 BATCH_SIZE = 64
 QUICK_BATCH_SIZE = 16
@@ -224,7 +226,7 @@ def sampling_rate(device: torch.device, seconds: float, batch_size: int) -> floa
 
 def run_full_trial(device: torch.device, model: str) -> dict[str, Any]:
     """Really run one default MNIST trial (data from GANBENCH_DATA, weights GANBENCH_INCEPTION)."""
-    from benchmark.trainer import run_trial
+    from benchmark.training.loop import run_trial
 
     trial = resolve_trial(model, "mnist")
     with tempfile.TemporaryDirectory() as folder:
@@ -327,7 +329,7 @@ def format_table(rows: list[dict[str, Any]], variants: list[str], batch_size: in
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmark.perf.bench", description=__doc__)
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if any)")
     parser.add_argument("--models", default=",".join(PAPER_MODELS), help="comma-separated")
     parser.add_argument("--datasets", default="mnist,cifar10", help="comma-separated")

@@ -102,8 +102,8 @@ class SweepSpec:
     executor_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     device: str | None = None
     data_root: str | None = None
-    # Trials trained together as one population (benchmark/stacked.py): a size, or "auto"
-    # (by device kind and family, benchmark.executors.auto_size). Not part of any trial's identity.
+    # Trials trained together as one population (benchmark/training): a size, or "auto" (by
+    # device kind and family, training.population.auto_size). Not part of any trial's identity.
     population: int | str = 1
     # TrialConfig fields fixed for every trial (they win over the search space).
     trial: dict[str, Any] = field(default_factory=dict)
@@ -271,10 +271,10 @@ SPEC_KEYS = (
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a sweep spec; raises ConfigError naming the file, key and value."""
     from benchmark.datasets import DATASETS
-    from benchmark.executors import EXECUTORS
     from benchmark.models import MODELS
     from benchmark.networks import FAMILIES
     from benchmark.search import SPACES
+    from benchmark.sweep.executors import EXECUTORS
 
     path = Path(path)
     where = str(path)

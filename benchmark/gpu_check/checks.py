@@ -1,4 +1,4 @@
-"""The checks and measurements of `python -m benchmark gpu-check` (benchmark/gpu_check.py).
+"""The checks and measurements of `python -m benchmark gpu-check` (benchmark/gpu_check/__init__.py).
 
 Equivalence: a few steps of each paper model on the device against the CPU in float64, a
 population against its members alone on the device, and FID features of the same images on
@@ -22,11 +22,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from benchmark.bench_populations import steps_per_second, sync
 from benchmark.config import TrialConfig
 from benchmark.latents import LATENTS
 from benchmark.models import PAPER_MODELS
-from benchmark.trainer import GANTraining
+from benchmark.perf.bench_populations import steps_per_second, sync
+from benchmark.training.step import GANTraining
 
 # Weights after a few float64 steps on two devices (or of a population member and its trial
 # alone) agree to this, relative to the largest weight of each tensor: the same arithmetic in

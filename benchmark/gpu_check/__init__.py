@@ -18,17 +18,9 @@ its own reference: the equivalence part then checks that two runs are identical.
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import math
 import os
 import platform
-import shlex
-import signal
-import threading
-import time
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -58,7 +50,7 @@ REQUIRED = {
     "imported by every trial's validation)",
 }
 OPTIONAL = {
-    "submitit": "population = 'auto' (benchmark/executors.py imports it); without it the "
+    "submitit": "population = 'auto' (benchmark/sweep/executors.py imports it); without it the "
     "auto size is not measured",
     "scipy": "not used by gpu-check",
 }
@@ -89,24 +81,6 @@ if TINY_DATASET not in DATASETS:
             epoch=16,
         ),
     )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="folder for gpu-check.json and .md")
-    parser.add_argument(
-        "--time-limit",
-        type=float,
-        default=None,
-        help="seconds for the whole run (default 480; --tiny: 100)",
-    )
-    parser.add_argument("--tiny", action="store_true", help="tiny sizes on the CPU (CI)")
-    parser.add_argument(
-        "--weights",
-        default=None,
-        help="Inception weights (default: $GANBENCH_INCEPTION, except with --tiny)",
-    )
-    parser.add_argument("--data-root", default=None, help="datasets (default: $GANBENCH_DATA)")
-    parser.add_argument("--device", default=None, help="default: cuda if available")
 
 
 def _versions() -> dict[str, str]:
@@ -167,52 +141,3 @@ def budgets(time_limit: float, tiny: bool) -> dict[str, float]:
     # Stopping the study's children and writing the last summary take about a second.
     shares["margin"] = max(shares["margin"], min(2.0, 0.2 * time_limit))
     return shares
-
-
-def run(args: argparse.Namespace) -> int:
-    """Check and measure; returns 0 when every equivalence check passed, 1 otherwise."""
-    from benchmark.files import check_writable_dir
-
-    started = time.monotonic()
-    limit = args.time_limit
-    if limit is None:
-        limit = DEFAULT_TIME_LIMIT["tiny" if args.tiny else "full"]
-    if not (math.isfinite(limit) and limit > 0):
-        raise ConfigError("time-limit", limit, "a number of seconds > 0")
-    out = check_writable_dir(Path(args.out), "out")
-    imports = check_imports()
-    from benchmark.gpu_check_run import Run  # imports the trainer: after the import check
-
-    run = Run(args, out, limit, started, imports)
-    previous = signal.signal(signal.SIGTERM, _stop)
-    # Each item is planned to end before the limit; should one overrun all the same (a slower
-    # machine than its estimate), the watchdog ends the run at the limit with the summary of
-    # everything before that item.
-    watchdog = threading.Timer(
-        max(0.0, started + limit - WATCHDOG_S - time.monotonic()), run.overrun
-    )
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        run.record["command"] = command_line(args, limit)
-        run.record["started"] = datetime.now().isoformat(timespec="seconds")
-        run.record["versions"] = _versions()
-        return run.all()
-    finally:
-        watchdog.cancel()
-        watchdog.join()
-        signal.signal(signal.SIGTERM, previous)
-
-
-def command_line(args: argparse.Namespace, limit: float) -> str:
-    """The command that repeats this run (weights and data as given, or from the environment)."""
-    words = ["python", "-m", "benchmark", "gpu-check", "--out", str(args.out)]
-    words += ["--time-limit", f"{limit:g}"] + (["--tiny"] if args.tiny else [])
-    for option in ("weights", "data_root", "device"):
-        if getattr(args, option):
-            words += ["--" + option.replace("_", "-"), str(getattr(args, option))]
-    return shlex.join(words)
-
-
-def _stop(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)  # unwinds through the parts, which save what finished

@@ -1,4 +1,4 @@
-"""The parts of one gpu-check run (benchmark/gpu_check.py), in order, each within its budget."""
+"""The parts of one gpu-check run (benchmark/gpu_check), in order, each within its budget."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Any
 
 import torch
 
-from benchmark.bench import frechet_seconds
 from benchmark.config import TrialConfig, resolve_trial
 from benchmark.datasets import load_dataset
 from benchmark.evaluation import ENV_INCEPTION, Evaluator, build_extractor
@@ -21,7 +20,7 @@ from benchmark.gpu_check import (
     _device_record,
     budgets,
 )
-from benchmark.gpu_check_checks import (
+from benchmark.gpu_check.checks import (
     Clock,
     check_devices,
     check_features,
@@ -30,11 +29,12 @@ from benchmark.gpu_check_checks import (
     measure_steps,
     train_generator,
 )
-from benchmark.gpu_check_report import Summary
-from benchmark.gpu_check_study import plan_seeds, run_study
+from benchmark.gpu_check.report import Summary
+from benchmark.gpu_check.study import plan_seeds, run_study
 from benchmark.models import MODELS, PAPER_MODELS
 from benchmark.networks import FAMILIES
-from benchmark.trainer import resolve_device
+from benchmark.perf.bench import frechet_seconds
+from benchmark.training.devices import resolve_device
 
 # Study time of populations in parallel processes on one device over the sum of their
 # times alone: an assumption (see study()).
@@ -161,7 +161,7 @@ class Run:
         finished (the last one written stays if this one cannot be), exit at once with
         STOPPED_BY_WATCHDOG (never 0: an item was cut short, and a caller must not read the
         run as complete)."""
-        from benchmark.gpu_check_study import CHILDREN
+        from benchmark.gpu_check.study import CHILDREN
 
         for process in list(CHILDREN):
             process.kill()
@@ -275,7 +275,7 @@ class Run:
 
     def _auto_size(self) -> int | None:
         try:
-            from benchmark.executors import auto_size
+            from benchmark.training.population import auto_size
         except ImportError as error:
             self._row("speed", "auto")({"members": None, "note": f"not measured: {error}"})
             return None
@@ -314,7 +314,7 @@ class Run:
         rate = {r["precision"]: r["images_per_s"] for r in rows}
         if rate.get("tf32") or rate.get("fp32"):
             return rate.get("tf32") or rate["fp32"]
-        from benchmark.gpu_check_checks import extraction_rate, probe_size
+        from benchmark.gpu_check.checks import extraction_rate, probe_size
 
         extractor = build_extractor(self.extractor_name, self.weights, self.device)
         batch = self.data.test[: probe_size(self.device, self.sizes["fid_batch"])]

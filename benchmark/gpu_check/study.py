@@ -99,7 +99,7 @@ def _worker(
 ) -> None:
     """Child process: run its populations one after another (the sweep's run_population)."""
     import benchmark.gpu_check  # noqa: F401  (registers --tiny's dataset in this process)
-    from benchmark.trainer import run_population
+    from benchmark.training.loop import run_population
 
     torch.set_num_threads(threads)
     for records, directories in jobs:

@@ -1,6 +1,6 @@
 """Many copies of one network trained as one program: stacked weights and a vectorised Adam.
 
-A population (benchmark/trainer.py) holds M trials that share every structural choice and
+A population (benchmark/training/loop.py) holds M trials that share every structural choice and
 differ in numbers (lr, beta1, beta2, clip, lambda, gamma, lambda_k, seed). Each network is
 stored once for all M members:
 
@@ -11,7 +11,7 @@ stored once for all M members:
 - the buffers (batch norm's running statistics) as (M, ...) tensors, updated in place.
 
 A forward pass maps inputs (M, B, ...) to outputs (M, B, ...) through the network's
-member-batched layers (benchmark/stacked_layers.py), for every population size, one included:
+member-batched layers (stacked_layers.py), for every population size, one included:
 a member's numbers do not depend on how many members share its steps. A network with an
 option those layers lack (spectral norm's parametrization; torch.compile and channels_last,
 which tune one network's kernels) trains alone and calls its own module directly.
@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state
 
-from benchmark.stacked_layers import can_stack, stack_layers
+from benchmark.training.stacked_layers import can_stack, stack_layers
 
 
 class StackedNetwork:

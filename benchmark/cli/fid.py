@@ -115,7 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print `FID: x.xxx` (and KID / Precision / Recall lines); 2 on bad input."""
     from benchmark.config import MAX_BATCH
-    from benchmark.trainer import resolve_device
+    from benchmark.training.devices import resolve_device
 
     if not 1 <= args.batch_size <= MAX_BATCH:
         raise ConfigError("batch_size", args.batch_size, f"an integer in [1, {MAX_BATCH:,}]")

@@ -1,0 +1,136 @@
+"""The command line: `python -m benchmark trial|sweep|fid|report|list|gpu-check ...`.
+
+Trial options are generated from the fields of TrialConfig, so an option has the same
+name on the command line (`--n-disc`), in a sweep spec (`n_disc`) and in the results
+(`n_disc`). Bad input stops with a one-line error and exit code 2, before any work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from typing import Any
+
+from benchmark import interrupt
+from benchmark.datasets import DatasetMissing
+from benchmark.errors import ConfigError, WriteFailed
+from benchmark.registry import load_plugins
+
+# A file could not be written (a full disk, a read-only folder): EX_IOERR of sysexits.h.
+EXIT_WRITE_FAILED = 74
+
+# Subcommands whose code lives in other modules: name -> (module, help). Each module
+# provides add_arguments(parser) and run(args) -> int.
+COMMANDS = {
+    "trial": ("benchmark.cli.trial", "train and evaluate one trial"),
+    "sweep": ("benchmark.cli.sweep", "run a sweep spec (runs/<name>.toml)"),
+    "fid": ("benchmark.cli.fid", "FID (and KID, precision/recall) between two image sets"),
+    "report": ("benchmark.cli.report", "build the tables and plots of a finished sweep"),
+    "list": ("benchmark.cli.trial", "list registered models, losses, penalties, datasets"),
+    "gpu-check": ("benchmark.cli.gpu_check", "check and measure a GPU install in one run"),
+}
+
+
+def _preload_plugins(argv: Sequence[str]) -> None:
+    """Import `--plugin` modules before building the parser, so their names are known."""
+    modules = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--plugin"]
+    modules += [arg.split("=", 1)[1] for arg in argv if arg.startswith("--plugin=")]
+    load_plugins(modules)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the error first), not a usage block."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only the chosen command's module is imported (keeps start-up fast)."""
+    parser = Parser(prog="python -m benchmark", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        parser_of_command = sub.add_parser(name, help=help_text, description=help_text)
+        if name != command:
+            continue
+        module = importlib.import_module(module_name)
+        prefix = "list_" if name == "list" else ""
+        getattr(module, f"add_{prefix}arguments")(parser_of_command)
+        parser_of_command.set_defaults(_run=getattr(module, "run_list" if prefix else "run"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; returns its exit code: 2, with one line on stderr, for bad input; 75
+    (`interrupt.EXIT_INTERRUPTED`) when stopped by SIGTERM or SIGINT, 74 when a file could
+    not be written; after either, rerunning the same command resumes."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    with interrupt.handling():
+        try:
+            _preload_plugins(argv)
+            command = next((arg for arg in argv if not arg.startswith("-")), None)
+            try:
+                args = build_parser(command).parse_args(argv)
+            except SystemExit as stop:  # --help, or a usage error already printed in one line
+                return stop.code if isinstance(stop.code, int) else 2
+            return int(args._run(args) or 0)
+        except (ConfigError, DatasetMissing) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        except interrupt.Interrupted as stop:
+            resume = "every unfinished trial is resumable; rerun the same command to finish"
+            print(f"{stop}: {resume}", file=sys.stderr)
+            return interrupt.EXIT_INTERRUPTED
+        except WriteFailed as error:
+            resume = "free space (or make it writable) and rerun the same command to resume"
+            print(
+                f"error: {error}; nothing recorded for the trials it stopped: {resume}",
+                file=sys.stderr,
+            )
+            return EXIT_WRITE_FAILED
+
+
+def option_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def add_dataclass_options(
+    parser: argparse.ArgumentParser, cls: type, skip: set[str], help_of: Callable[[str], str]
+) -> None:
+    """One --option per dataclass field, typed from its annotation; unset means "default".
+
+    `help_of(field name)` gives its one-line help, so the help comes from the same fields.
+    """
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        hint = hints[f.name]
+        args = typing.get_args(hint)
+        base = next((a for a in args if a is not type(None)), hint) if args else hint
+        name = option_name(f.name)
+        text = help_of(f.name)
+        if base is bool:
+            parser.add_argument(
+                name, action=argparse.BooleanOptionalAction, default=None, help=text
+            )
+        elif typing.get_origin(hint) is tuple:
+            parser.add_argument(name, type=_comma_list, default=None, metavar="A,B", help=text)
+        else:
+            parser.add_argument(name, type=base, default=None, help=text)
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(item for item in (part.strip() for part in text.split(",")) if item)
+
+
+def overrides_from(args: argparse.Namespace, cls: type, skip: set[str]) -> dict[str, Any]:
+    return {f.name: getattr(args, f.name) for f in fields(cls) if f.name not in skip}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,474 @@
+"""`run_population` / `run_trial`: train GANs under a D-step budget, checkpoint, evaluate,
+record each trial's result.
+
+The one idempotent entry point for all work on trials (executors only decide where they
+run and which trials train together): a trial whose result.json exists is returned as it
+is; one with a checkpoint resumes from it and ends with the same weights as an
+uninterrupted run (a checkpoint carries its sha256; a damaged one restarts the trial from
+step 0, and says so); one whose stored trial.json differs from the planned config is
+refused. Trials that share their structure (`population_key`) train as one population
+(`GANTraining`, benchmark/training/stacked.py), each member the trial it is alone: the same draws in
+the same order, the same arithmetic up to the rounding of batched kernels (which Adam's first
+step amplifies in float32; README, "Populations"); a single trial is a population of one, so
+there is one training step.
+
+The step follows the reference code (benchmark/schedule.py, DESIGN.md): every step draws
+one real batch and one z and updates D; G is updated at steps 0, 1, 1 + n_disc, ... with
+the same z, or a fresh one where the trial says so (`resample_z_for_g`: WGAN-GP, and the
+newer models as their sources do); a relativistic G loss also sees D on a real batch, the
+step's or a fresh one (`resample_real_for_g`); a loss's end-of-step update (BEGAN's k) sees
+the updated networks. The dataset lives on the device as one uint8 tensor and batches are
+drawn by index. Losses are read back to the host only every LOG_EVERY steps, so the step
+itself never waits for the device.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from benchmark import interrupt
+from benchmark.config import TrialConfig
+from benchmark.datasets import DATASETS, ImageData
+from benchmark.errors import WriteFailed
+from benchmark.files import (
+    atomic_write,
+    check_writable_dir,
+    read_json,
+    write_json,
+)
+from benchmark.latents import LATENTS
+from benchmark.progress import progress_bar
+from benchmark.schedule import trial_schedule
+from benchmark.training.devices import environment, resolve_device
+from benchmark.training.population import population_key
+from benchmark.training.step import LOG_EVERY, GANTraining
+from benchmark.training.trial_dir import (
+    CHECKPOINT,
+    check_trial_dir,
+    commit_checkpoints,
+    load_checkpoint,
+    read_result,
+    remove_leftovers,
+    stage_checkpoint,
+    write_error_log,
+    write_metrics,
+)
+
+SAMPLE_GRID = 64
+
+
+def _save_samples(generator: nn.Module, trial: TrialConfig, device: torch.device, path: Path):
+    """samples.png, a grid of 64 images; for points, samples.npz: the points G makes of the
+    evaluation's fixed z (the ones the mixture metrics scored), with the mixture's centres."""
+    if DATASETS.get(trial.dataset).is_points:
+        _save_points(generator, trial, device, path.with_suffix(".npz"))
+        return
+    from torchvision.utils import save_image
+
+    rng = torch.Generator(device=device)
+    rng.manual_seed(0)
+    was_training = generator.training
+    generator.eval()
+    labels, columns = _sample_labels(trial, SAMPLE_GRID), 8
+    with torch.inference_mode():
+        z = LATENTS.get(trial.latent).sample(SAMPLE_GRID, trial.z_dim, rng, device)
+        if labels is None:
+            images = generator(z).float().cpu()
+        else:  # one column per class: sample i has class i mod K
+            images = generator(z, labels.to(device)).float().cpu()
+            columns = DATASETS.get(trial.dataset).classes
+    generator.train(was_training)
+    atomic_write(path, lambda tmp: save_image(images, tmp, nrow=columns, padding=2, format="png"))
+
+
+def _sample_labels(trial: TrialConfig, n: int) -> Tensor | None:
+    """A conditional trial's class-balanced labels for n samples (None: unconditional)."""
+    from benchmark.conditional import balanced_labels
+
+    if not trial.conditional:
+        return None
+    return balanced_labels(n, DATASETS.get(trial.dataset).classes)
+
+
+def _save_points(generator: nn.Module, trial: TrialConfig, device: torch.device, path: Path):
+    import numpy as np
+
+    from benchmark.evaluation import fixed_z
+    from benchmark.evaluation.mixture_metrics import HQ_SIGMAS, SAMPLES
+    from benchmark.mixtures import MIXTURES
+
+    was_training = generator.training
+    generator.eval()
+    labels = _sample_labels(trial, SAMPLES)
+    with torch.inference_mode():
+        z = fixed_z(SAMPLES, trial.z_dim, 0, trial.latent).to(device)
+        points = generator(z) if labels is None else generator(z, labels.to(device))
+    generator.train(was_training)
+    mixture = MIXTURES.get(trial.dataset, "dataset")
+    arrays = {
+        "points": points.float().cpu().numpy(),
+        "centres": mixture.centre_array,
+        "hq_radius": np.float64(HQ_SIGMAS * mixture.sigma),
+    }
+    if labels is not None:  # the modes the points were asked for
+        arrays["labels"] = labels.numpy()
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:  # a handle: np.savez would append ".npz"
+            np.savez(handle, **arrays)
+
+    atomic_write(path, write)
+
+
+def _make_evaluator(
+    trial: TrialConfig,
+    test_images: Tensor,
+    device: torch.device,
+    weights,
+    download: bool,
+    data: ImageData | None = None,
+):
+    """The trial's evaluator; `data` (the dataset, with its labels) for a conditional trial."""
+    if not trial.metrics:
+        return None
+    from benchmark.evaluation import Evaluator
+    from benchmark.evaluation.polygon_metrics import PolygonSettings
+
+    labelled = {}
+    if trial.conditional:  # class-balanced samples, scored for label accuracy too
+        if data is None or not data.labelled:
+            raise ValueError("a conditional trial's evaluator needs the labelled dataset")
+        labelled = {
+            "classes": DATASETS.get(trial.dataset).classes,
+            "test_labels": data.test_labels,
+            "train_images": data.train,
+            "train_labels": data.train_labels,
+        }
+    return Evaluator(
+        dataset=trial.dataset,
+        test_images=test_images,
+        metrics=trial.metrics,
+        n_real=trial.fid_n_real,
+        n_fake=trial.fid_n_fake,
+        extractor=trial.feature_extractor,
+        weights=weights,
+        download=download,
+        device=device,
+        z_dim=trial.z_dim,
+        latent=trial.latent,
+        polygon=PolygonSettings(
+            n_precision=trial.polygon_n_precision,
+            n_recall=trial.polygon_n_recall,
+            steps=trial.polygon_steps,
+            z_bound=LATENTS.get(trial.latent).bound,
+        ),
+        **labelled,
+    )
+
+
+def _summarise(evaluations: list[dict[str, Any]], final_reached: bool) -> dict[str, Any]:
+    """fid_min over the checkpoints evaluated; fid_final and every other metric at the final
+    checkpoint, NaN when the trial stopped before it."""
+    summary: dict[str, Any] = {"fid_min": math.nan, "fid_final": math.nan}
+    fids = [e["fid"] for e in evaluations if e.get("fid") is not None and math.isfinite(e["fid"])]
+    if fids:
+        summary["fid_min"] = min(fids)
+    if not evaluations:
+        return summary
+    final = {k: v for k, v in evaluations[-1].items() if k != "d_steps"}
+    if not final_reached:  # the same columns, with no value
+        final = dict.fromkeys(final, math.nan)
+    summary["fid_final"] = final.pop("fid", math.nan)
+    summary.update(final)
+    return summary
+
+
+@dataclass
+class _Member:
+    """One trial of a population while it trains: where it writes and what it has recorded."""
+
+    trial: TrialConfig
+    directory: Path
+    saved: dict[str, Any] | None = None  # the checkpoint it resumes from
+    history: list[dict[str, Any]] = field(default_factory=list)
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0  # its share of the time spent before a resume
+    status: str = "ok"
+    error: str = ""
+    diverged_at: int | None = None
+    d_steps: int = 0
+    g_steps: int = 0
+    population: int = 1  # the size of the population it trained in
+
+    @property
+    def step(self) -> int:
+        return self.saved["training"]["step"] if self.saved else 0
+
+
+def run_trial(trial: TrialConfig, directory: str | Path, **options: Any) -> dict[str, Any]:
+    """Run (or resume, or return) one trial in `directory`: a population of one
+    (`run_population`'s options); returns the result record."""
+    return run_population([trial], [directory], **options)[0]
+
+
+def run_population(
+    trials: Sequence[TrialConfig],
+    directories: Sequence[str | Path],
+    *,
+    data_root: str | Path | None = None,
+    device: str | torch.device | None = None,
+    weights: str | None = None,
+    download: bool = False,
+    progress: bool = True,
+    progress_position: int = 0,
+) -> list[dict[str, Any]]:
+    """Run (or resume, or return) trials that share their structure (`population_key`) as one
+    population, each in its directory; returns their result records in order.
+
+    Each member is the idempotent trial it is alone: a trial whose result.json exists is
+    returned as it is; one with a checkpoint resumes from it and ends with the same weights as
+    an uninterrupted run (members resuming from different steps train as separate
+    populations); one whose stored trial.json differs from the planned config is refused.
+
+    Configuration, device, directory, data, weights and cache errors are raised before
+    anything is written or trained (a damaged trial.json or result.json is named, with what
+    to do). Call it under every member's claim (`executors.claim`): it tidies what a killed run
+    left in the directories. An error during training is recorded as status "failed" with its
+    message for every member still training; a member whose loss goes non-finite ends as
+    "diverged" while the others go on. Both are results, not crashes. A stop request
+    (`interrupt.Interrupted`, checked between steps) and a file that cannot be written
+    (`WriteFailed`: a full disk) are not results: they propagate with every member resumable
+    from its last complete checkpoint, and nothing is recorded.
+    """
+    from benchmark.datasets import load_dataset
+
+    if len(trials) != len(directories) or not trials:
+        raise ValueError("one directory per trial, and at least one trial")
+    if len({population_key(t) for t in trials}) != 1:
+        raise ValueError("a population's trials must share every structural field")
+    # Everything that can refuse the trials runs before anything is written or trained.
+    device = resolve_device(device)
+    results: list[dict[str, Any] | None] = [None] * len(trials)
+    pending: list[tuple[int, TrialConfig, Path, bool]] = []
+    for index, (trial, directory) in enumerate(zip(trials, directories, strict=True)):
+        directory = Path(directory)
+        check_writable_dir(directory, "out")
+        known = check_trial_dir(trial, directory)
+        result = read_result(directory, trial)
+        if result is None:
+            pending.append((index, trial, directory, known))
+            continue
+        if not known:  # trial.json was deleted; the result names this very trial
+            write_json(directory / "trial.json", trial.to_dict())
+        remove_leftovers(directory)
+        results[index] = result
+    if not pending:
+        return results
+    interrupt.check()  # a stopping process starts no trial
+    trial = pending[0][1]
+    data = load_dataset(trial.dataset, data_root, download=download)
+    if trial.conditional and not data.labelled:
+        from benchmark.datasets import DATASETS, DatasetMissing
+
+        raise DatasetMissing(
+            f"dataset {trial.dataset!r} has no labels here, which a conditional trial needs: "
+            f"{DATASETS.get(trial.dataset).files}"
+        )
+    # One evaluator for all: the members share dataset and metric settings, so the weights and
+    # the real statistics are loaded once.
+    evaluator = _make_evaluator(trial, data.test, device, weights, download, data)
+    if evaluator is not None:
+        evaluator.prepare()  # weights and reference statistics, before any training
+    interrupt.check()
+
+    members: dict[int, _Member] = {}
+    for index, trial, directory, known in pending:
+        directory.mkdir(parents=True, exist_ok=True)
+        if not known:
+            write_json(directory / "trial.json", trial.to_dict())
+        remove_leftovers(directory)
+        member = _Member(trial, directory)
+        path = directory / CHECKPOINT
+        member.saved = load_checkpoint(path, device) if path.exists() else None
+        if member.saved is not None:
+            member.history = member.saved["history"]
+            member.evaluations = member.saved["evaluations"]
+            member.seconds = member.saved["seconds"]
+        members[index] = member
+    # Members train together only from the same step: a killed population's members all
+    # checkpoint at the same steps, so this splits only groups formed differently before.
+    by_step: dict[int, list[_Member]] = {}
+    for member in members.values():
+        by_step.setdefault(member.step, []).append(member)
+    for group in by_step.values():
+        _train(group, data, device, evaluator, progress, progress_position)
+    for index, member in members.items():
+        results[index] = _finish(member, device, evaluator)
+    return results
+
+
+def _train(
+    members: list[_Member],
+    data: ImageData,
+    device: torch.device,
+    evaluator,
+    progress: bool,
+    progress_position: int,
+) -> None:
+    """Train one population to the end of its schedule, recording into its members."""
+    trial = members[0].trial
+    trials = [m.trial for m in members]
+    training = GANTraining(trials, data.train, device, train_labels=data.train_labels)
+    for i, member in enumerate(members):
+        member.population = len(members)
+        if member.saved is not None:
+            training.load_member_state(i, member.saved["training"])
+        member.saved = None  # the state lives in the population now
+    schedule = trial_schedule(trial)
+    size = len(members)
+    # Each member is charged an equal share of the population's time.
+    started = time.perf_counter() - sum(m.seconds for m in members)
+    active = list(range(size))  # members still recorded; a diverged one leaves this list
+    label = f"{trial.model}/{trial.dataset} " + (
+        f"seed {trial.seed}" if size == 1 else f"population of {size}"
+    )
+    bar = progress_bar(
+        schedule.steps,
+        label,
+        "step",
+        initial=training.step,
+        enabled=progress,
+        position=progress_position,
+    )
+
+    def seconds() -> float:
+        return (time.perf_counter() - started) / size
+
+    def diverge(i: int, at: int, error: str) -> None:
+        # Later checkpoints could only score worse (the reference gives a NaN generator FID
+        # 31337), so the member stops; the checkpoints evaluated so far still count.
+        member = members[i]
+        member.status, member.diverged_at, member.error = "diverged", at, error
+        member.d_steps, member.g_steps = training.step, training.g_steps
+        member.seconds = seconds()
+        active.remove(i)
+
+    try:
+        while training.step < schedule.steps and active:
+            training.train_step()
+            step = training.step
+            at_checkpoint = schedule.evaluates_after(step)
+            if step % LOG_EVERY == 0 or at_checkpoint:
+                bar.update(step - bar.n)
+                finite = training.finite.tolist()
+                diverged_at = training.diverged_at.tolist()
+                # A G update with finite losses can still leave G non-finite; a checkpoint
+                # must not keep (or score) such a generator.
+                g_finite = training.generator.finite().tolist() if at_checkpoint else [True] * size
+                for i in list(active):
+                    if not finite[i]:
+                        diverge(i, diverged_at[i], f"non-finite loss at D step {diverged_at[i]}")
+                    elif not g_finite[i]:
+                        diverge(i, step, f"non-finite generator after D step {step}")
+                losses = training.losses()
+                for i in active:
+                    members[i].history.append(
+                        {"d_steps": step, "g_steps": training.g_steps, **losses[i]}
+                    )
+                if size == 1 and active:
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in losses[0].items()}, refresh=False)
+            if at_checkpoint and active:
+                # Every member's checkpoint is staged (written, synced), then all are renamed
+                # together: a full disk leaves the members at one step, so that they resume
+                # as one population.
+                staged: list[tuple[Path, Path]] = []
+                for i in list(active):
+                    member = members[i]
+                    if evaluator is not None:
+                        from benchmark.evaluation import NonFiniteGenerator
+
+                        try:
+                            scores = evaluator.evaluate(training.generator.member_module(i))
+                        except NonFiniteGenerator:  # never scored: it diverged here
+                            diverge(i, step, f"non-finite generator output at D step {step}")
+                            continue
+                        member.evaluations.append({"d_steps": step, **scores})
+                    state = {
+                        "training": training.member_state(i),
+                        "history": member.history,
+                        "evaluations": member.evaluations,
+                        "seconds": seconds(),
+                    }
+                    try:
+                        staged.append(stage_checkpoint(member.directory / CHECKPOINT, state))
+                    except BaseException:
+                        for tmp, _ in staged:
+                            tmp.unlink(missing_ok=True)
+                        raise
+                commit_checkpoints(staged)
+                for i in active:
+                    member = members[i]
+                    write_metrics(
+                        member.directory / "metrics.jsonl", member.history, member.evaluations
+                    )
+            # The safe point: between steps, after this step's checkpoints are complete.
+            interrupt.check()
+    except (KeyboardInterrupt, SystemExit, WriteFailed, *interrupt.STOP_ERRORS):
+        raise  # not the trial's doing: every member stays resumable, nothing is recorded
+    except Exception as exc:  # recorded, so one broken population does not stop a sweep
+        for i in active:
+            members[i].status, members[i].error = "failed", f"{type(exc).__name__}: {exc}"
+            write_error_log(members[i].directory, traceback.format_exc())
+    finally:
+        bar.close()
+    for i in active:
+        member = members[i]
+        member.d_steps, member.g_steps, member.seconds = training.step, training.g_steps, seconds()
+        if member.status == "ok":
+            generator = training.generator.member_module(i)
+            _save_samples(generator, member.trial, device, member.directory / "samples.png")
+            # The final generator is kept (small); the full checkpoint with D and both Adam
+            # states is ~150 MB and only needed to resume, so it goes once the result is stored.
+            g_state = generator.state_dict()
+            atomic_write(member.directory / "generator.pt", partial(torch.save, g_state))
+
+
+def _finish(member: _Member, device: torch.device, evaluator) -> dict[str, Any]:
+    """Write a trained member's result and drop its checkpoint; return the result."""
+    trial, directory = member.trial, member.directory
+    # A crash is not a measurement: a failed trial scores nothing. A diverged one keeps the
+    # checkpoints evaluated before it diverged, as the reference does.
+    scored = member.evaluations if member.status != "failed" else []
+    summary = _summarise(scored, final_reached=member.status == "ok")
+    result = {
+        **trial.to_dict(),
+        "trial_id": trial.trial_id,
+        "status": member.status,
+        "error": member.error,
+        "diverged_at": member.diverged_at,
+        "d_steps": member.d_steps,
+        "g_steps": member.g_steps,
+        # Real images drawn: one batch per D step, and one per G step where G draws its own.
+        "images_seen": (member.d_steps + member.g_steps * trial.resample_real_for_g)
+        * trial.batch_size,
+        "seconds": member.seconds,  # an equal share of its population's wall time
+        "population": member.population,
+        **environment(device),
+        **(evaluator.record() if evaluator is not None else {}),
+        **summary,
+        "checkpoints": member.evaluations,
+    }
+    path = directory / "result.json"
+    write_json(path, result)
+    (directory / CHECKPOINT).unlink(missing_ok=True)  # a kill before this leaves a spare file
+    return read_json(path)  # the stored form (NaN as null), same as a rerun returns
