@@ -10,9 +10,9 @@ import json
 import sys
 from pathlib import Path
 
-from analysis.metrics import METRICS
 from analysis.report import build_report
 from benchmark.errors import ResultsError
+from benchmark.results import COLUMNS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metric",
         default=None,
-        help=f"result column to rank by: {', '.join(sorted(METRICS))}, or another column with "
+        help=f"result column to rank by: {', '.join(sorted(COLUMNS))}, or another column with "
         "--direction (default: the sweep's own, from its sweep.json; else fid_min, falling "
         "back to f1 when FID is all NaN)",
     )

@@ -5,31 +5,25 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from benchmark.errors import ResultsError
-
-REQUIRED_COLUMNS = ("trial_id", "phase", "dataset", "model", "status")
-STATUSES = ("ok", "diverged", "failed")
-PHASES = ("wide", "narrow", "seeds", "default")
-NUMERIC_COLUMNS = (
-    "seed", "sample", "lr", "beta1", "beta2", "n_disc", "clip", "lam", "lambda_k", "gamma",
-    "d_steps", "g_steps", "images_seen", "seconds", "fid_min", "fid_final", "fid_n_real",
-    "fid_n_fake", "diverged_at", "kid", "ipr_precision", "ipr_recall", "precision", "recall", "f1",
-    "modes", "hq", "reverse_kl", "w1", "energy", "mixture_n", "label_accuracy",
-    "label_accuracy_n", "classifier_accuracy",
-)  # fmt: skip
-STEP_PREFIX = "fid_step_"
-#: A running sweep holds a shared lock on this file of its directory for its whole run.
-RUNNING_LOCK = ".running"
-#: Leading columns of results.csv; the rest follow in the records' order.
-LEADING = ("trial_id", "sweep", "phase", "dataset", "model", "loss", "penalty", "sample", "seed")
-LEADING += ("seed_role", "status", "error")
+from benchmark.results import (
+    REQUIRED_COLUMNS,
+    RESULT,
+    RESULTS_CSV,
+    RUNNING_LOCK,
+    STATUSES,
+    STEP_PREFIX,
+    TRIALS,
+    numeric_columns,
+    result_row,
+    results_frame,
+    write_results_csv,
+)
 
 
 def load_results(sweep_dir: str | Path, write_csv: bool = True) -> pd.DataFrame:
@@ -42,8 +36,8 @@ def load_results(sweep_dir: str | Path, write_csv: bool = True) -> pd.DataFrame:
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise ResultsError(f"{sweep_dir}: no such sweep directory")
-    csv = sweep_dir / "results.csv"
-    done = sorted(sweep_dir.glob("trials/*/result.json"))
+    csv = sweep_dir / RESULTS_CSV
+    done = sorted(sweep_dir.glob(f"{TRIALS}/*/{RESULT}"))
     if csv.exists() or csv.is_symlink():
         # A table cut short (a full disk, a copy interrupted mid-row) is rebuilt, not read:
         # its last row would pass with the values it lost as empty cells.
@@ -68,9 +62,9 @@ def load_results(sweep_dir: str | Path, write_csv: bool = True) -> pd.DataFrame:
         except ValueError as error:
             raise ResultsError(f"{path}: {error}") from None
         records.append(record)
-    frame = validate(results_frame(records), sweep_dir / "trials")
+    frame = validate(results_frame(records), sweep_dir / TRIALS)
     if write_csv and not sweep_running(sweep_dir):  # a running sweep writes it when it ends
-        _write_csv_atomic(frame, csv)
+        write_results_csv(frame, csv)
     return frame
 
 
@@ -130,7 +124,8 @@ def validate(frame: pd.DataFrame, source: str | Path) -> pd.DataFrame:
     bad = sorted(set(frame["status"]) - set(STATUSES))
     if bad:
         raise ResultsError(f"{source}: column 'status' has {bad}; allowed: {list(STATUSES)}")
-    numeric = [c for c in frame.columns if c in NUMERIC_COLUMNS or c.startswith(STEP_PREFIX)]
+    numeric = numeric_columns()
+    numeric = [c for c in frame.columns if c in numeric or c.startswith(STEP_PREFIX)]
     for column in numeric:
         values = pd.to_numeric(frame[column], errors="coerce")
         unparsed = values.isna() & frame[column].notna()
@@ -150,43 +145,6 @@ def step_columns(frame: pd.DataFrame) -> list[str]:
     return sorted(columns, key=lambda c: int(c[len(STEP_PREFIX) :]))
 
 
-def result_row(record: dict[str, Any]) -> dict[str, Any]:
-    """One flat results.csv row from one result.json record; the one flattening of results.
-
-    Scalars are kept; `extra` becomes `extra_<key>` columns; a list of names (`metrics`,
-    `plugins`) is joined with commas; any other list or mapping is kept as JSON text; each
-    checkpoint's numbers become `<metric>_step_<d_steps>` columns (`fid_step_3906`).
-    """
-    row: dict[str, Any] = {}
-    for key, value in record.items():
-        if key in ("checkpoints", "extra"):
-            continue
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            value = ",".join(value)
-        elif isinstance(value, list | dict):
-            value = json.dumps(value, sort_keys=True)
-        row[key] = value
-    for key, value in (record.get("extra") or {}).items():
-        row[f"extra_{key}"] = value
-    for point in record.get("checkpoints") or []:
-        steps = point.get("d_steps") if isinstance(point, dict) else None
-        if isinstance(steps, bool) or not isinstance(steps, int | float) or steps != int(steps):
-            raise ValueError(f"checkpoint without integer 'd_steps': {point}")
-        for key, value in point.items():
-            if key == "d_steps" or isinstance(value, bool):
-                continue
-            if value is None or isinstance(value, int | float):
-                row[f"{key}_step_{int(steps)}"] = value
-    return row
-
-
-def results_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """The results table of `records`: one `result_row` each, LEADING columns first."""
-    frame = pd.DataFrame([result_row(record) for record in records])
-    leading = [column for column in LEADING if column in frame]
-    return frame[leading + [column for column in frame if column not in leading]]
-
-
 def _read_result(path: Path) -> dict[str, Any]:
     """One result.json as a dict; the trial id defaults to the folder name."""
     try:
@@ -197,14 +155,3 @@ def _read_result(path: Path) -> dict[str, Any]:
         raise ResultsError(f"{path}: expected a JSON object, found {type(record).__name__}")
     record.setdefault("trial_id", path.parent.name)
     return record
-
-
-def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
-    """Write through a temporary file and rename, so a reader never sees half a table."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)

@@ -22,11 +22,11 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullForma
 from matplotlib.transforms import blended_transform_factory
 
 from analysis.best import TEST_SHARE, band
-from analysis.load import STEP_PREFIX, step_columns
-from analysis.metrics import Metric
+from analysis.load import step_columns
 from analysis.ranking import compute_budget, random_samples
 from analysis.scores import DATASET_ORDER, dataset_label, label, ordered, ordered_arms
 from analysis.stats import expected_best
+from benchmark.results import STEP_PREFIX, Column
 
 PANEL = (4.6, 3.6)  # inches per dataset panel
 sns.set_theme(style="whitegrid", context="notebook")
@@ -172,7 +172,7 @@ def _curve_panels(
     return fig
 
 
-def _exact_curve(cell: pd.DataFrame, metric: Metric, phase: str, cost: bool):
+def _exact_curve(cell: pd.DataFrame, metric: Column, phase: str, cost: bool):
     """x (k, or k times the mean trial cost), E[best of k], its band, the default's value."""
     cell, default_rows = random_samples(cell, phase)
     default = default_rows["value"].mean() if len(default_rows) else np.nan
@@ -188,7 +188,7 @@ def _exact_curve(cell: pd.DataFrame, metric: Metric, phase: str, cost: bool):
     return x, metric.sign * curve, metric.sign * low, metric.sign * high, default
 
 
-def budget_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure:
+def budget_curves(rows: pd.DataFrame, metric: Column, phase: str) -> Figure:
     """Expected best score after k random hyperparameter samples (exact, without
     replacement from the arm's own trials, given one was scored; a search's default
     setting, sample 0, left out and drawn as a dotted line), with the bootstrap-t 95%
@@ -228,7 +228,7 @@ def device_kind(rows: pd.DataFrame) -> str:
     return "CPU" if cpu.all() else "GPU" if not cpu.any() else "device"
 
 
-def compute_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure | None:
+def compute_curves(rows: pd.DataFrame, metric: Column, phase: str) -> Figure | None:
     """The budget curves against compute: k random trials cost k times the arm's mean trial
     cost (exactly the expected compute of k random trials), so a costlier loss or penalty
     pays for its extra time; the same exact curve and band as `budget_curves`."""
@@ -256,7 +256,7 @@ def compute_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure | N
     return fig
 
 
-def distribution(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure:
+def distribution(rows: pd.DataFrame, metric: Column, phase: str) -> Figure:
     """The metric of every finished trial per arm (box plus points); the tick label
     counts the diverged or failed trials, which have no value to plot."""
     models = ordered_arms(rows["arm"].unique())
@@ -290,8 +290,8 @@ def distribution(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure:
     return fig
 
 
-def sensitivity(rows: pd.DataFrame, metric: Metric, phase: str, param: str) -> Figure | None:
-    """Metric against one hyperparameter, one panel per dataset (row) and arm (column),
+def sensitivity(rows: pd.DataFrame, metric: Column, phase: str, param: str) -> Figure | None:
+    """Column against one hyperparameter, one panel per dataset (row) and arm (column),
     coloured by n_disc; diverged or failed trials are crosses along the top edge."""
     if param not in rows.columns or rows[param].nunique() < 2:
         return None
@@ -338,7 +338,7 @@ def sensitivity(rows: pd.DataFrame, metric: Metric, phase: str, param: str) -> F
     return fig
 
 
-def training_curves(rows: pd.DataFrame, metric: Metric, phase: str) -> Figure | None:
+def training_curves(rows: pd.DataFrame, metric: Column, phase: str) -> Figure | None:
     """FID at every checkpoint against D steps, for the best trial of each arm."""
     steps = step_columns(rows)
     if not steps or rows[steps].isna().all().all():

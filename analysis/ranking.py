@@ -35,8 +35,8 @@ from analysis.best import (
     interval,
     testable,
 )
-from analysis.metrics import Metric
 from analysis.scores import DATASET_ORDER, dataset_label, label, ordered, ordered_arms
+from benchmark.results import Column
 
 BUDGETS_K = (1, 10, 50)
 SEARCH_PHASES = ("wide", "narrow")
@@ -75,7 +75,7 @@ def compute_budget(rows: pd.DataFrame) -> float | None:
 
 
 def ranking(
-    rows: pd.DataFrame, metric: Metric, budgets_k=BUDGETS_K, seed: int = 0, n_boot: int = N_BOOT
+    rows: pd.DataFrame, metric: Column, budgets_k=BUDGETS_K, seed: int = 0, n_boot: int = N_BOOT
 ) -> pd.DataFrame:
     """One row per (dataset, budget, arm), the arm in the `model` column: n, k, estimate and
     its 95% bootstrap-t interval (`ci_low`, `ci_high`, tested cells only), P(no scored
@@ -154,7 +154,7 @@ def _judge(dataset, budget, value, scores, ks, metric, seed, n_boot) -> list[dic
     return rows
 
 
-def _orient(row: dict, metric: Metric) -> None:
+def _orient(row: dict, metric: Column) -> None:
     """Scores are lower-better inside; print them in the metric's own direction."""
     row["value"] = metric.sign * row.get("estimate", np.nan)
     for low, high in (("ci_low", "ci_high"),):  # a gap stays "positive = worse"
@@ -180,7 +180,7 @@ def tested_budgets(table: pd.DataFrame, dataset: str) -> list[str]:
     return [b for b in part["budget"].unique() if counts.get(b, 0) >= 2]
 
 
-def verdict(table: pd.DataFrame, dataset: str, metric: Metric) -> list[str]:
+def verdict(table: pd.DataFrame, dataset: str, metric: Column) -> list[str]:
     """The answer in plain words, one line per budget at which arms were tested (or, when
     none was, one line saying why), each with the best arm's estimate and interval."""
     budgets = tested_budgets(table, dataset)
@@ -216,7 +216,7 @@ def _budget_words(cell: pd.DataFrame, budget: str) -> str:
     return budget
 
 
-def _sentence(cell: pd.DataFrame, dataset: str, budget: str, metric: Metric) -> str:
+def _sentence(cell: pd.DataFrame, dataset: str, budget: str, metric: Column) -> str:
     where = f"{dataset_label(dataset)} ({_budget_words(cell, budget)})"
     best = cell.index[cell["mark"] == "best"][0]
     row = cell.loc[best]
@@ -269,7 +269,7 @@ def _join(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def markdown_table(table: pd.DataFrame, dataset: str, metric: Metric) -> pd.DataFrame:
+def markdown_table(table: pd.DataFrame, dataset: str, metric: Column) -> pd.DataFrame:
     """Arms as rows, budgets as columns; each cell 'estimate [95% CI]' and, where the arms
     were tested, P(best); the best estimate in bold, an arm shown worse than another '<',
     an untested one '(not tested)'. No mark means: cannot be told apart from the best."""
@@ -290,7 +290,7 @@ def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.3g} h" if seconds >= 360 else f"{seconds:.3g} s"
 
 
-def _cell_text(row, metric: Metric) -> str:
+def _cell_text(row, metric: Column) -> str:
     if row.mark == "too few":
         return "— (fewer trials than the budget)"
     if row.mark == "no score":

@@ -22,7 +22,6 @@ import seaborn as sns
 from analysis import paper, plots, samples
 from analysis.best import MIN_SCORED, MIN_TRIALS, TEST_SHARE
 from analysis.load import load_results
-from analysis.metrics import Metric
 from analysis.ranking import (
     DEFAULT_SETTING,
     defaults,
@@ -47,6 +46,7 @@ from analysis.scores import (
 )
 from analysis.stats import compare_groups, kruskal
 from analysis.tables import label_accuracy_lines, markdown, summarise, write_tables
+from benchmark.results import Column
 
 SEARCH_PHASES = ("wide", "narrow")
 RANKED_PHASES = ("default", "wide", "narrow")  # the seeds phase has one setting per model
@@ -141,7 +141,7 @@ def statistics(by_phase: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def make_figures(by_phase: dict[str, pd.DataFrame], metric: Metric, out: Path) -> list[dict]:
+def make_figures(by_phase: dict[str, pd.DataFrame], metric: Column, out: Path) -> list[dict]:
     """Draw and save every figure the data supports; return name, caption and paths."""
     made = []
     with matplotlib.rc_context(THEME):
@@ -194,7 +194,7 @@ def _values(frame: pd.DataFrame, column: str) -> str:
     return ", ".join(f"`{value}` ({n} trials)" for value, n in counts.items())
 
 
-def _protocol(frame: pd.DataFrame, metric: Metric, metric_note: str) -> list[str]:
+def _protocol(frame: pd.DataFrame, metric: Column, metric_note: str) -> list[str]:
     counts = frame.groupby(["phase", "status"]).size().unstack(fill_value=0)
     per_phase = "; ".join(
         f"{phase}: {int(row.sum())} trials ("
@@ -287,7 +287,7 @@ def _description(sweep_dir: Path) -> list[str]:
 
 
 def _answer_section(
-    ranks: dict[str, pd.DataFrame], default_rows: dict[str, pd.DataFrame], metric: Metric
+    ranks: dict[str, pd.DataFrame], default_rows: dict[str, pd.DataFrame], metric: Column
 ) -> list[str]:
     """The direct answer: verdicts, the ranking table and the default settings per phase."""
     lines = ["## Which loss is better under this budget?", ""]
@@ -336,7 +336,7 @@ def _answer_section(
     return lines
 
 
-def _default_lines(table: pd.DataFrame | None, metric: Metric) -> list[str]:
+def _default_lines(table: pd.DataFrame | None, metric: Column) -> list[str]:
     """Each arm's default setting (sample 0), apart from the random samples."""
     if table is None or table.empty:
         return []
@@ -351,7 +351,7 @@ def _default_lines(table: pd.DataFrame | None, metric: Metric) -> list[str]:
     return [f"Default setting (sample 0) of each arm, {metric.name}: " + "; ".join(parts) + ".", ""]
 
 
-def _noise_section(sweep_dir: Path, by_phase: dict[str, pd.DataFrame], metric: Metric) -> list[str]:
+def _noise_section(sweep_dir: Path, by_phase: dict[str, pd.DataFrame], metric: Column) -> list[str]:
     """How large a difference measurement noise alone makes, per dataset."""
     lines = ["## Measurement noise", ""]
     floor = {}
@@ -396,7 +396,7 @@ def _noise_section(sweep_dir: Path, by_phase: dict[str, pd.DataFrame], metric: M
     return [*lines, ""]
 
 
-def _stats_section(tests: pd.DataFrame, metric: Metric) -> list[str]:
+def _stats_section(tests: pd.DataFrame, metric: Column) -> list[str]:
     lines = [
         "## Statistical tests",
         "",
@@ -447,7 +447,7 @@ def _p(p: float) -> str:
 
 
 def _samples_section(
-    by_phase: dict[str, pd.DataFrame], metric: Metric, sweep_dir: Path, out: Path
+    by_phase: dict[str, pd.DataFrame], metric: Column, sweep_dir: Path, out: Path
 ) -> list[str]:
     """The best trial's samples per model and dataset, drawn from the files the trials stored."""
     lines = []

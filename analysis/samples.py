@@ -17,8 +17,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
-from analysis.metrics import Metric
 from analysis.scores import DATASET_ORDER, dataset_label, label, ordered, ordered_arms
+from benchmark.results import Column
 
 COLUMNS = 4  # panels per row
 
@@ -46,14 +46,14 @@ def _stored(best: pd.DataFrame, trials: Path, name: str) -> list[tuple[pd.Series
     return [(row, path) for row, path in paths if path.exists()]
 
 
-def _title(best: pd.Series, metric: Metric) -> str:
+def _title(best: pd.Series, metric: Column) -> str:
     extra = ""
     if {"modes", "hq"} <= set(best.index) and pd.notna(best.get("modes")):
         extra = f"\n{int(best['modes'])} modes, HQ {100 * best['hq']:.0f}%"
     return f"{label(best['arm'])}\n{metric.name} {metric.fmt(best['value'])}{extra}"
 
 
-def scatter_figure(best: pd.DataFrame, trials: Path, metric: Metric, dataset: str) -> Figure | None:
+def scatter_figure(best: pd.DataFrame, trials: Path, metric: Column, dataset: str) -> Figure | None:
     """One panel per arm: the best trial's points over the mixture's centres and their
     high-quality discs (radius 3 sigma); None when no trial stored points."""
     stored = _stored(best, trials, "samples.npz")
@@ -83,7 +83,7 @@ def scatter_figure(best: pd.DataFrame, trials: Path, metric: Metric, dataset: st
     return figure
 
 
-def image_figure(best: pd.DataFrame, trials: Path, metric: Metric, dataset: str) -> Figure | None:
+def image_figure(best: pd.DataFrame, trials: Path, metric: Column, dataset: str) -> Figure | None:
     """One panel per arm: the best trial's sample grid; None when no trial stored one."""
     stored = _stored(best, trials, "samples.png")
     if not stored:
@@ -99,7 +99,7 @@ def image_figure(best: pd.DataFrame, trials: Path, metric: Metric, dataset: str)
     return figure
 
 
-def sample_figures(rows: pd.DataFrame, metric: Metric, sweep_dir: Path) -> list[tuple[str, Figure]]:
+def sample_figures(rows: pd.DataFrame, metric: Column, sweep_dir: Path) -> list[tuple[str, Figure]]:
     """(name, figure) for each dataset whose best trials stored samples: points scattered,
     images tiled; arms in the paper's order."""
     best = best_trials(rows)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.metrics import FALLBACK_METRIC, Metric, get_metric
+from benchmark.results import FALLBACK_METRIC, Column, get_column
+from benchmark.selection import best_setting
 
 MODEL_ORDER = ("mm", "ns", "ls", "wgan", "wgan_gp", "dragan", "began")
 DATASET_ORDER = ("mnist", "fashion_mnist", "cifar10", "celeba", "polygons", "ring", "grid")
@@ -100,12 +101,12 @@ def dataset_label(dataset: str) -> str:
 
 def choose_metric(
     frame: pd.DataFrame, name: str, direction: str | None = None
-) -> tuple[Metric, str]:
+) -> tuple[Column, str]:
     """The metric to rank by and a note; falls back to polygon F1 if FID was never computed."""
-    metric = get_metric(name, direction)
+    metric = get_column(name, direction)
     if name in frame.columns and frame[name].notna().any():
         return metric, ""
-    fallback = get_metric(FALLBACK_METRIC)
+    fallback = get_column(FALLBACK_METRIC)
     if name != FALLBACK_METRIC and frame.get(FALLBACK_METRIC, pd.Series()).notna().any():
         note = (
             f"`{name}` has no value in any trial (no Inception weights were available), so the "
@@ -122,7 +123,7 @@ def choose_metric(
     raise ValueError(f"metric {name!r} has no value in any trial, and no fallback is available")
 
 
-def add_scores(frame: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+def add_scores(frame: pd.DataFrame, metric: Column) -> pd.DataFrame:
     """Add `arm` (see `arm_names`), `value` (the metric; NaN when unscored), `finished`
     (scored) and `score` (the value oriented so that lower is better; NaN when unscored).
     Row by row: a trial's score depends on nothing but that trial."""
@@ -161,19 +162,10 @@ def select_seeds(seeds: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     for (dataset, arm), cell in seeds.groupby(["dataset", "arm"], sort=False):
         select, report = cell[cell["seed_role"] == "select"], cell[cell["seed_role"] == "report"]
         key = setting_key(cell)
-        ranked = (
-            select.groupby(key, dropna=False)["score"]
-            .agg(unscored=lambda s: int(s.isna().sum()), mean="mean")
-            .dropna(subset=["mean"])
-            .sort_values(["unscored", "mean"])
-            if key
-            else []
-        )
-        if not len(ranked):
+        best = best_setting(select, key, "score") if key else None
+        if best is None:
             blind.append(f"{label(arm)} on {dataset_label(dataset)}")
         else:
-            best = ranked.index[0]
-            best = best if isinstance(best, tuple) else (best,)
             match = np.ones(len(report), dtype=bool)
             for column, value in zip(key, best, strict=True):
                 same = report[column].to_numpy() == value

@@ -1,7 +1,7 @@
 """Statistics: exact expected minimum over k samples, compute budgets, bootstrap, tests, Holm.
 
 Scores passed in here are oriented so that lower is better (multiply a higher-is-better
-metric by -1 first, see `Metric.sign`).
+metric by -1 first, see `Column.sign`).
 """
 
 from __future__ import annotations

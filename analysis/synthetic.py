@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.load import STEP_PREFIX, results_frame
+from benchmark.results import STEP_PREFIX, results_frame
 
 MODELS = ("mm", "ns", "ls", "wgan", "wgan_gp", "dragan", "began")
 #: Model quality (log-FID offset), best log10 lr, divergence-proneness, relative step cost.

@@ -10,14 +10,14 @@ import numpy as np
 import pandas as pd
 
 from analysis import paper
-from analysis.metrics import Metric
 from analysis.scores import DATASET_ORDER, dataset_label, label, ordered, ordered_arms
 from analysis.stats import bootstrap_ci, t_interval
+from benchmark.results import Column
 
 MANIFOLD = ("precision", "recall", "f1")
 
 
-def summarise(rows: pd.DataFrame, metric: Metric, expected: int | None = None) -> pd.DataFrame:
+def summarise(rows: pd.DataFrame, metric: Column, expected: int | None = None) -> pd.DataFrame:
     """One row per (dataset, arm): best, median, IQR, mean, std, CIs, divergence, counts; the
     arm is in the `model` column.
 
@@ -36,7 +36,7 @@ def summarise(rows: pd.DataFrame, metric: Metric, expected: int | None = None) -
     return pd.DataFrame(out)
 
 
-def _cell(cell: pd.DataFrame, metric: Metric, expected: int) -> dict:
+def _cell(cell: pd.DataFrame, metric: Column, expected: int) -> dict:
     values = cell.loc[cell["finished"], "value"].to_numpy(dtype=float)
     n = len(cell)
     row = {
@@ -66,7 +66,7 @@ def _cell(cell: pd.DataFrame, metric: Metric, expected: int) -> dict:
     return row
 
 
-def cell_text(row: pd.Series, metric: Metric, seeds: bool) -> str:
+def cell_text(row: pd.Series, metric: Column, seeds: bool) -> str:
     """One table cell: search phases 'best / median (Q1–Q3) / unfinished %'; seeds phase
     'mean ± std [95% CI] / unfinished %'. Missing or partial cells say n/K trials done."""
     f = metric.fmt
@@ -89,7 +89,7 @@ def cell_text(row: pd.Series, metric: Metric, seeds: bool) -> str:
 
 
 def grid(
-    summary: pd.DataFrame, metric: Metric, seeds: bool, published: tuple[str, ...] = ()
+    summary: pd.DataFrame, metric: Column, seeds: bool, published: tuple[str, ...] = ()
 ) -> pd.DataFrame:
     """Models as rows (paper names), datasets as columns, one formatted string per cell;
     a "published" column after each dataset in `published` (see analysis.paper)."""
@@ -129,7 +129,7 @@ def manifold_grid(summary: pd.DataFrame) -> pd.DataFrame | None:
     return pd.DataFrame(parts, index=[label(m) for m in index]).rename_axis("model")
 
 
-def legend(metric: Metric, seeds: bool, expected: int) -> str:
+def legend(metric: Column, seeds: bool, expected: int) -> str:
     """What a cell of `grid` holds, in one sentence."""
     if seeds:
         return (
@@ -170,14 +170,14 @@ def _tex(text: str) -> str:
     return text
 
 
-def table_name(metric: Metric) -> str:
+def table_name(metric: Column) -> str:
     """The tables' file name: by the metric they rank by (fid_table for any FID column)."""
     return "fid_table" if metric.name.startswith("fid") else f"{metric.name}_table"
 
 
 def write_tables(
     summaries: dict[str, pd.DataFrame],
-    metric: Metric,
+    metric: Column,
     out: Path,
     published: dict[str, tuple[str, ...]] | None = None,
 ) -> tuple[Path, Path, Path, str]:

@@ -23,10 +23,9 @@ from benchmark.models import MODELS
 from benchmark.networks import DISCRIMINATORS, GENERATORS
 from benchmark.penalties import PENALTIES
 from benchmark.registry import load_plugins
+from benchmark.results import METRICS
 from benchmark.schedule import steps_per_epochs
 
-METRIC_NAMES = ("fid", "kid", "ipr", "polygon", "mixture")
-POINT_METRICS = ("mixture",)  # the metrics of point datasets; every other one scores images
 AMP_DTYPES = ("fp32", "bf16")
 
 
@@ -259,11 +258,9 @@ def validate(trial: TrialConfig) -> None:
         value = getattr(trial, name)
         _check(value is not None, name, value, f"a number (loss {trial.loss!r} needs it)")
     for metric in trial.metrics:
-        _check(metric in METRIC_NAMES, "metrics", metric, f"a subset of {list(METRIC_NAMES)}")
+        _check(metric in METRICS, "metrics", metric, f"a subset of {METRICS.names()}")
         kind = "points" if dataset.is_points else "images"
-        allowed = (
-            POINT_METRICS if dataset.is_points else tuple(set(METRIC_NAMES) - {*POINT_METRICS})
-        )
+        allowed = [name for name in METRICS.names() if METRICS.get(name).data == kind]
         _check(
             metric in allowed,
             "metrics",

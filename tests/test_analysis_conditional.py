@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.metrics import get_metric
 from analysis.scores import add_scores, arm_names, label, ordered_arms
 from analysis.tables import label_accuracy_lines
+from benchmark.results import get_column
 
 
 def _frame() -> pd.DataFrame:
@@ -35,11 +35,11 @@ def test_conditional_trials_are_separate_arms_named_as_such():
 
 
 def test_the_label_accuracy_section_shows_each_conditional_arms_best_trial_and_median():
-    rows = add_scores(_frame(), get_metric("w1"))
+    rows = add_scores(_frame(), get_column("w1"))
     lines = label_accuracy_lines(rows)
     # ns (cond.): best by W1 is the 0.5 trial (label accuracy 0.4); the median of 0.4 and 0.9.
     assert "| Grid (25 Gaussians) | NS GAN (cond.) | 0.400 | 0.650 | 2 | — |" in lines
     assert "| Grid (25 Gaussians) | BEGAN (cond.) | 0.200 | 0.200 | 1 | — |" in lines
     assert not any("| NS GAN |" in line for line in lines)
     assert label_accuracy_lines(add_scores(_frame().drop(columns="label_accuracy"),
-                                           get_metric("w1"))) == []  # fmt: skip
+                                           get_column("w1"))) == []  # fmt: skip

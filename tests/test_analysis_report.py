@@ -12,8 +12,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from analysis import ResultsError, build_report, load_results
 from analysis.__main__ import main
-from analysis.load import result_row, results_frame
-from analysis.metrics import get_metric
 from analysis.plots import (
     budget_curves,
     compute_curves,
@@ -32,8 +30,9 @@ from analysis.ranking import (
 from analysis.scores import add_scores, choose_metric, phases, select_seeds
 from analysis.synthetic import make_sweep, write_sweep
 from analysis.tables import cell_text, grid, summarise
+from benchmark.results import get_column, result_row, results_frame
 
-FID = get_metric("fid_min")
+FID = get_column("fid_min")
 
 
 def trials(dataset, model, values, phase="wide", **extra):
@@ -256,9 +255,9 @@ def test_cli_writes_report(sweep, tmp_path, capsys):
 def test_unknown_metric_needs_a_direction(sweep, tmp_path, capsys):
     assert main([str(sweep), "--metric", "fid_10k", "--out", str(tmp_path)]) == 2
     assert "give a direction" in capsys.readouterr().err
-    custom = get_metric("seconds", "min")
+    custom = get_column("seconds", "min")
     assert (custom.name, custom.higher_is_better) == ("seconds", False)
-    assert get_metric("f1", "min").higher_is_better is False
+    assert get_column("f1", "min").higher_is_better is False
 
 
 # ---- a model's numbers are its own ---------------------------------------------------------
@@ -401,7 +400,7 @@ def test_ranking_by_a_higher_is_better_metric_with_many_ties_and_unscored_trials
     rows = []
     for model, scores in values.items():
         rows += [r | {"f1": r.pop("fid_min")} for r in trials("d", model, list(scores))]
-    f1 = get_metric("f1")
+    f1 = get_column("f1")
     table = ranking(add_scores(pd.DataFrame(rows), f1), f1)
     at = table[table["budget"] == "k = 1"].set_index("model")
     assert list(at["mark"]) == ["best", "worse", "worse"]
@@ -613,13 +612,13 @@ def test_ranking_cell_shows_round_off_as_zero():
     """The expected best of all-zero scores can come out as -1e-17: shown as 0.000."""
     from types import SimpleNamespace
 
-    from analysis.metrics import METRICS
     from analysis.ranking import _cell_text
+    from benchmark.results import COLUMNS
 
     row = SimpleNamespace(mark="in set", value=-1e-17, ci_low=float("nan"), p_none=0.0)
-    assert _cell_text(row, METRICS["f1"]) == "0.000"
+    assert _cell_text(row, COLUMNS["f1"]) == "0.000"
     row = SimpleNamespace(mark="best", value=0.25, ci_low=float("nan"), p_none=0.0)
-    assert _cell_text(row, METRICS["f1"]) == "**0.250**"
+    assert _cell_text(row, COLUMNS["f1"]) == "**0.250**"
 
 
 def test_protocol_says_plainly_when_no_trial_computed_fid():

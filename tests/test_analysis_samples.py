@@ -11,10 +11,10 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from analysis import build_report
-from analysis.metrics import get_metric
 from analysis.samples import best_trials, sample_figures
 from analysis.scores import add_scores, label
 from analysis.synthetic import MODELS, make_sweep, write_sweep
+from benchmark.results import get_column
 
 GRID_CENTRES = np.array([[x, y] for x in (-4, -2, 0, 2, 4) for y in (-4, -2, 0, 2, 4)], float)
 
@@ -47,16 +47,16 @@ def test_best_trials_picks_each_arms_best_score():
             "energy": [0.5, 0.2, np.nan, 0.9, 0.1, 0.3],
         }
     )  # fmt: skip
-    scored = add_scores(frame, get_metric("energy"))
+    scored = add_scores(frame, get_column("energy"))
     best = best_trials(scored).set_index("arm")["trial_id"]
     assert best.to_dict() == {"ns": "b", "ls": "e"}  # a diverged trial keeps its score
-    f1 = add_scores(frame.rename(columns={"energy": "f1"}), get_metric("f1"))
+    f1 = add_scores(frame.rename(columns={"energy": "f1"}), get_column("f1"))
     assert best_trials(f1).set_index("arm")["trial_id"].to_dict() == {"ns": "a", "ls": "d"}
 
 
 def test_scatter_figure_draws_the_best_trials_points_per_model(tmp_path):
     sweep, frame = _mixture_sweep(tmp_path)
-    metric = get_metric("energy")
+    metric = get_column("energy")
     rows = add_scores(frame, metric)
     ((name, figure),) = sample_figures(rows, metric, sweep)
     assert name == "samples_grid"
@@ -78,7 +78,7 @@ def test_image_figure_tiles_the_best_trials_sample_grid(tmp_path):
     for i, (_, row) in enumerate(frame.iterrows()):
         image = np.full((10, 10, 3), i / len(frame))
         matplotlib.image.imsave(sweep / "trials" / row["trial_id"] / "samples.png", image)
-    metric = get_metric("fid_min")
+    metric = get_column("fid_min")
     rows = add_scores(frame[frame["phase"] == "wide"], metric)
     ((name, figure),) = sample_figures(rows, metric, sweep)
     panels = [ax for ax in figure.axes if ax.get_visible()]
@@ -96,7 +96,7 @@ def test_image_figure_tiles_the_best_trials_sample_grid(tmp_path):
 def test_no_stored_samples_means_no_figure(tmp_path):
     frame = make_sweep(datasets=("mnist",), models=("ns",), n_samples=3, seeds=False)
     sweep = write_sweep(frame, tmp_path / "none")
-    metric = get_metric("fid_min")
+    metric = get_column("fid_min")
     assert sample_figures(add_scores(frame, metric), metric, sweep) == []
 
 

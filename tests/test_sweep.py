@@ -10,13 +10,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis.load import result_row
 from benchmark.cli import main
 from benchmark.config import TrialConfig, resolve_trial
 from benchmark.datasets import DATASETS
 from benchmark.files import read_json, write_json
 from benchmark.losses import LOSSES
 from benchmark.models import MODELS, PAPER_MODELS
+from benchmark.results import result_row
 from benchmark.schedule import trial_schedule
 from benchmark.sweep.plan import best_settings, plan, seed_sets
 from benchmark.sweep.run import summary

@@ -48,7 +48,7 @@ FIELD_HELP = {
     "resample_real_for_g": "a fresh real batch for a relativistic G update instead of the D "
     "update's",
     "seed": "random seed of init, batches and z",
-    "metrics": "metrics at each checkpoint, comma-separated: fid, kid, ipr, polygon",
+    "metrics": "metrics at each checkpoint (the registered ones: benchmark/results.py)",
     "fid_n_real": "test images in the FID reference statistics",
     "fid_n_fake": "generated images scored by FID",
     "feature_extractor": "feature network for FID, KID and ipr by name",
@@ -89,6 +89,11 @@ def field_default(name: str) -> str:
 
 
 def field_help(name: str) -> str:
+    if name == "metrics":  # every registered metric (plugins' too), from the one registry
+        from benchmark.results import METRICS
+
+        listed = "; ".join(f"{m.name}: {m.description}" for m in METRICS.values())
+        return f"metrics at each checkpoint, comma-separated ({listed}) (default: none)"
     return f"{FIELD_HELP.get(name, '')} (default: {field_default(name)})"
 
 

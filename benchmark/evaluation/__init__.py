@@ -17,7 +17,6 @@ from benchmark.evaluation.extractors import (
     extract_features,
 )
 from benchmark.evaluation.metrics import (
-    METRICS,
     frechet_distance,
     improved_precision_recall,
     kid,
@@ -26,6 +25,7 @@ from benchmark.evaluation.metrics import (
 from benchmark.evaluation.polygon_metrics import PolygonSettings, polygon_metrics
 from benchmark.evaluation.preprocess import FID_RESIZE, preprocess, to_uint8
 from benchmark.evaluation.refstats import RefStats, key_fields, load_or_compute
+from benchmark.results import METRICS
 
 __all__ = [
     "ENV_INCEPTION",

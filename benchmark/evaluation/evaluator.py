@@ -31,19 +31,12 @@ from benchmark.evaluation.extractors import (
     build_extractor,
     extract_features,
 )
-from benchmark.evaluation.metrics import (
-    METRICS,
-    frechet_distance,
-    improved_precision_recall,
-    kid,
-    mean_cov,
-)
 from benchmark.evaluation.mixture_metrics import SAMPLES as MIXTURE_SAMPLES
-from benchmark.evaluation.mixture_metrics import mixture_metrics
-from benchmark.evaluation.polygon_metrics import PolygonSettings, polygon_metrics
+from benchmark.evaluation.polygon_metrics import PolygonSettings
 from benchmark.evaluation.preprocess import FID_RESIZE, to_uint8
 from benchmark.evaluation.refstats import RefStats, images_sha256, key_fields, load_or_compute
 from benchmark.latents import LATENTS
+from benchmark.results import METRICS
 
 
 def fixed_z(n: int, z_dim: int, seed: int, latent: str = "uniform") -> Tensor:
@@ -106,7 +99,7 @@ class Evaluator:
         and `train_labels` and measured on the test images and `test_labels`."""
         for name in metrics:
             METRICS.get(name, "metrics")
-        points = "mixture" in metrics
+        points = any(METRICS.get(name).data == "points" for name in metrics)
         if points and (test_images.dtype != torch.float32 or test_images.ndim != 2):
             raise ValueError(
                 f"the mixture metrics need float32 test points (N, D), got {test_images.dtype} "
@@ -159,6 +152,7 @@ class Evaluator:
                 self._classifier_data = data
         self._extractor: FeatureExtractor | None = None
         self._real: RefStats | None = None
+        self._fake: Tensor | None = None
         self.cache_hit: bool | None = None
         if self.needs_features:  # the name is checked now; the weights load on first use
             FEATURE_EXTRACTORS.get(extractor, "feature_extractor")
@@ -249,6 +243,20 @@ class Evaluator:
                 feats[start : start + len(images)] = self.extractor(images).float().cpu()
         return feats
 
+    def checked(self, generator: nn.Module) -> nn.Module:
+        """G with every output checked finite, for a metric that calls G itself."""
+        return _FiniteOutputs(generator)
+
+    def real_features(self) -> Tensor:
+        """The real images' features (from the reference statistics)."""
+        return torch.from_numpy(np.asarray(self.real_stats().features))
+
+    def features(self, generator: nn.Module) -> Tensor:
+        """`fake_features(G)`, extracted once per `evaluate` call for all metrics."""
+        if self._fake is None:
+            self._fake = self.fake_features(generator)
+        return self._fake
+
     def evaluate(self, generator: nn.Module) -> dict[str, float]:
         """Scores of G: keys among fid, kid, ipr_precision, ipr_recall, precision, recall, f1,
         modes, hq, reverse_kl, w1, energy. NonFiniteGenerator if any sample G makes on the way
@@ -257,41 +265,12 @@ class Evaluator:
         generator.eval()
         try:
             out: dict[str, float] = {}
-            if self.needs_features:
-                real = self.real_stats()
-                fake = self.fake_features(generator)
-                if "fid" in self.metrics:
-                    out["fid"] = frechet_distance(real.mu, real.sigma, *mean_cov(fake))
-                real_feats = torch.from_numpy(np.asarray(real.features))
-                if "kid" in self.metrics:
-                    out["kid"] = kid(real_feats, fake)[0]
-                if "ipr" in self.metrics:
-                    p, r = improved_precision_recall(real_feats, fake, batch_size=self.batch_size)
-                    out["ipr_precision"], out["ipr_recall"] = p, r
-            if "polygon" in self.metrics:
-                out.update(
-                    polygon_metrics(
-                        _FiniteOutputs(generator),
-                        self.z,
-                        self.test_images,
-                        self.polygon,
-                        self.batch_size,
-                    )
-                )
-            if "mixture" in self.metrics:
-                from benchmark.mixtures import MIXTURES
-
-                mixture = MIXTURES.get(self.dataset, "dataset")
-                scores, _ = mixture_metrics(
-                    _FiniteOutputs(generator),
-                    self.z[:MIXTURE_SAMPLES],
-                    self.test_images,
-                    mixture.centre_array,
-                    mixture.sigma,
-                    labels=None if self.labels is None else self.labels[:MIXTURE_SAMPLES],
-                )
-                out.update(scores)
-            elif self._classifier_data is not None:
+            self._fake = None  # G's features, extracted once for every metric that reads them
+            for metric in METRICS.values():  # in registration order: a stable key order
+                if metric.name in self.metrics:
+                    out.update(metric.computation()(self, generator))
+            self._fake = None
+            if self._classifier_data is not None:
                 out["label_accuracy"] = self.label_accuracy(generator)
             return out
         finally:

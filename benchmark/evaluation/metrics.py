@@ -1,5 +1,7 @@
 """Feature statistics and the feature-space metrics: FID, KID, improved precision/recall.
 
+Each is registered, with its result columns, in benchmark/results.py (`score_*` below).
+
 A chain of small pure steps (features -> statistics -> metric), each testable on its own:
 
 - `mean_cov`: mean and covariance (unbiased, n - 1, like `numpy.cov`) in float64.
@@ -17,41 +19,10 @@ A chain of small pure steps (features -> statistics -> metric), each testable on
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
-
-from benchmark.registry import Registry
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """A metric the Evaluator can compute: the result keys it returns and what it needs."""
-
-    name: str
-    keys: tuple[str, ...]
-    needs_features: bool
-    description: str
-
-
-METRICS: Registry[MetricSpec] = Registry("metric")
-for _spec in (
-    MetricSpec("fid", ("fid",), True, "Frechet distance of Inception pool3 statistics"),
-    MetricSpec("kid", ("kid",), True, "kernel (cubic polynomial) MMD^2, unbiased, over subsets"),
-    MetricSpec("ipr", ("ipr_precision", "ipr_recall"), True, "improved precision/recall, k = 3"),
-    MetricSpec(
-        "polygon", ("precision", "recall", "f1"), False, "triangle-manifold precision/recall"
-    ),
-    MetricSpec(
-        "mixture",
-        ("modes", "hq", "reverse_kl", "w1", "energy"),
-        False,
-        "2-D mixtures: modes captured, high-quality share, reverse KL, W1, energy distance",
-    ),
-):
-    METRICS.register(_spec.name, _spec)
 
 
 def _as_float64(value: Tensor | np.ndarray) -> Tensor:
@@ -126,3 +97,21 @@ def improved_precision_recall(
     # torch-fidelity's convention: features_1 generated, features_2 real.
     precision, recall = calculate_precision_recall_part(fake, real, k, batch_size)
     return float(precision), float(recall)
+
+
+# Each metric's computation, as registered in benchmark/results.py: (evaluator, G) -> scores.
+
+
+def score_fid(evaluator, generator) -> dict[str, float]:
+    real = evaluator.real_stats()
+    return {"fid": frechet_distance(real.mu, real.sigma, *mean_cov(evaluator.features(generator)))}
+
+
+def score_kid(evaluator, generator) -> dict[str, float]:
+    return {"kid": kid(evaluator.real_features(), evaluator.features(generator))[0]}
+
+
+def score_ipr(evaluator, generator) -> dict[str, float]:
+    real, fake = evaluator.real_features(), evaluator.features(generator)
+    precision, recall = improved_precision_recall(real, fake, batch_size=evaluator.batch_size)
+    return {"ipr_precision": precision, "ipr_recall": recall}

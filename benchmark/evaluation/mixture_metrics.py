@@ -138,3 +138,21 @@ def mixture_metrics(
     scores["w1"] = wasserstein_1(points, real[: len(points)].numpy())
     scores["energy"] = energy_distance(points, real[: len(points)].numpy())
     return scores, points
+
+
+def score(evaluator, generator) -> dict[str, float]:
+    """The mixture metrics of G on the evaluator's first SAMPLES fixed z (and labels, for a
+    conditional G) against its test points (registered in benchmark/results.py)."""
+    from benchmark.mixtures import MIXTURES
+
+    mixture = MIXTURES.get(evaluator.dataset, "dataset")
+    labels = None if evaluator.labels is None else evaluator.labels[:SAMPLES]
+    scores, _ = mixture_metrics(
+        evaluator.checked(generator),
+        evaluator.z[:SAMPLES],
+        evaluator.test_images,
+        mixture.centre_array,
+        mixture.sigma,
+        labels=labels,
+    )
+    return scores

@@ -190,3 +190,14 @@ def polygon_metrics(
     targets = test_images[: settings.n_recall]
     recall = polygon_recall(generator, targets, pool_z, samples, settings)
     return {"precision": precision, "recall": recall, "f1": f1_score(precision, recall)}
+
+
+def score(evaluator, generator) -> dict[str, float]:
+    """The polygon metrics of G at the evaluator's fixed z (registered in benchmark/results.py)."""
+    return polygon_metrics(
+        evaluator.checked(generator),
+        evaluator.z,
+        evaluator.test_images,
+        evaluator.polygon,
+        evaluator.batch_size,
+    )

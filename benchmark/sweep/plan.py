@@ -15,14 +15,15 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.load import results_frame  # the one flattening of results
 from benchmark.config import TrialConfig, resolve_trial
 from benchmark.errors import ConfigError
 from benchmark.models import MODELS
 from benchmark.networks import FAMILIES
 from benchmark.registry import load_plugins
+from benchmark.results import SCORED, results_frame
 from benchmark.schedule import trial_schedule
 from benchmark.search import sample_hyperparameters
+from benchmark.selection import best_setting
 from benchmark.sweep.spec import SweepSpec
 from benchmark.training.trial_dir import load_result
 
@@ -99,28 +100,26 @@ def best_settings(
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """Per (dataset, model), the record of the best setting in a finished sweep.
 
-    A setting is one sample of the search; its score is the mean of `metric` over its scored
-    trials (one per seed): finished ones, and diverged ones with a checkpoint evaluated before
-    they diverged (the reference's rule: a run keeps its best finite checkpoint). Ties go to
-    the lower sample number, so sample #0 (the default).
+    A setting is one sample of the search, chosen by the one rule (benchmark/selection.py):
+    fewest unscored trials, then the best mean of `metric` over its scored trials (one per
+    seed): finished ones, and diverged ones with a checkpoint evaluated before they diverged
+    (the reference's rule: a run keeps its best finite checkpoint); ties go to the lower
+    sample number, so sample #0 (the default).
     """
     records = load_results(source)
     frame = results_frame(records)
     if frame.empty or metric not in frame:
         raise ConfigError("metric", metric, f"a result column of the sweep in {source}", where)
-    scored = frame["status"].isin(["ok", "diverged"]) & frame[metric].notna()
-    ok = frame[scored]
-    scores = ok.groupby(["dataset", "model", "sample"], as_index=False)[metric].mean()
-    scores = scores.sort_values(
-        [metric, "sample"], ascending=[direction == "min", True], kind="stable"
-    )
-    best = scores.groupby(["dataset", "model"]).head(1)
+    scored = frame["status"].isin(SCORED) & frame[metric].notna()
+    frame["score"] = frame[metric].where(scored) * (1.0 if direction == "min" else -1.0)
     by_id = {record["trial_id"]: record for record in records}
     chosen = {}
-    for row in best.itertuples(index=False):
-        same = (ok["dataset"] == row.dataset) & (ok["model"] == row.model)
-        candidates = ok[same & (ok["sample"] == row.sample)].sort_values(["seed", "trial_id"])
-        chosen[(row.dataset, row.model)] = by_id[candidates["trial_id"].iloc[0]]
+    for (dataset, model), cell in frame.groupby(["dataset", "model"], sort=False):
+        best = best_setting(cell, ["sample"], "score")
+        if best is None:
+            continue
+        candidates = cell[scored & (cell["sample"] == best[0])].sort_values(["seed", "trial_id"])
+        chosen[(dataset, model)] = by_id[candidates["trial_id"].iloc[0]]
     return chosen
 
 

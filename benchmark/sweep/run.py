@@ -15,18 +15,23 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.load import RUNNING_LOCK, results_frame  # the one flattening of results
 from benchmark.config import TrialConfig
 from benchmark.errors import ConfigError
 from benchmark.evaluation.extractors import build_extractor
-from benchmark.evaluation.metrics import METRICS
-from benchmark.files import atomic_write, cache_dir, check_writable_dir, write_json
+from benchmark.files import cache_dir, check_writable_dir, write_json
 from benchmark.progress import progress_bar
+from benchmark.results import (
+    METRICS,
+    RESULTS_CSV,
+    RUNNING_LOCK,
+    metric_of,
+    results_frame,
+    write_results_csv,
+)
 from benchmark.search import SPACES
 from benchmark.sweep.executors import EXECUTORS, RunContext
 from benchmark.sweep.plan import load_results, trial_dir
 from benchmark.sweep.spec import (
-    METRIC_SOURCES,
     SweepSpec,
 )
 from benchmark.training.devices import resolve_device
@@ -69,7 +74,7 @@ def write_sweep_record(spec: SweepSpec, trials: Sequence[TrialConfig]) -> Path:
 def write_results(spec: SweepSpec, trials: Sequence[TrialConfig]) -> pd.DataFrame:
     """runs/<name>/results.csv: one row per finished trial of the plan, written atomically."""
     frame = results_frame(load_results(spec.directory, [t.trial_id for t in trials]))
-    atomic_write(spec.directory / "results.csv", lambda tmp: frame.to_csv(tmp, index=False))
+    write_results_csv(frame, spec.directory / RESULTS_CSV)
     return frame
 
 
@@ -190,7 +195,7 @@ def check_machine(
     lacks, an unusable cache or sweep directory, Inception weights that are missing or broken."""
     where = str(spec.path)
     produced = {metric for trial in trials for metric in trial.metrics}
-    source = METRIC_SOURCES.get(spec.metric)
+    source = metric_of(spec.metric)
     if report and trials and source is not None and source not in produced:
         allowed = f"a list with {source!r}: the report ranks by {spec.metric!r} (or --no-report)"
         raise ConfigError("metrics", sorted(produced), allowed, where)

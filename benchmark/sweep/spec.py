@@ -16,45 +16,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from benchmark.config import METRIC_NAMES, TrialConfig
+from benchmark.config import TrialConfig
 from benchmark.errors import ConfigError
 from benchmark.registry import load_plugins
+from benchmark.results import COLUMNS, METRICS, PHASES, metric_of
 
-PHASES = ("default", "wide", "narrow", "seeds")
-
-# Whether a smaller or a larger value of a result column is better.
-DIRECTIONS = {
-    "fid_min": "min",
-    "fid_final": "min",
-    "kid": "min",
-    "precision": "max",
-    "recall": "max",
-    "f1": "max",
-    "ipr_precision": "max",
-    "ipr_recall": "max",
-    "modes": "max",
-    "hq": "max",
-    "reverse_kl": "min",
-    "w1": "min",
-    "energy": "min",
-}
-
-# The evaluation metric (TrialConfig.metrics) that produces each ranking column.
-METRIC_SOURCES = {
-    "fid_min": "fid",
-    "fid_final": "fid",
-    "kid": "kid",
-    "ipr_precision": "ipr",
-    "ipr_recall": "ipr",
-    "precision": "polygon",
-    "recall": "polygon",
-    "f1": "polygon",
-    "modes": "mixture",
-    "hq": "mixture",
-    "reverse_kl": "mixture",
-    "w1": "mixture",
-    "energy": "mixture",
-}
 # Plans larger than this are a typo, not a study (the paper's largest phase has 100 samples).
 MAX_SAMPLES = 10_000
 MAX_SEEDS = 10_000
@@ -311,8 +277,8 @@ def load_spec(path: str | Path) -> SweepSpec:
             value = r.get(key, None, *_type_check(hints[key]))
             trial[key] = tuple(value) if isinstance(value, list) else value
     for metric in trial.get("metrics", ()):
-        if metric not in METRIC_NAMES:
-            raise r.error("metrics", metric, f"a subset of {list(METRIC_NAMES)}")
+        if metric not in METRICS:
+            raise r.error("metrics", metric, f"a subset of {METRICS.names()}")
     variants = _read_variants(r, tuple(models), hints)
     if variants and phase == "seeds":
         raise r.error("variants", [v.name for v in variants], 'nothing in phase = "seeds"')
@@ -332,13 +298,13 @@ def load_spec(path: str | Path) -> SweepSpec:
     metric = r.get("metric", default_metric, lambda v: isinstance(v, str) and v, "a result column")
     direction = r.get(
         "direction",
-        DIRECTIONS.get(metric),
+        COLUMNS[metric].direction if metric in COLUMNS else None,
         lambda v: v in ("min", "max"),
         '"min" or "max"',
     )
     if direction is None:
         raise r.error("direction", None, f'"min" or "max" (metric {metric!r} has no default)')
-    source_metric = METRIC_SOURCES.get(metric)
+    source_metric = metric_of(metric)
     chosen = trial.get("metrics")  # unset: the default, or a seeds phase's source trials'
     if chosen and source_metric is not None and source_metric not in chosen:
         raise r.error("metric", metric, f"a column the trials' metrics {list(chosen)} produce")
