@@ -52,7 +52,7 @@ def tests_floor(session: nox.Session) -> None:
         session.error(f"a floor is missing in pyproject.toml: found {pins} for {names}")
     session.install(*pins)
     session.install("--no-deps", "-e", ".")
-    tests = sorted(glob("tests/test_analysis_*.py"))
+    tests = sorted(glob("tests/analysis/test_*.py")) + ["tests/test_selection.py"]
     session.run("pytest", "-W", "ignore::DeprecationWarning", *tests, *session.posargs)
 
 

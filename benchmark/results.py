@@ -74,7 +74,9 @@ class Metric:
     returns `fid`, which the result keeps as `fid_min` and `fid_final`); it is a callable or
     "module:function", imported on first use. `data`: the datasets it scores ("images" or
     "points"); `needs_features`: it reads feature-extractor features (Inception for FID);
-    `counts`: numeric record fields it adds besides its scores (sample sizes).
+    `counts`: numeric record fields it adds besides its scores (sample sizes); `samples`: how
+    many of the evaluator's fixed z it samples G at (`evaluator.z`), besides those the built-in
+    metrics size themselves.
     """
 
     name: str
@@ -84,6 +86,7 @@ class Metric:
     data: str = "images"
     needs_features: bool = False
     counts: tuple[str, ...] = field(default_factory=tuple)
+    samples: int = 0
 
     def computation(self) -> Callable[..., dict[str, float]]:
         if callable(self.compute):

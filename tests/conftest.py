@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -32,3 +33,29 @@ def float64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(previous)
+
+
+@pytest.fixture(scope="session")
+def plugin_dir(tmp_path_factory):
+    """A folder holding the sweep-test plugin (helpers.PLUGIN), for child processes too."""
+    from helpers import write_plugin
+
+    return write_plugin(tmp_path_factory.mktemp("plugin"))
+
+
+@pytest.fixture
+def plugin(plugin_dir, monkeypatch):
+    """Import the test plugin for one test, then restore the registries and the trainer."""
+    from benchmark.datasets import DATASETS
+    from benchmark.losses import LOSSES
+    from benchmark.models import MODELS
+    from benchmark.training import loop
+
+    monkeypatch.syspath_prepend(str(plugin_dir))
+    for registry in (DATASETS, LOSSES, MODELS):
+        monkeypatch.setattr(registry, "_items", dict(registry._items))
+    monkeypatch.setattr(loop, "run_population", loop.run_population)
+    monkeypatch.delitem(sys.modules, "ganbench_testplugin", raising=False)
+    monkeypatch.setenv("GANBENCH_TEST_MARKERS", "1")
+    yield plugin_dir
+    sys.modules.pop("ganbench_testplugin", None)

@@ -17,7 +17,7 @@ from benchmark.conditional import (
     balanced_labels,
 )
 from benchmark.config import TrialConfig, resolve_trial
-from benchmark.datasets import DATASETS, DatasetSpec, ImageData
+from benchmark.datasets import DATASETS
 from benchmark.errors import ConfigError
 from benchmark.evaluation.mixture_metrics import mode_label_accuracy, nearest_mode
 from benchmark.losses import LOSSES
@@ -29,39 +29,6 @@ from benchmark.training.stacked import StackedNetwork
 from benchmark.training.step import GANTraining, _with_labels
 
 CPU = torch.device("cpu")
-SIDE = 8
-CLASSES = 4  # a square's quadrant
-
-
-def labelled_squares(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """8x8 images with a 4x4 white square in one of four quadrants; the label is the quadrant."""
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.randint(CLASSES, (n,), generator=g)
-    images = torch.zeros(n, 1, SIDE, SIDE, dtype=torch.uint8)
-    for i, y in enumerate(labels.tolist()):
-        r, c = 4 * (y // 2), 4 * (y % 2)
-        images[i, 0, r : r + 4, c : c + 4] = 255
-    return images, labels
-
-
-def _load_quadrants(root, download) -> ImageData:
-    (train, train_labels), (test, test_labels) = labelled_squares(256, 0), labelled_squares(64, 1)
-    return ImageData("test_quadrants", train, test, train_labels, test_labels)
-
-
-if "test_quadrants" not in DATASETS:
-    DATASETS.register(
-        "test_quadrants",
-        DatasetSpec(
-            name="test_quadrants",
-            shape=(1, SIDE, SIDE),
-            files="generated in the test",
-            load=_load_quadrants,
-            needs_root=False,
-            epoch=48,
-            classes=CLASSES,
-        ),
-    )
 
 
 def grid_trial(model: str, **overrides) -> TrialConfig:

@@ -7,11 +7,10 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from helpers import REPO
 
 from benchmark.progress import LineProgress, progress_bar
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 class Clock:

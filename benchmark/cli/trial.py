@@ -93,7 +93,8 @@ def field_help(name: str) -> str:
         from benchmark.results import METRICS
 
         listed = "; ".join(f"{m.name}: {m.description}" for m in METRICS.values())
-        return f"metrics at each checkpoint, comma-separated ({listed}) (default: none)"
+        text = f"metrics at each checkpoint, comma-separated ({listed})"
+        return f"{text} (default: {field_default(name)})"
     return f"{FIELD_HELP.get(name, '')} (default: {field_default(name)})"
 
 

@@ -129,6 +129,7 @@ class Evaluator:
             self.n_fake if self.needs_features else 0,
             self._polygon_n(),
             MIXTURE_SAMPLES if points else 0,
+            *(METRICS.get(name).samples for name in self.metrics),
         )
         self.z = fixed_z(n_z, z_dim, z_seed, latent)
         self.classes = classes

@@ -118,7 +118,8 @@ def best_settings(
         best = best_setting(cell, ["sample"], "score")
         if best is None:
             continue
-        candidates = cell[scored & (cell["sample"] == best[0])].sort_values(["seed", "trial_id"])
+        candidates = cell[cell["score"].notna() & (cell["sample"] == best[0])]
+        candidates = candidates.sort_values(["seed", "trial_id"])
         chosen[(dataset, model)] = by_id[candidates["trial_id"].iloc[0]]
     return chosen
 

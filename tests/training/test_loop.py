@@ -10,10 +10,10 @@ import os
 
 import pytest
 import torch
+from helpers import kill_after_first_checkpoint, tiny, tiny_images
 from torch.nn.functional import softplus
 
 from benchmark.config import resolve_trial
-from benchmark.datasets import DATASETS, DatasetSpec, ImageData
 from benchmark.errors import ConfigError, TrialMismatch
 from benchmark.evaluation import NonFiniteGenerator
 from benchmark.losses import LOSSES, Loss
@@ -22,48 +22,12 @@ from benchmark.training.loop import run_trial
 from benchmark.training.step import GANTraining
 
 
-def _tiny_images(n: int, seed: int) -> torch.Tensor:
-    """8x8 gray squares at random places: cheap, but with structure to learn."""
-    g = torch.Generator().manual_seed(seed)
-    images = torch.zeros(n, 1, 8, 8, dtype=torch.uint8)
-    corners = torch.randint(0, 5, (n, 2), generator=g)
-    for i, (r, c) in enumerate(corners.tolist()):
-        images[i, 0, r : r + 4, c : c + 4] = 255
-    return images
-
-
-if "test_squares" not in DATASETS:
-    DATASETS.register(
-        "test_squares",
-        DatasetSpec(
-            name="test_squares",
-            shape=(1, 8, 8),
-            files="generated in the test",
-            load=lambda root, download: ImageData(
-                "test_squares", _tiny_images(256, 0), _tiny_images(64, 1)
-            ),
-            needs_root=False,
-            epoch=48,  # 6 D steps at batch 8: evaluations after 7 and 12 steps with tiny()
-        ),
-    )
-if "test_nan" not in LOSSES:
-    LOSSES.register(
-        "test_nan", Loss(d=lambda r, f, s: r.mean() * math.nan, g=lambda f, s: f.mean())
-    )
-
-
-def tiny(model: str = "ns", **overrides):
-    values = dict(steps=12, eval_every_epochs=1, batch_size=8, metrics=())
-    values.update(overrides)
-    return resolve_trial(model, "test_squares", **values)
-
-
 # G updates after the D steps with index 0, 1, 1 + n, 1 + 2n, ... (the reference's schedule).
 @pytest.mark.parametrize(
     ("n_disc", "steps", "g_steps"), [(1, 10, 10), (5, 10, 3), (5, 11, 3), (5, 12, 4)]
 )
 def test_d_and_g_step_counts(n_disc, steps, g_steps):
-    training = GANTraining(tiny(n_disc=n_disc), _tiny_images(32, 0), torch.device("cpu"))
+    training = GANTraining(tiny(n_disc=n_disc), tiny_images(32, 0), torch.device("cpu"))
     for _ in range(steps):
         training.train_step()
     assert (training.step, training.g_steps) == (steps, g_steps)
@@ -79,7 +43,7 @@ def test_d_and_g_step_counts(n_disc, steps, g_steps):
 )
 def test_g_update_schedule_is_the_references(n_disc, expected):
     """compare_gan v1: `(counter - 1) % disc_iters == 0 or g_loss is None`."""
-    training = GANTraining(tiny(n_disc=n_disc), _tiny_images(32, 0), torch.device("cpu"))
+    training = GANTraining(tiny(n_disc=n_disc), tiny_images(32, 0), torch.device("cpu"))
     updated = []
     for index in range(12):
         before = training.g_steps
@@ -90,7 +54,7 @@ def test_g_update_schedule_is_the_references(n_disc, expected):
 
 
 def test_wgan_training_keeps_every_d_parameter_clipped():
-    training = GANTraining(tiny("wgan", lr=0.1), _tiny_images(32, 0), torch.device("cpu"))
+    training = GANTraining(tiny("wgan", lr=0.1), tiny_images(32, 0), torch.device("cpu"))
     for _ in range(3):
         training.train_step()
     bn_weights = [m.weight for m in training.d.modules() if isinstance(m, torch.nn.BatchNorm2d)]
@@ -143,7 +107,7 @@ def test_the_g_update_sees_the_z_and_real_batch_its_source_draws(model):
     fresh_z, fresh_real = G_DRAWS[model]
     trial = tiny(model)
     assert (trial.resample_z_for_g, trial.resample_real_for_g) == G_DRAWS[model]
-    training = GANTraining(trial, _tiny_images(32, 0), torch.device("cpu"))
+    training = GANTraining(trial, tiny_images(32, 0), torch.device("cpu"))
     zs: list[torch.Tensor] = []
     batches: list[torch.Tensor] = []
     sample_z, real_batch = training.sample_z, training.real_batch
@@ -168,14 +132,14 @@ def test_the_g_update_sees_the_z_and_real_batch_its_source_draws(model):
 def test_a_population_member_draws_what_its_trial_alone_draws():
     """Fresh draws for G come from each member's own stream, in the trial's own order."""
     trials = [tiny("rpgan", seed=1), tiny("rpgan", seed=2, lr=1e-3)]
-    population = GANTraining(trials, _tiny_images(32, 0), torch.device("cpu"))
+    population = GANTraining(trials, tiny_images(32, 0), torch.device("cpu"))
     drawn = []
     real_batch = population.real_batch
     population.real_batch = lambda: drawn.append(real_batch()) or drawn[-1]
     for _ in range(2):
         population.train_step()
     for i, trial in enumerate(trials):
-        alone = GANTraining(trial, _tiny_images(32, 0), torch.device("cpu"))
+        alone = GANTraining(trial, tiny_images(32, 0), torch.device("cpu"))
         mine = []
         real_batch_alone = alone.real_batch
         alone.real_batch = lambda f=real_batch_alone, mine=mine: mine.append(f()) or mine[-1]
@@ -193,7 +157,7 @@ def test_began_k_is_updated_with_the_networks_after_the_step():
     """k1 = k0 + lambda_k (gamma L(x) - L(G(z))), L recomputed by the updated D and G on the
     step's x and z, in training mode (compare_gan v1 BEGAN.after_training_step_hook)."""
     trial = tiny("began", n_disc=1)
-    training = GANTraining(trial, _tiny_images(32, 0), torch.device("cpu"))
+    training = GANTraining(trial, tiny_images(32, 0), torch.device("cpu"))
     before_d, before_g = copy.deepcopy(training.d), copy.deepcopy(training.g)
     batches: list[torch.Tensor] = []
     real_batch = training.real_batch
@@ -233,27 +197,12 @@ def test_result_record(tmp_path):
     assert [json.loads(line)["d_steps"] for line in lines] == [7, 12]
 
 
-def _kill_after_first_checkpoint(monkeypatch):
-    real_commit = loop.commit_checkpoints
-    calls = []
-
-    def save_then_die(staged):
-        real_commit(staged)
-        calls.extend(
-            loop.load_checkpoint(p, torch.device("cpu"))["training"]["step"] for _, p in staged
-        )
-        raise KeyboardInterrupt  # as if the process were killed right after the write
-
-    monkeypatch.setattr(loop, "commit_checkpoints", save_then_die)
-    return calls
-
-
 @pytest.mark.parametrize("model", ["ns", "wgan_gp", "began"])
 def test_resume_after_kill_ends_with_the_same_weights(tmp_path, monkeypatch, model):
     trial = tiny(model)
     run_trial(trial, tmp_path / "straight", progress=False)
 
-    calls = _kill_after_first_checkpoint(monkeypatch)
+    calls = kill_after_first_checkpoint(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run_trial(trial, tmp_path / "killed", progress=False)
     assert calls == [7] and not (tmp_path / "killed" / "result.json").exists()
@@ -465,7 +414,7 @@ def test_label_smoothing_and_flipping_targets_in_a_step():
     """The exact targets D's loss sees on the first step of seed 0: drawn from the trial's
     generator after the real batch indices and z, real flips first."""
     trial = tiny("ns", label_smoothing=0.1, label_flip=0.25)
-    training = GANTraining(trial, _tiny_images(32, 0), torch.device("cpu"))
+    training = GANTraining(trial, tiny_images(32, 0), torch.device("cpu"))
     seen = []
     d_targets = training.loss.d_targets
 
@@ -488,7 +437,7 @@ def test_label_smoothing_and_flipping_targets_in_a_step():
 
 
 def test_without_tricks_the_loss_sees_no_targets():
-    training = GANTraining(tiny("ns"), _tiny_images(32, 0), torch.device("cpu"))
+    training = GANTraining(tiny("ns"), tiny_images(32, 0), torch.device("cpu"))
     _spy_on_loss(training, d_targets=None)  # would fail if the step asked for targets
     training.train_step()
     assert training.step == 1
@@ -497,7 +446,7 @@ def test_without_tricks_the_loss_sees_no_targets():
 @pytest.mark.parametrize("fresh", [True, False])
 def test_relativistic_g_loss_gets_d_on_the_real_batch_g_sees(fresh):
     trial = tiny("ragan", resample_real_for_g=fresh, spectral_norm=False)
-    training = GANTraining(trial, _tiny_images(32, 0), torch.device("cpu"))
+    training = GANTraining(trial, tiny_images(32, 0), torch.device("cpu"))
     batches: list[torch.Tensor] = []
     real_batch = training.real_batch
     training.real_batch = lambda: batches.append(real_batch()) or batches[-1]
@@ -525,7 +474,7 @@ def test_the_default_latent_is_uniform_and_normal_is_gaussian():
     for latent, low, high in (("uniform", -1.0, 1.0), ("normal", -math.inf, math.inf)):
         trial = tiny("ns", **({} if latent == "uniform" else {"latent": latent}))
         assert trial.latent == latent
-        training = GANTraining(trial, _tiny_images(32, 0), torch.device("cpu"))
+        training = GANTraining(trial, tiny_images(32, 0), torch.device("cpu"))
         seen = _generator_inputs(training)
         training.train_step()
         draws = torch.Generator().manual_seed(trial.seed)
@@ -575,7 +524,7 @@ def test_trick_values_are_checked():
 
 @pytest.mark.parametrize("model", ["rsgan", "ragan", "rpgan", "ns_r1"])
 def test_new_models_train_a_few_steps(model):
-    training = GANTraining(tiny(model), _tiny_images(32, 0), torch.device("cpu"))
+    training = GANTraining(tiny(model), tiny_images(32, 0), torch.device("cpu"))
     for _ in range(3):
         training.train_step()
     (losses,) = training.losses()  # one member
@@ -584,7 +533,7 @@ def test_new_models_train_a_few_steps(model):
 
 
 def test_evaluation_draws_z_from_the_trials_latent():
-    images = _tiny_images(16, 2)
+    images = tiny_images(16, 2)
     for latent, bound in (("uniform", 1.0), ("normal", None)):
         trial = tiny("ns", latent=latent, metrics=("polygon",), polygon_n_precision=50)
         evaluator = loop._make_evaluator(trial, images, torch.device("cpu"), None, False)

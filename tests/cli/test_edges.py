@@ -12,15 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import test_sweep
-from test_interrupt import SWEEP, TRIAL
-from test_sweep import marker_counts, subprocess_env, tiny_spec
+from helpers import SWEEP, TRIAL, marker_counts, subprocess_env, tiny_spec
 
 from benchmark.cli import main
 from benchmark.files import read_json
-
-plugin_dir, plugin = test_sweep.plugin_dir, test_sweep.plugin  # fixtures
-
 
 # ---- refusals before anything is written -------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_conditional import CLASSES, SIDE, labelled_squares
+from helpers import CLASSES, SIDE, labelled_squares
 from torch import nn
 
 from benchmark.evaluation import Evaluator
@@ -108,7 +108,7 @@ def test_mixture_label_accuracy_of_a_conditional_generator(shift, expected):
 def test_a_conditional_trial_records_its_label_accuracy_and_resumes_to_the_same_weights(
     toy_recipe, tmp_path, monkeypatch
 ):
-    from test_trainer import _kill_after_first_checkpoint
+    from helpers import kill_after_first_checkpoint
 
     from benchmark.config import resolve_trial
     from benchmark.training.loop import run_trial
@@ -124,7 +124,7 @@ def test_a_conditional_trial_records_its_label_accuracy_and_resumes_to_the_same_
     assert [c["d_steps"] for c in straight["checkpoints"]] == [7, 12]
     assert all("label_accuracy" in c for c in straight["checkpoints"])
     assert (tmp_path / "straight" / "samples.png").exists()
-    calls = _kill_after_first_checkpoint(monkeypatch)
+    calls = kill_after_first_checkpoint(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run_trial(trial, tmp_path / "killed", progress=False)
     assert calls == [7]

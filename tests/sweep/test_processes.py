@@ -15,12 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_sweep import marker_counts, subprocess_env, tiny_spec, write_plugin
+from helpers import REPO, marker_counts, subprocess_env, tiny_spec, write_plugin
 
 from benchmark.files import read_json
 from benchmark.sweep.executors import threads_per_worker
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")

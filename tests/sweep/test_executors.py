@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import helpers  # noqa: F401 - registers the test_squares dataset
 import pandas as pd
 import pytest
-import test_trainer  # noqa: F401 - registers the test_squares dataset
 import torch
-from test_sweep import marker_counts, plugin, plugin_dir, tiny_spec  # noqa: F401 - fixtures
+from helpers import marker_counts, tiny_spec
 
 from benchmark.cli import main
 from benchmark.config import resolve_trial

@@ -8,7 +8,7 @@ import json
 
 import pytest
 import torch
-from test_trainer import _tiny_images, tiny
+from helpers import tiny, tiny_images
 
 from benchmark.training import loop
 from benchmark.training.loop import run_population, run_trial
@@ -56,7 +56,7 @@ def _trials(model: str, size: int = 2, **common) -> list:
 
 
 def _train(trials, steps: int = STEPS) -> GANTraining:
-    training = GANTraining(trials, _tiny_images(64, 0), CPU)
+    training = GANTraining(trials, tiny_images(64, 0), CPU)
     for _ in range(steps):
         training.train_step()
     return training
@@ -85,7 +85,7 @@ def _cancelled_by_batch_norm(prefix: str, network: torch.nn.Module) -> set[str]:
 def _outputs(training: GANTraining, i: int) -> dict[str, torch.Tensor]:
     """Member i's G and D on fixed inputs, in training and in eval mode."""
     z = torch.rand(16, 64, generator=torch.Generator().manual_seed(5)) * 2 - 1
-    x = _tiny_images(16, 3).double() / 255
+    x = tiny_images(16, 3).double() / 255
     out = {}
     for mode in (True, False):
         g = copy.deepcopy(training.generator.member_module(i)).train(mode)
@@ -279,7 +279,7 @@ def test_population_keys_separate_structure_from_numbers():
     solo = tiny("ns", spectral_norm=True)
     assert population_key(solo) != population_key(dataclasses.replace(solo, seed=5))
     with pytest.raises(ValueError, match="share every structural field"):
-        GANTraining([a, tiny("ls")], _tiny_images(32, 0), CPU)
+        GANTraining([a, tiny("ls")], tiny_images(32, 0), CPU)
 
 
 @pytest.mark.parametrize("size", [1, 3])

@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-import test_sweep
 import torch
-from test_sweep import marker_counts, subprocess_env, tiny_spec
+from helpers import SWEEP, TRIAL, marker_counts, subprocess_env, tiny_spec
 
 from benchmark import interrupt
 from benchmark.cli import EXIT_WRITE_FAILED, main
@@ -24,9 +23,6 @@ from benchmark.config import resolve_trial
 from benchmark.files import read_json
 from benchmark.training import loop
 
-plugin_dir, plugin = test_sweep.plugin_dir, test_sweep.plugin  # fixtures
-
-TRIAL = ("trial", "--plugin", "ganbench_testplugin", "--dataset", "tiny", "--model", "ns")
 TRIAL += ("--steps", "12", "--eval-every-epochs", "4", "--batch-size", "16", "--no-progress")
 # Checkpoints at D steps 5, 9 and 12: every 4 from the reference's first, and the end.
 CHECKPOINTS = [5, 9, 12]
@@ -185,9 +181,6 @@ def population_spec(folder: Path) -> Path:
     return tiny_spec(folder / "tiny.toml", models=("ns",), seeds=3, steps=12, extra="""
         population = 3
         """)  # fmt: skip
-
-
-SWEEP = ("--no-report", "--no-progress")
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import dataclasses
 import pandas as pd
 import pytest
 import torch
-from test_trainer import _tiny_images, tiny
+from helpers import tiny, tiny_images
 from torch import nn
 
 from benchmark.cli import main
@@ -151,7 +151,7 @@ def test_a_trial_trains_to_the_same_bits_in_any_population(family, model):
         data = torch.randn(256, 2, generator=torch.Generator().manual_seed(0))
     else:
         base = tiny(model, batch_size=32, **networks)
-        data = _tiny_images(64, 0)
+        data = tiny_images(64, 0)
     trials = [dataclasses.replace(base, seed=i, lr=base.lr * 1.5**i) for i in range(max(SIZES))]
     alone = _member_zero_after(trials[:1], data, 12)
     for size in SIZES[1:]:
@@ -252,7 +252,7 @@ def test_a_conditional_member_has_the_same_bits_at_every_size(family, conditioni
 def test_a_conditional_trial_trains_to_the_same_bits_in_any_population(family, model, conditioning):
     """Float32, batch 32: member 0 of conditional populations of 3 and 16 ends with exactly
     the weights of its trial alone (labels drawn with its real batches and fresh z)."""
-    from test_conditional import labelled_squares
+    from helpers import labelled_squares
 
     dataset, generator, discriminators = FAMILIES[family]
     networks = {

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_sweep import marker_counts, subprocess_env, tiny_spec, write_plugin
+from helpers import REPO, marker_counts, subprocess_env, tiny_spec, write_plugin
 
 from benchmark.files import read_json
 
-REPO = Path(__file__).resolve().parent.parent
 SLURM = """
 executor = "slurm"
 [slurm]

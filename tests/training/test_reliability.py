@@ -12,10 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import test_sweep
 import torch
-from test_sweep import subprocess_env, tiny_spec
-from test_trainer import tiny
+from helpers import subprocess_env, tiny, tiny_spec
 
 from benchmark.cli import main
 from benchmark.evaluation.refstats import load_or_compute, refstats_path
@@ -23,8 +21,6 @@ from benchmark.files import read_json
 from benchmark.polygons import cache_path, generate_polygons
 from benchmark.training import loop
 from benchmark.training.trial_dir import claim
-
-plugin_dir, plugin = test_sweep.plugin_dir, test_sweep.plugin  # fixtures
 
 # SIGKILLs its own process at one rename, chosen by GANBENCH_TEST_KILL_AT:
 # "before:<suffix>[#n]" kills between the n-th temporary write of a file whose name ends with

@@ -519,7 +519,7 @@ def test_compute_column_is_equal_across_models_that_differ_three_fold_in_cost():
 
 # ---- ablation variants: each (model, variant) is its own arm --------------------------------
 
-GOLDEN = Path(__file__).parent / "data" / "report_no_variants.md"
+GOLDEN = Path(__file__).parents[1] / "data" / "report_no_variants.md"
 
 
 def _masked(text: str) -> str:

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
 from benchmark.config import resolve_trial
 from benchmark.errors import ConfigError
@@ -13,7 +14,6 @@ from benchmark.schedule import trial_schedule
 from benchmark.sweep.plan import plan
 from benchmark.sweep.spec import load_spec
 
-REPO = Path(__file__).resolve().parent.parent
 PAPER_DATASETS = ("mnist", "fashion_mnist", "cifar10", "celeba", "polygons")
 
 

@@ -11,13 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import test_sweep
 import torch
-from test_sweep import subprocess_env
+from helpers import subprocess_env
 
 from benchmark.cli import main
-
-plugin_dir, plugin = test_sweep.plugin_dir, test_sweep.plugin  # fixtures
 
 BAD_PLUGINS = {
     "bad_raises": "raise RuntimeError('plugin broke on import')\n",
