@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark import datasets, mixtures, polygons
+from benchmark import celeba, datasets, mixtures, polygons
 from benchmark.datasets import DATASETS, DatasetMissing, ImageData, load_dataset
 from benchmark.errors import ConfigError
 
@@ -254,7 +254,7 @@ def celeba_root(tmp_path, monkeypatch):
     celeba_face(BLUE, BLUE).save(folder / "000004.png")
     celeba_face(RED, BLUE).save(folder / "000005.jpg", quality=95)
     (folder / "list_eval_partition.txt").write_text("not an image\n")
-    monkeypatch.setattr(datasets, "CELEBA_TRAIN_SIZE", 3)
+    monkeypatch.setattr(celeba, "CELEBA_TRAIN_SIZE", 3)
     return tmp_path
 
 
@@ -294,7 +294,7 @@ def _tf1_bilinear(image: np.ndarray, size: int) -> np.ndarray:
 
 def test_celeba_preprocessing_is_the_references_crop_and_tf1_bilinear_resize():
     image = np.random.default_rng(0).integers(0, 256, (218, 178, 3), dtype=np.uint8)
-    got = datasets.celeba_preprocess(image)
+    got = celeba.celeba_preprocess(image)
     crop = image[29 : 29 + 160, 9 : 9 + 160]  # (218 - 160) // 2, (178 - 160) // 2
     expected = np.floor(_tf1_bilinear(crop, 64) + 0.5).astype(np.uint8)  # rounded half up
     assert got.shape == (3, 64, 64) and got.dtype == np.uint8
@@ -311,13 +311,13 @@ def test_celeba_is_cached(celeba_root, monkeypatch):
     def fail(path):
         raise AssertionError("decoded again despite a cache file")
 
-    monkeypatch.setattr(datasets, "_celeba_image", fail)
+    monkeypatch.setattr(celeba, "_celeba_image", fail)
     second = load_dataset("celeba", celeba_root)
     assert torch.equal(first.train, second.train) and torch.equal(first.test, second.test)
 
 
 def test_celeba_too_few_images(celeba_root, monkeypatch):
-    monkeypatch.setattr(datasets, "CELEBA_TRAIN_SIZE", 5)
+    monkeypatch.setattr(celeba, "CELEBA_TRAIN_SIZE", 5)
     with pytest.raises(DatasetMissing, match=r"incomplete: 5 images under .*needs more than 5 "):
         load_dataset("celeba", celeba_root)
 

@@ -17,7 +17,6 @@ import argparse
 import dataclasses
 import json
 import multiprocessing
-import os
 import platform
 import tempfile
 import time
@@ -25,7 +24,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -34,6 +32,7 @@ from benchmark.config import TrialConfig, resolve_trial
 from benchmark.datasets import DATASETS
 from benchmark.models import PAPER_MODELS
 from benchmark.perf import bench_populations
+from benchmark.perf.bench_fid import bench_fid, fid_extractor, frechet_seconds, random_images
 from benchmark.perf.bench_populations import log, steps_per_second
 from benchmark.perf.plain_loop import EagerBaseline
 from benchmark.schedule import trial_schedule
@@ -49,7 +48,6 @@ _MNIST_SCHEDULE = trial_schedule(resolve_trial("ns", "mnist"))
 MNIST_STEPS = _MNIST_SCHEDULE.steps
 MNIST_EVALUATIONS = len(_MNIST_SCHEDULE.eval_steps)
 EVAL_SAMPLES = 10_000
-FID_INPUTS = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 
 # variant -> (trial overrides, torch.compile mode, devices it runs on)
 VARIANTS: dict[str, tuple[dict[str, Any], str | None, tuple[str, ...]]] = {
@@ -61,11 +59,6 @@ VARIANTS: dict[str, tuple[dict[str, Any], str | None, tuple[str, ...]]] = {
     "+cudagraphs": ({"compile": True}, "reduce-overhead", ("cuda",)),
 }
 COMPILED = ("+compile", "+cudagraphs")
-
-
-def random_images(shape: tuple[int, ...], n: int, seed: int = 0) -> Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, (n, *shape), dtype=torch.uint8, generator=generator)
 
 
 def make_trainer(
@@ -113,80 +106,6 @@ def bench_steps(
                 shown = f"{rate:.2f} steps/s" if rate else row["note"]
                 log(f"  {dataset:8s} {model:8s} {variant:15s} {shown}")
     return rows
-
-
-class RandomInception(torch.nn.Module):
-    """The FID Inception network (torch-fidelity's InceptionV3) with random weights: same cost."""
-
-    name = "inception (random weights)"
-    dim = 2048
-
-    def __init__(self) -> None:
-        super().__init__()
-        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-
-        class Unloaded(FeatureExtractorInceptionV3):
-            def load_state_dict(self, state_dict, strict=True, assign=False):  # keep the init
-                return None
-
-        with tempfile.TemporaryDirectory() as folder:
-            empty = Path(folder) / "empty.pt"
-            torch.save({}, empty)
-            self.net = Unloaded("inception-v3-compat", ["2048"], str(empty))
-
-    def forward(self, images: Tensor) -> Tensor:
-        from benchmark.evaluation.preprocess import to_rgb, to_uint8
-
-        (features,) = self.net(to_rgb(to_uint8(images)).contiguous())
-        return features.float()
-
-
-def fid_extractor(device: torch.device) -> tuple[torch.nn.Module, str]:
-    """The real Inception network when GANBENCH_INCEPTION names weights, else a random one."""
-    from benchmark.evaluation import ENV_INCEPTION, build_extractor
-
-    if os.environ.get(ENV_INCEPTION):
-        extractor = build_extractor("inception", device=device)
-        return extractor, f"inception ({ENV_INCEPTION} weights, {extractor.format})"
-    extractor = RandomInception().to(device).eval().requires_grad_(False)
-    return extractor, RandomInception.name
-
-
-def bench_fid(
-    extractor: torch.nn.Module,
-    device: torch.device,
-    seconds: float,
-    batch_size: int,
-    datasets: list[str],
-) -> list[dict[str, Any]]:
-    """Images/s of feature extraction (quantise, resize to 299, Inception) per input shape."""
-    from benchmark.evaluation import extract_features
-
-    rows = []
-    for dataset in datasets:
-        shape = FID_INPUTS.get(dataset, DATASETS.get(dataset, "dataset").shape)
-        images = random_images(shape, batch_size)
-        extract_features(extractor, images, batch_size, device)  # warm-up
-        n, start = 0, time.perf_counter()
-        while n == 0 or time.perf_counter() - start < seconds:
-            extract_features(extractor, images, batch_size, device)  # brings features back
-            n += batch_size
-        rate = n / (time.perf_counter() - start)
-        rows.append({"input": "x".join(map(str, shape)), "images_per_s": rate})
-        log(f"  FID extraction {rows[-1]['input']}: {rate:.1f} images/s (batch {batch_size})")
-    return rows
-
-
-def frechet_seconds(dim: int = 2048) -> float:
-    """Time of one Fréchet distance at the Inception feature size (float64 eigenvalues)."""
-    from benchmark.evaluation import frechet_distance
-
-    rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((2, dim + 8, dim))
-    sigma1, sigma2 = np.cov(a.T), np.cov(b.T)
-    start = time.perf_counter()
-    frechet_distance(np.zeros(dim), sigma1, np.zeros(dim), sigma2)
-    return time.perf_counter() - start
 
 
 def estimate_trial(
