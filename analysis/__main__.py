@@ -12,7 +12,7 @@ from pathlib import Path
 
 from analysis.report import build_report
 from benchmark.errors import ResultsError
-from benchmark.results import COLUMNS
+from benchmark.results import COLUMNS, SWEEP_RECORD
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def sweep_metric(sweep_dir: str | Path) -> tuple[str, str | None]:
     """The metric and direction the sweep ranks by (its sweep.json), else fid_min."""
     try:
-        record = json.loads((Path(sweep_dir) / "sweep.json").read_text())
+        record = json.loads((Path(sweep_dir) / SWEEP_RECORD).read_text())
         return str(record["metric"]), record.get("direction")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return "fid_min", None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import pandas as pd
 
 from analysis.scores import dataset_label, label
+from benchmark.results import OK
 
 VERIFIED = False
 CITATION = "Lucic et al. 2018, Table 2"
@@ -70,7 +71,7 @@ def comparable(rows: pd.DataFrame, dataset: str, metric: str, phase: str) -> str
     for column, wanted in (("fid_n_real", FID_N), ("fid_n_fake", FID_N)):
         if column not in rows or not (rows[column] == wanted).all():
             return f"Table 2 uses FID on {FID_N} real and {FID_N} generated images"
-    trained = rows.loc[rows["status"] == "ok", "d_steps"] if "d_steps" in rows else None
+    trained = rows.loc[rows["status"] == OK, "d_steps"] if "d_steps" in rows else None
     if trained is None or not (trained.dropna() == D_STEPS[dataset]).all():
         return f"Table 2 trains {D_STEPS[dataset]} D steps on this dataset"
     return ""

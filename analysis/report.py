@@ -46,7 +46,7 @@ from analysis.scores import (
 )
 from analysis.stats import compare_groups, kruskal
 from analysis.tables import label_accuracy_lines, markdown, summarise, write_tables
-from benchmark.results import Column
+from benchmark.results import SWEEP_RECORD, Column
 
 SEARCH_PHASES = ("wide", "narrow")
 RANKED_PHASES = ("default", "wide", "narrow")  # the seeds phase has one setting per model
@@ -265,7 +265,7 @@ def _mark_default_settings(frame: pd.DataFrame, sweep_dir: Path) -> pd.DataFrame
     """No trial runs a default setting when the sweep says its sample 0 is drawn at random
     (sweep.json `sample0_default`); otherwise sample 0 of a search is the default."""
     try:
-        record = json.loads((sweep_dir / "sweep.json").read_text())
+        record = json.loads((sweep_dir / SWEEP_RECORD).read_text())
         drawn = record.get("sample0_default") is False
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
         drawn = False
@@ -274,7 +274,7 @@ def _mark_default_settings(frame: pd.DataFrame, sweep_dir: Path) -> pd.DataFrame
 
 def _description(sweep_dir: Path) -> list[str]:
     """The sweep's own description from sweep.json, as a quote; nothing when absent."""
-    path = sweep_dir / "sweep.json"
+    path = sweep_dir / SWEEP_RECORD
     if not path.exists():
         return []
     try:

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
 from analysis.scores import DATASET_ORDER, dataset_label, label, ordered, ordered_arms
-from benchmark.results import Column
+from benchmark.results import SAMPLES_NPZ, SAMPLES_PNG, TRIALS, Column
 
 COLUMNS = 4  # panels per row
 
@@ -56,7 +56,7 @@ def _title(best: pd.Series, metric: Column) -> str:
 def scatter_figure(best: pd.DataFrame, trials: Path, metric: Column, dataset: str) -> Figure | None:
     """One panel per arm: the best trial's points over the mixture's centres and their
     high-quality discs (radius 3 sigma); None when no trial stored points."""
-    stored = _stored(best, trials, "samples.npz")
+    stored = _stored(best, trials, SAMPLES_NPZ)
     if not stored:
         return None
     figure, axes = _grid(len(stored), 2.6)
@@ -85,7 +85,7 @@ def scatter_figure(best: pd.DataFrame, trials: Path, metric: Column, dataset: st
 
 def image_figure(best: pd.DataFrame, trials: Path, metric: Column, dataset: str) -> Figure | None:
     """One panel per arm: the best trial's sample grid; None when no trial stored one."""
-    stored = _stored(best, trials, "samples.png")
+    stored = _stored(best, trials, SAMPLES_PNG)
     if not stored:
         return None
     figure, axes = _grid(len(stored), 3.0)
@@ -108,7 +108,7 @@ def sample_figures(rows: pd.DataFrame, metric: Column, sweep_dir: Path) -> list[
         chosen = best[best["dataset"] == dataset]
         chosen = chosen.set_index("arm", drop=False).loc[ordered_arms(chosen["arm"])]
         for build in (scatter_figure, image_figure):
-            figure = build(chosen, sweep_dir / "trials", metric, dataset)
+            figure = build(chosen, sweep_dir / TRIALS, metric, dataset)
             if figure is not None:
                 made.append((f"samples_{dataset}", figure))
                 break

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from benchmark.results import FALLBACK_METRIC, Column, get_column
+from benchmark.results import DIVERGED, FAILED, FALLBACK_METRIC, OK, SCORED, Column, get_column
 from benchmark.selection import best_setting
 
 MODEL_ORDER = ("mm", "ns", "ls", "wgan", "wgan_gp", "dragan", "began")
@@ -113,9 +113,9 @@ def choose_metric(
             f"primary score is `{fallback.name}` ({fallback.label}; higher is better)."
         )
         return fallback, note
-    if not frame["status"].eq("ok").any():  # nothing to score: a result, reported as such
+    if not frame["status"].eq(OK).any():  # nothing to score: a result, reported as such
         counts = frame["status"].value_counts()
-        what = ", ".join(f"{counts[s]} {s}" for s in ("diverged", "failed") if s in counts)
+        what = ", ".join(f"{counts[s]} {s}" for s in (DIVERGED, FAILED) if s in counts)
         return (
             metric,
             f"No trial finished with a `{name}` value ({what}): there is nothing to rank.",
@@ -131,7 +131,7 @@ def add_scores(frame: pd.DataFrame, metric: Column) -> pd.DataFrame:
     frame["arm"] = arm_names(frame)
     raw = frame[metric.name] if metric.name in frame.columns else np.nan
     raw = pd.Series(raw, index=frame.index, dtype=float)
-    frame["finished"] = frame["status"].isin(("ok", "diverged")) & raw.notna()
+    frame["finished"] = frame["status"].isin(SCORED) & raw.notna()
     frame["value"] = raw.where(frame["finished"])
     frame["score"] = metric.sign * frame["value"]
     return frame

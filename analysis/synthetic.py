@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.results import STEP_PREFIX, results_frame
+from benchmark.results import DIVERGED, OK, RESULT, RESULTS_CSV, STEP_PREFIX, TRIALS, results_frame
 
 MODELS = ("mm", "ns", "ls", "wgan", "wgan_gp", "dragan", "began")
 #: Model quality (log-FID offset), best log10 lr, divergence-proneness, relative step cost.
@@ -95,7 +95,7 @@ def _row(rng, dataset, model, phase, sample, seed, hp, log_fid, p_div, cost, fid
         "lam": 10.0 if model in ("wgan_gp", "dragan") else np.nan,
         "lambda_k": 1e-3 if model == "began" else np.nan,
         "gamma": 0.75 if model == "began" else np.nan,
-        "status": "diverged" if diverged else "ok",
+        "status": DIVERGED if diverged else OK,
         "error": "non-finite loss" if diverged else "",
         "d_steps": CHECKPOINTS[-1], "images_seen": CHECKPOINTS[-1] * 64,
         "seconds": seconds * (rng.uniform(0.1, 0.6) if diverged else 1.0),
@@ -162,12 +162,12 @@ def write_sweep(frame: pd.DataFrame, sweep_dir: str | Path, csv: bool = True) ->
         record["checkpoints"] = [
             {"d_steps": int(c[len(STEP_PREFIX) :]), "fid": _plain(row[c])} for c in steps
         ]
-        path = sweep_dir / "trials" / str(row["trial_id"]) / "result.json"
+        path = sweep_dir / TRIALS / str(row["trial_id"]) / RESULT
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=2))
         records.append(record)
     if csv:  # written as the sweep writes it
-        results_frame(records).to_csv(sweep_dir / "results.csv", index=False)
+        results_frame(records).to_csv(sweep_dir / RESULTS_CSV, index=False)
     return sweep_dir
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 from analysis import paper
 from analysis.scores import DATASET_ORDER, dataset_label, label, ordered, ordered_arms
 from analysis.stats import bootstrap_ci, t_interval
-from benchmark.results import Column
+from benchmark.results import DIVERGED, FAILED, Column
 
 MANIFOLD = ("precision", "recall", "f1")
 
@@ -44,8 +44,8 @@ def _cell(cell: pd.DataFrame, metric: Column, expected: int) -> dict:
         "n_trials": n,
         "n_expected": expected,
         "n_finished": int(cell["finished"].sum()),
-        "diverged_share": float((cell["status"] == "diverged").mean()) if n else np.nan,
-        "failed_share": float((cell["status"] == "failed").mean()) if n else np.nan,
+        "diverged_share": float((cell["status"] == DIVERGED).mean()) if n else np.nan,
+        "failed_share": float((cell["status"] == FAILED).mean()) if n else np.nan,
         "unfinished_share": float((~cell["finished"]).mean()) if n else np.nan,
     }
     if values.size:

@@ -10,6 +10,8 @@ from dataclasses import fields
 
 from benchmark.config import TrialConfig, resolve_trial
 from benchmark.models import MODELS, ModelPreset
+from benchmark.results import FAILED, OK
+from benchmark.training.trial_dir import LOCK
 
 # Fields that are set by dedicated options or belong to a sweep, not to a single trial.
 _SKIP = {"dataset", "model", "extra", "sweep", "phase", "sample", "seed_role", "plugins"}
@@ -151,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     resolve_device(args.device)
     out = check_writable_dir(args.out, "out")
     created = [path for path in (out, *out.parents) if not path.exists()]  # deepest first
-    lock_created = not (out / ".lock").exists()
+    lock_created = not (out / LOCK).exists()
     try:
         with claim(out, wait=False) as claimed:  # the same claim a sweep takes on a trial
             if not claimed:
@@ -169,16 +171,16 @@ def run(args: argparse.Namespace) -> int:
             )
     except (ConfigError, DatasetMissing):
         if lock_created:  # refused before any work: leave nothing behind
-            (out / ".lock").unlink(missing_ok=True)
+            (out / LOCK).unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 for path in created:
                     path.rmdir()
         raise
     shown = ("trial_id", "status", "error", "d_steps", "g_steps", "seconds", "fid_min", "fid_final")
     print(json.dumps({k: result.get(k) for k in shown}, indent=2))
-    if result["status"] == "failed":
+    if result["status"] == FAILED:
         print(f"{out}: failed; --retry-failed runs it again", file=sys.stderr)
-    return 0 if result["status"] == "ok" else 1
+    return 0 if result["status"] == OK else 1
 
 
 def add_list_arguments(parser: argparse.ArgumentParser) -> None:

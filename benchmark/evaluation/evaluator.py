@@ -244,6 +244,12 @@ class Evaluator:
                 feats[start : start + len(images)] = self.extractor(images).float().cpu()
         return feats
 
+    def samples(self, generator: nn.Module, n: int) -> Tensor:
+        """G at the first `n` fixed z (and their labels), on the device, checked finite: what a
+        registered metric with `samples = n` scores."""
+        with torch.inference_mode():
+            return self._sample(generator, 0, n)
+
     def checked(self, generator: nn.Module) -> nn.Module:
         """G with every output checked finite, for a metric that calls G itself."""
         return _FiniteOutputs(generator)

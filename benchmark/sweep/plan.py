@@ -20,7 +20,7 @@ from benchmark.errors import ConfigError
 from benchmark.models import MODELS
 from benchmark.networks import FAMILIES
 from benchmark.registry import load_plugins
-from benchmark.results import SCORED, results_frame
+from benchmark.results import RESULT, SCORED, TRIALS, results_frame
 from benchmark.schedule import trial_schedule
 from benchmark.search import sample_hyperparameters
 from benchmark.selection import best_setting
@@ -29,7 +29,7 @@ from benchmark.training.trial_dir import load_result
 
 
 def trial_dir(spec: SweepSpec, trial: TrialConfig) -> Path:
-    return spec.directory / "trials" / trial.trial_id
+    return spec.directory / TRIALS / trial.trial_id
 
 
 # ---- planning ----------------------------------------------------------------------------
@@ -89,9 +89,9 @@ def _variant_options(spec: SweepSpec, model: str) -> list[tuple[dict[str, Any], 
 def load_results(directory: Path, trial_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """The result records under directory/trials (only `trial_ids`, if given)."""
     if trial_ids is None:
-        paths = sorted((directory / "trials").glob("*/result.json"))
+        paths = sorted((directory / TRIALS).glob(f"*/{RESULT}"))
     else:
-        paths = [directory / "trials" / i / "result.json" for i in trial_ids]
+        paths = [directory / TRIALS / i / RESULT for i in trial_ids]
     return [load_result(path) for path in paths if path.exists()]
 
 
@@ -172,7 +172,7 @@ def print_plan(spec: SweepSpec, trials: Sequence[TrialConfig], out=None) -> None
     out = out or sys.stdout
     rows = []
     for trial in trials:
-        path = trial_dir(spec, trial) / "result.json"
+        path = trial_dir(spec, trial) / RESULT
         status = load_result(path)["status"] if path.exists() else "to run"
         variant = trial.extra.get("variant", "")
         rows.append(

@@ -21,9 +21,14 @@ from benchmark.evaluation.extractors import build_extractor
 from benchmark.files import cache_dir, check_writable_dir, write_json
 from benchmark.progress import progress_bar
 from benchmark.results import (
+    FAILED,
     METRICS,
+    RESULT,
     RESULTS_CSV,
     RUNNING_LOCK,
+    STATUSES,
+    SWEEP_RECORD,
+    TRIALS,
     metric_of,
     results_frame,
     write_results_csv,
@@ -36,6 +41,7 @@ from benchmark.sweep.spec import (
 )
 from benchmark.training.devices import resolve_device
 from benchmark.training.trial_dir import (
+    TRIAL_RECORD,
     check_trial_dir,
     claim,
     forget_failure,
@@ -68,7 +74,7 @@ def write_sweep_record(spec: SweepSpec, trials: Sequence[TrialConfig]) -> Path:
         "direction": spec.direction,
         "trials": len(trials),
     }
-    return write_json(spec.directory / "sweep.json", record)
+    return write_json(spec.directory / SWEEP_RECORD, record)
 
 
 def write_results(spec: SweepSpec, trials: Sequence[TrialConfig]) -> pd.DataFrame:
@@ -93,7 +99,7 @@ def summary(frame: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
     keys = ["dataset", "model"] + (["extra_variant"] if "extra_variant" in frame else [])
     groups = frame.groupby(keys)
     table = groups.size().to_frame("trials")
-    for status in ("ok", "diverged", "failed"):
+    for status in STATUSES:
         table[status] = groups["status"].apply(lambda s, status=status: int((s == status).sum()))
     table[f"best {metric}"] = (
         groups["_metric"].min() if direction == "min" else groups["_metric"].max()
@@ -139,16 +145,16 @@ def preflight(
 def check_same_plan(spec: SweepSpec, trials: Sequence[TrialConfig]) -> None:
     """Refuse a sweep directory that holds trials this plan does not contain (the spec was
     changed since they ran), naming a field that changed, so results never mix."""
-    root = spec.directory / "trials"
+    root = spec.directory / TRIALS
     planned = {trial.trial_id for trial in trials}
     foreign = sorted(
         path
         for path in (root.iterdir() if root.is_dir() else ())
-        if path.name not in planned and (path / "trial.json").exists()
+        if path.name not in planned and (path / TRIAL_RECORD).exists()
     )
     if not foreign or not trials:
         return
-    stored = read_trial_record(foreign[0] / "trial.json")
+    stored = read_trial_record(foreign[0] / TRIAL_RECORD)
 
     def changed(trial: TrialConfig) -> list[str]:
         values = trial.to_dict()
@@ -174,7 +180,7 @@ def claim_plan(spec: SweepSpec, trials: Sequence[TrialConfig]) -> None:
     with claim(spec.directory, wait=True):
         check_same_plan(spec, trials)
         for trial in trials:
-            path = trial_dir(spec, trial) / "trial.json"
+            path = trial_dir(spec, trial) / TRIAL_RECORD
             if not path.exists():
                 write_json(path, trial.to_dict())
 
@@ -206,7 +212,7 @@ def check_machine(
             raise ConfigError(error.field, error.value, error.allowed, where) from None
         cache_dir()
     check_writable_dir(spec.directory, "sweep directory", where)
-    check_writable_dir(spec.directory / "trials", "trials folder", where)
+    check_writable_dir(spec.directory / TRIALS, "trials folder", where)
     featured = {name for name in METRICS.names() if METRICS.get(name).needs_features}
     for name in sorted({t.feature_extractor for t in trials if set(t.metrics) & featured}):
         build_extractor(name, context.weights, "cpu", context.download)
@@ -217,7 +223,7 @@ def forget_failed(spec: SweepSpec, trials: Sequence[TrialConfig]) -> int:
     count = 0
     for trial in trials:
         directory = trial_dir(spec, trial)
-        if (directory / "result.json").exists():
+        if (directory / RESULT).exists():
             with claim(directory, wait=False) as claimed:
                 count += bool(claimed and forget_failure(directory))
     return count
@@ -240,8 +246,8 @@ def run_sweep(
     """Run every unfinished trial; returns (failed, unfinished) counts among the planned."""
     name = executor or spec.executor
     tasks = [(t, trial_dir(spec, t)) for t in trials]
-    pending = [(t, d) for t, d in tasks if not (d / "result.json").exists()]
-    tidy_finished([(t, d) for t, d in tasks if (d / "result.json").exists()])
+    pending = [(t, d) for t, d in tasks if not (d / RESULT).exists()]
+    tidy_finished([(t, d) for t, d in tasks if (d / RESULT).exists()])
     bar = progress_bar(
         len(tasks),
         f"sweep {spec.name}",
@@ -261,7 +267,7 @@ def run_sweep(
         elif outcome is None:
             bar.write(f"{label}: held by another process; left to it")
         else:
-            if outcome["status"] == "failed":
+            if outcome["status"] == FAILED:
                 failed += 1
                 bar.write(f"{label}: failed: {outcome['error']}")
             bar.update(1)
@@ -274,5 +280,5 @@ def run_sweep(
     finally:
         bar.close()
     records = load_results(spec.directory, [t.trial_id for t in trials])
-    failed = sum(record["status"] == "failed" for record in records)
+    failed = sum(record["status"] == FAILED for record in records)
     return failed, len(trials) - len(records)

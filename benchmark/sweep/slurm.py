@@ -15,6 +15,7 @@ import submitit
 from benchmark import interrupt
 from benchmark.config import TrialConfig
 from benchmark.errors import ConfigError
+from benchmark.results import RESULT
 from benchmark.sweep.executors import (
     EXECUTORS,
     Executor,
@@ -127,13 +128,13 @@ def run_slurm(
         interrupt.check()  # the array tasks run on: a rerun of the sweep collects them
         time.sleep(options["poll_seconds"])
         for trial_id, (trial, directory, _, _) in list(pending.items()):
-            if (directory / "result.json").exists():
-                report(trial, load_result(directory / "result.json"))
+            if (directory / RESULT).exists():
+                report(trial, load_result(directory / RESULT))
                 del pending[trial_id]
         empty_polls = 0 if _queued(array_ids) else empty_polls + 1
     for trial, directory, job, index in pending.values():
-        if (directory / "result.json").exists():
-            report(trial, load_result(directory / "result.json"))
+        if (directory / RESULT).exists():
+            report(trial, load_result(directory / RESULT))
             continue
         error = None
         if job.paths.result_pickle.exists():

@@ -19,7 +19,7 @@ from typing import Any
 from benchmark.config import TrialConfig
 from benchmark.errors import ConfigError
 from benchmark.registry import load_plugins
-from benchmark.results import COLUMNS, METRICS, PHASES, metric_of
+from benchmark.results import COLUMNS, METRICS, PHASES, TRIALS, metric_of
 
 # Plans larger than this are a typo, not a study (the paper's largest phase has 100 samples).
 MAX_SAMPLES = 10_000
@@ -315,7 +315,7 @@ def load_spec(path: str | Path) -> SweepSpec:
         source = r.get("from", None, lambda v: isinstance(v, str) and v, "a sweep directory")
         if source is None:
             raise r.error("from", None, "a finished sweep directory (required in phase seeds)")
-        if not (Path(source) / "trials").is_dir():
+        if not (Path(source) / TRIALS).is_dir():
             raise r.error("from", source, "a sweep directory holding trials/<id>/result.json")
         options["source"] = Path(source)
         options["select_seeds"] = r.get(

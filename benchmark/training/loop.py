@@ -48,12 +48,16 @@ from benchmark.files import (
 )
 from benchmark.latents import LATENTS
 from benchmark.progress import progress_bar
+from benchmark.results import DIVERGED, FAILED, OK, RESULT, SAMPLES_PNG
 from benchmark.schedule import trial_schedule
 from benchmark.training.devices import environment, resolve_device
 from benchmark.training.population import population_key
 from benchmark.training.step import LOG_EVERY, GANTraining
 from benchmark.training.trial_dir import (
     CHECKPOINT,
+    GENERATOR,
+    METRICS_LOG,
+    TRIAL_RECORD,
     check_trial_dir,
     commit_checkpoints,
     load_checkpoint,
@@ -203,7 +207,7 @@ class _Member:
     history: list[dict[str, Any]] = field(default_factory=list)
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0  # its share of the time spent before a resume
-    status: str = "ok"
+    status: str = OK
     error: str = ""
     diverged_at: int | None = None
     d_steps: int = 0
@@ -269,7 +273,7 @@ def run_population(
             pending.append((index, trial, directory, known))
             continue
         if not known:  # trial.json was deleted; the result names this very trial
-            write_json(directory / "trial.json", trial.to_dict())
+            write_json(directory / TRIAL_RECORD, trial.to_dict())
         remove_leftovers(directory)
         results[index] = result
     if not pending:
@@ -295,7 +299,7 @@ def run_population(
     for index, trial, directory, known in pending:
         directory.mkdir(parents=True, exist_ok=True)
         if not known:
-            write_json(directory / "trial.json", trial.to_dict())
+            write_json(directory / TRIAL_RECORD, trial.to_dict())
         remove_leftovers(directory)
         member = _Member(trial, directory)
         path = directory / CHECKPOINT
@@ -358,7 +362,7 @@ def _train(
         # Later checkpoints could only score worse (the reference gives a NaN generator FID
         # 31337), so the member stops; the checkpoints evaluated so far still count.
         member = members[i]
-        member.status, member.diverged_at, member.error = "diverged", at, error
+        member.status, member.diverged_at, member.error = DIVERGED, at, error
         member.d_steps, member.g_steps = training.step, training.g_steps
         member.seconds = seconds()
         active.remove(i)
@@ -419,7 +423,7 @@ def _train(
                 for i in active:
                     member = members[i]
                     write_metrics(
-                        member.directory / "metrics.jsonl", member.history, member.evaluations
+                        member.directory / METRICS_LOG, member.history, member.evaluations
                     )
             # The safe point: between steps, after this step's checkpoints are complete.
             interrupt.check()
@@ -427,20 +431,20 @@ def _train(
         raise  # not the trial's doing: every member stays resumable, nothing is recorded
     except Exception as exc:  # recorded, so one broken population does not stop a sweep
         for i in active:
-            members[i].status, members[i].error = "failed", f"{type(exc).__name__}: {exc}"
+            members[i].status, members[i].error = FAILED, f"{type(exc).__name__}: {exc}"
             write_error_log(members[i].directory, traceback.format_exc())
     finally:
         bar.close()
     for i in active:
         member = members[i]
         member.d_steps, member.g_steps, member.seconds = training.step, training.g_steps, seconds()
-        if member.status == "ok":
+        if member.status == OK:
             generator = training.generator.member_module(i)
-            _save_samples(generator, member.trial, device, member.directory / "samples.png")
+            _save_samples(generator, member.trial, device, member.directory / SAMPLES_PNG)
             # The final generator is kept (small); the full checkpoint with D and both Adam
             # states is ~150 MB and only needed to resume, so it goes once the result is stored.
             g_state = generator.state_dict()
-            atomic_write(member.directory / "generator.pt", partial(torch.save, g_state))
+            atomic_write(member.directory / GENERATOR, partial(torch.save, g_state))
 
 
 def _finish(member: _Member, device: torch.device, evaluator) -> dict[str, Any]:
@@ -448,8 +452,8 @@ def _finish(member: _Member, device: torch.device, evaluator) -> dict[str, Any]:
     trial, directory = member.trial, member.directory
     # A crash is not a measurement: a failed trial scores nothing. A diverged one keeps the
     # checkpoints evaluated before it diverged, as the reference does.
-    scored = member.evaluations if member.status != "failed" else []
-    summary = _summarise(scored, final_reached=member.status == "ok")
+    scored = member.evaluations if member.status != FAILED else []
+    summary = _summarise(scored, final_reached=member.status == OK)
     result = {
         **trial.to_dict(),
         "trial_id": trial.trial_id,
@@ -468,7 +472,7 @@ def _finish(member: _Member, device: torch.device, evaluator) -> dict[str, Any]:
         **summary,
         "checkpoints": member.evaluations,
     }
-    path = directory / "result.json"
+    path = directory / RESULT
     write_json(path, result)
     (directory / CHECKPOINT).unlink(missing_ok=True)  # a kill before this leaves a spare file
     return read_json(path)  # the stored form (NaN as null), same as a rerun returns

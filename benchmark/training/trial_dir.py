@@ -23,6 +23,7 @@ from benchmark.files import (
     remove_stale_temporaries,
     stage_write,
 )
+from benchmark.results import FAILED, RESULT
 
 TRIAL_REMEDY = "delete or move its directory to run the trial again"
 RESULT_REMEDY = "delete it to run the trial again"
@@ -40,7 +41,7 @@ def read_trial_record(path: Path) -> dict[str, Any]:
 
 def read_result(directory: Path, trial: TrialConfig) -> dict[str, Any] | None:
     """The trial's stored result, None if it has none; DamagedFile if it cannot be trusted."""
-    path = directory / "result.json"
+    path = directory / RESULT
     if not path.exists():
         return None
     result = load_result(path)
@@ -52,7 +53,7 @@ def read_result(directory: Path, trial: TrialConfig) -> dict[str, Any] | None:
 def check_trial_dir(trial: TrialConfig, directory: Path) -> bool:
     """Whether the directory holds this trial's trial.json; TrialMismatch if it holds another
     trial's, DamagedFile if it is unreadable. Writes nothing."""
-    path = directory / "trial.json"
+    path = directory / TRIAL_RECORD
     if not path.exists():
         return False
     stored = read_trial_record(path)
@@ -63,7 +64,7 @@ def check_trial_dir(trial: TrialConfig, directory: Path) -> bool:
             if stored.get(key) != trial.to_dict().get(key)
         )
         raise TrialMismatch(
-            "trial.json",
+            TRIAL_RECORD,
             str(path),
             f"the same config as planned (differs in {', '.join(changed)}); "
             "use another directory or delete it",
@@ -74,11 +75,11 @@ def check_trial_dir(trial: TrialConfig, directory: Path) -> bool:
 def forget_failure(directory: Path) -> bool:
     """Delete a failed trial's result (and error.log) so that it runs again; whether it did.
     Call it while holding the trial's claim."""
-    path = directory / "result.json"
-    if not path.exists() or load_result(path).get("status") != "failed":
+    path = directory / RESULT
+    if not path.exists() or load_result(path).get("status") != FAILED:
         return False
     path.unlink()
-    (directory / "error.log").unlink(missing_ok=True)
+    (directory / ERROR_LOG).unlink(missing_ok=True)
     return True
 
 
@@ -87,11 +88,16 @@ def remove_leftovers(directory: Path) -> None:
     checkpoint of a trial whose result is stored. Call it only while holding the trial's claim
     (or when no other process can be writing the directory)."""
     remove_stale_temporaries(directory, everything=True)
-    if (directory / "result.json").exists():
+    if (directory / RESULT).exists():
         (directory / CHECKPOINT).unlink(missing_ok=True)
 
 
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = "checkpoint.pt"  # what a trial resumes from; removed when its result is stored
+TRIAL_RECORD = "trial.json"  # the trial's config, written before it trains
+METRICS_LOG = "metrics.jsonl"  # losses every LOG_EVERY steps and every checkpoint's scores
+ERROR_LOG = "error.log"  # the traceback of a failed trial
+GENERATOR = "generator.pt"  # the final G's weights
+LOCK = ".lock"  # the claim: an exclusive flock while a process works on the trial
 # A checkpoint file is this magic, the sha256 of the payload (hex) and a newline, then the
 # payload (torch.save's bytes); a file that fails the check is never loaded.
 _CHECKPOINT_MAGIC = b"ganbench-checkpoint-v1 "
@@ -143,7 +149,7 @@ def load_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
 def write_error_log(directory: Path, text: str) -> None:
     """error.log beside a failed trial's result; a file that cannot be written stops the run
     as any other write does (`WriteFailed`), before the failure is recorded."""
-    atomic_write(directory / "error.log", lambda tmp: tmp.write_text(text))
+    atomic_write(directory / ERROR_LOG, lambda tmp: tmp.write_text(text))
 
 
 def write_metrics(path: Path, history: list[dict], evaluations: list[dict]) -> None:
@@ -157,7 +163,7 @@ def write_metrics(path: Path, history: list[dict], evaluations: list[dict]) -> N
 def claim(directory: Path, wait: bool) -> Iterator[bool]:
     """Hold the trial's lock for the body; yields False if another process holds it."""
     directory.mkdir(parents=True, exist_ok=True)
-    handle = open(directory / ".lock", "a")  # noqa: SIM115 - the lock lives as long as the body
+    handle = open(directory / LOCK, "a")  # noqa: SIM115 - the lock lives as long as the body
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
