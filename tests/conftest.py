@@ -38,7 +38,7 @@ def float64():
 @pytest.fixture(scope="session")
 def plugin_dir(tmp_path_factory):
     """A folder holding the sweep-test plugin (helpers.PLUGIN), for child processes too."""
-    from helpers import write_plugin
+    from tests.helpers import write_plugin
 
     return write_plugin(tmp_path_factory.mktemp("plugin"))
 

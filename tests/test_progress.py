@@ -8,9 +8,8 @@ import subprocess
 import sys
 import time
 
-from helpers import REPO
-
 from benchmark.progress import LineProgress, progress_bar
+from tests.helpers import REPO
 
 
 class Clock:

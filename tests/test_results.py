@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import tiny
 
 from benchmark import results
 from benchmark.results import (
@@ -17,6 +16,7 @@ from benchmark.results import (
     results_frame,
     write_results_csv,
 )
+from tests.helpers import tiny
 
 
 @pytest.fixture

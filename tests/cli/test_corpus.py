@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import subprocess_env
 
 from benchmark.cli import main
+from tests.helpers import subprocess_env
 
 BAD_PLUGINS = {
     "bad_raises": "raise RuntimeError('plugin broke on import')\n",

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import SWEEP, TRIAL, marker_counts, subprocess_env, tiny_spec
 
 from benchmark.cli import main
 from benchmark.files import read_json
+from tests.helpers import SWEEP, TRIAL, marker_counts, subprocess_env, tiny_spec
 
 # ---- refusals before anything is written -------------------------------------------------
 

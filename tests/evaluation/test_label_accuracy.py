@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import CLASSES, SIDE, labelled_squares
 from torch import nn
 
 from benchmark.evaluation import Evaluator
 from benchmark.evaluation import classifier as reference
 from benchmark.mixtures import GRID, MIXTURES, generate
+from tests.helpers import CLASSES, SIDE, labelled_squares
 
 # The toy recipe: the quadrant of a white square is learnt in a few dozen steps.
 TOY_RECIPE = {**reference.RECIPE, "epochs": 20, "lr": 1e-2}
@@ -108,10 +108,9 @@ def test_mixture_label_accuracy_of_a_conditional_generator(shift, expected):
 def test_a_conditional_trial_records_its_label_accuracy_and_resumes_to_the_same_weights(
     toy_recipe, tmp_path, monkeypatch
 ):
-    from helpers import kill_after_first_checkpoint
-
     from benchmark.config import resolve_trial
     from benchmark.training.loop import run_trial
+    from tests.helpers import kill_after_first_checkpoint
 
     trial = resolve_trial(
         "ns", "test_quadrants", steps=12, eval_every_epochs=1, batch_size=8, metrics=("fid",),

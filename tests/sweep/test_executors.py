@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import helpers  # noqa: F401 - registers the test_squares dataset
 import pandas as pd
 import pytest
 import torch
-from helpers import marker_counts, tiny_spec
 
+import tests.helpers  # noqa: F401 - registers the test_squares dataset
 from benchmark.cli import main
 from benchmark.config import resolve_trial
 from benchmark.sweep import executors
 from benchmark.sweep.executors import threads_per_worker
 from benchmark.training import loop, population, step, trial_dir
+from tests.helpers import marker_counts, tiny_spec
 
 
 def test_threads_per_worker_splits_the_cores():

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import REPO, marker_counts, subprocess_env, tiny_spec, write_plugin
 
 from benchmark.files import read_json
 from benchmark.sweep.executors import threads_per_worker
+from tests.helpers import REPO, marker_counts, subprocess_env, tiny_spec, write_plugin
 
 
 @pytest.fixture(scope="module")

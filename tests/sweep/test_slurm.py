@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import REPO, marker_counts, subprocess_env, tiny_spec, write_plugin
 
 from benchmark.files import read_json
+from tests.helpers import REPO, marker_counts, subprocess_env, tiny_spec, write_plugin
 
 SLURM = """
 executor = "slurm"

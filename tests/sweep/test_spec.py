@@ -6,13 +6,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import REPO
 
 from benchmark.config import resolve_trial
 from benchmark.errors import ConfigError
 from benchmark.schedule import trial_schedule
 from benchmark.sweep.plan import plan
 from benchmark.sweep.spec import load_spec
+from tests.helpers import REPO
 
 PAPER_DATASETS = ("mnist", "fashion_mnist", "cifar10", "celeba", "polygons")
 

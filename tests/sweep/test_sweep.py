@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import REPO, marker_counts, tiny_spec
 
 from benchmark.cli import main
 from benchmark.config import TrialConfig, resolve_trial
@@ -20,6 +19,7 @@ from benchmark.sweep.run import summary
 from benchmark.sweep.spec import load_spec
 from benchmark.training.population import populations
 from benchmark.training.trial_dir import claim
+from tests.helpers import REPO, marker_counts, tiny_spec
 
 # ---- planning ----------------------------------------------------------------------------
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import SWEEP, TRIAL, marker_counts, subprocess_env, tiny_spec
 
 from benchmark import interrupt
 from benchmark.cli import EXIT_WRITE_FAILED, main
 from benchmark.config import resolve_trial
 from benchmark.files import read_json
 from benchmark.training import loop
+from tests.helpers import SWEEP, TRIAL, marker_counts, subprocess_env, tiny_spec
 
 TRIAL += ("--steps", "12", "--eval-every-epochs", "4", "--batch-size", "16", "--no-progress")
 # Checkpoints at D steps 5, 9 and 12: every 4 from the reference's first, and the end.

@@ -10,7 +10,6 @@ import os
 
 import pytest
 import torch
-from helpers import kill_after_first_checkpoint, tiny, tiny_images
 from torch.nn.functional import softplus
 
 from benchmark.config import resolve_trial
@@ -20,6 +19,7 @@ from benchmark.losses import LOSSES, Loss
 from benchmark.training import loop, step
 from benchmark.training.loop import run_trial
 from benchmark.training.step import GANTraining
+from tests.helpers import kill_after_first_checkpoint, tiny, tiny_images
 
 
 # G updates after the D steps with index 0, 1, 1 + n, 1 + 2n, ... (the reference's schedule).

@@ -8,13 +8,13 @@ import json
 
 import pytest
 import torch
-from helpers import tiny, tiny_images
 
 from benchmark.training import loop
 from benchmark.training.loop import run_population, run_trial
 from benchmark.training.population import population_key
 from benchmark.training.stacked import StackedAdam, StackedNetwork
 from benchmark.training.step import GANTraining
+from tests.helpers import tiny, tiny_images
 
 CPU = torch.device("cpu")
 # Two members far apart: lr and beta1 differ by two orders of magnitude, and every other

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import subprocess_env, tiny, tiny_spec
 
 from benchmark.cli import main
 from benchmark.evaluation.refstats import load_or_compute, refstats_path
@@ -21,6 +20,7 @@ from benchmark.files import read_json
 from benchmark.polygons import cache_path, generate_polygons
 from benchmark.training import loop
 from benchmark.training.trial_dir import claim
+from tests.helpers import subprocess_env, tiny, tiny_spec
 
 # SIGKILLs its own process at one rename, chosen by GANBENCH_TEST_KILL_AT:
 # "before:<suffix>[#n]" kills between the n-th temporary write of a file whose name ends with

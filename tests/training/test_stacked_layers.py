@@ -9,7 +9,6 @@ import dataclasses
 import pandas as pd
 import pytest
 import torch
-from helpers import tiny, tiny_images
 from torch import nn
 
 from benchmark.cli import main
@@ -25,6 +24,7 @@ from benchmark.networks import (
 from benchmark.training.stacked import StackedNetwork
 from benchmark.training.stacked_layers import can_stack
 from benchmark.training.step import GANTraining
+from tests.helpers import tiny, tiny_images
 
 CPU = torch.device("cpu")
 MEMBERS = 3
@@ -252,7 +252,7 @@ def test_a_conditional_member_has_the_same_bits_at_every_size(family, conditioni
 def test_a_conditional_trial_trains_to_the_same_bits_in_any_population(family, model, conditioning):
     """Float32, batch 32: member 0 of conditional populations of 3 and 16 ends with exactly
     the weights of its trial alone (labels drawn with its real batches and fresh z)."""
-    from helpers import labelled_squares
+    from tests.helpers import labelled_squares
 
     dataset, generator, discriminators = FAMILIES[family]
     networks = {
