@@ -7,6 +7,8 @@ Importing this module registers `test_squares`, `test_quadrants` and the loss `t
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -216,3 +218,14 @@ def marker_counts(directory: Path) -> dict[str, tuple[int, int]]:
 
 TRIAL = ("trial", "--plugin", "ganbench_testplugin", "--dataset", "tiny", "--model", "ns")
 SWEEP = ("--no-report", "--no-progress")
+
+
+def start_sweep(spec: Path, plugin_dir: Path, log: Path) -> subprocess.Popen:
+    """`python -m benchmark sweep` in a child process, its output in `log`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "benchmark", "sweep", str(spec), "--no-report"],
+        cwd=REPO,
+        env=subprocess_env(plugin_dir),
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )

@@ -18,22 +18,7 @@ import torch
 
 from benchmark.files import read_json
 from benchmark.sweep.executors import threads_per_worker
-from tests.helpers import REPO, marker_counts, subprocess_env, tiny_spec, write_plugin
-
-
-@pytest.fixture(scope="module")
-def plugin_dir(tmp_path_factory) -> Path:
-    return write_plugin(tmp_path_factory.mktemp("plugin"))
-
-
-def start_sweep(spec: Path, plugin_dir: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "benchmark", "sweep", str(spec), "--no-report"],
-        cwd=REPO,
-        env=subprocess_env(plugin_dir),
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
+from tests.helpers import REPO, marker_counts, start_sweep, tiny_spec
 
 
 def check_complete(directory: Path, n_trials: int, steps: int) -> None:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from benchmark.files import read_json
-from tests.helpers import REPO, marker_counts, subprocess_env, tiny_spec, write_plugin
+from tests.helpers import marker_counts, start_sweep, tiny_spec
 
 SLURM = """
 executor = "slurm"
@@ -47,25 +45,10 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def plugin_dir(tmp_path_factory) -> Path:
-    return write_plugin(tmp_path_factory.mktemp("plugin"))
-
-
-def sweep(spec: Path, plugin_dir: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "benchmark", "sweep", str(spec), "--no-report"],
-        cwd=REPO,
-        env=subprocess_env(plugin_dir),
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-
-
 def test_slurm_array_runs_every_trial(plugin_dir, tmp_path):
     spec = tiny_spec(tmp_path / "tiny.toml", models=("ns", "wgan", "boom"), extra=SLURM)
     log = tmp_path / "sweep.log"
-    assert sweep(spec, plugin_dir, log).wait(timeout=300) == 1, log.read_text()  # boom fails
+    assert start_sweep(spec, plugin_dir, log).wait(timeout=300) == 1, log.read_text()  # boom fails
     directory = tmp_path / "tiny"
     frame = pd.read_csv(directory / "results.csv").set_index("model")
     assert frame.loc[["ns", "wgan"], "status"].tolist() == ["ok", "ok"]
@@ -85,7 +68,7 @@ def test_slurm_requeue_resumes_from_the_checkpoint(plugin_dir, tmp_path):
     spec = tiny_spec(tmp_path / "tiny.toml", models=("ns",), steps=steps, eval_every=4,
                      extra=SLURM)  # fmt: skip
     log = tmp_path / "sweep.log"
-    process = sweep(spec, plugin_dir, log)
+    process = start_sweep(spec, plugin_dir, log)
     directory = tmp_path / "tiny"
     deadline = time.monotonic() + 200
     while time.monotonic() < deadline:
