@@ -58,10 +58,6 @@ class Column:
     def best_word(self) -> str:
         return "max" if self.higher_is_better else "min"
 
-    @property
-    def direction(self) -> str:
-        return self.best_word
-
     def fmt(self, value: float) -> str:
         return f"{value:.{self.digits}f}"
 

@@ -298,7 +298,7 @@ def load_spec(path: str | Path) -> SweepSpec:
     metric = r.get("metric", default_metric, lambda v: isinstance(v, str) and v, "a result column")
     direction = r.get(
         "direction",
-        COLUMNS[metric].direction if metric in COLUMNS else None,
+        COLUMNS[metric].best_word if metric in COLUMNS else None,
         lambda v: v in ("min", "max"),
         '"min" or "max"',
     )
