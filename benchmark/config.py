@@ -92,6 +92,8 @@ class TrialConfig:
     # Execution options that can change the numbers, hence part of the identity.
     amp_dtype: str = "fp32"
     channels_last: bool = False
+    # The whole training step as one compiled program (benchmark/training/compiled.py): the
+    # same arithmetic and draws as op by op, rounded as its fused loops round.
     compile: bool = False
     plugins: tuple[str, ...] = ()
     # Book-keeping from the sweep that planned this trial.

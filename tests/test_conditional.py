@@ -149,9 +149,9 @@ def test_a_conditional_ds_penalty_is_the_unconditional_ds_with_the_label_term_re
         labels = torch.full((1, 32), label)
         draws = [torch.Generator().manual_seed(1) for _ in range(2)]
         uniforms = [partial(_uniform, g) for g in draws]
-        outputs = partial(_with_labels, stacked.eager, labels)
+        outputs = partial(_with_labels, stacked, labels)
         got = PENALTIES.get(penalty)(outputs, real, fake, uniforms[0])
-        want = PENALTIES.get(penalty)(StackedNetwork([plain]).eager, real, fake, uniforms[1])
+        want = PENALTIES.get(penalty)(StackedNetwork([plain]), real, fake, uniforms[1])
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
         assert float(got[0].detach()) > 1e-3  # a penalty that is there to compare
 

@@ -59,7 +59,7 @@ FIELD_HELP = {
     "polygon_steps": "Adam steps of the z inversion for polygon recall",
     "amp_dtype": "autocast dtype: fp32 (off) or bf16",
     "channels_last": "channels-last memory format (speed only)",
-    "compile": "torch.compile the networks (speed only)",
+    "compile": "run the whole training step as one compiled program (speed; rounding only)",
     "plugins": "modules imported first, comma-separated, so their registrations exist",
     "sweep": "name of the sweep that planned the trial",
     "phase": "study phase: default, wide, narrow, seeds",

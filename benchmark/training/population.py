@@ -21,9 +21,9 @@ Task = tuple[TrialConfig, Path]
 MEMBER_FIELDS = ("lr", "beta1", "beta2", "clip", "lam", "lambda_k", "gamma", "seed")
 BOOKKEEPING_FIELDS = ("sweep", "phase", "sample", "seed_role", "extra")
 # Options the member-batched layers lack (benchmark/training/stacked_layers.py): spectral norm's
-# parametrization; compile and channels_last tune one network's kernels. Such a trial trains
-# alone and calls its networks' own modules.
-SOLO_OPTIONS = ("spectral_norm", "compile", "channels_last")
+# parametrization; channels_last tunes one network's convolutions. Such a trial trains alone
+# and calls its networks' own modules.
+SOLO_OPTIONS = ("spectral_norm", "channels_last")
 
 
 def population_key(trial: TrialConfig) -> str:

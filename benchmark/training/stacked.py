@@ -4,22 +4,24 @@ A population (benchmark/training/loop.py) holds M trials that share every struct
 differ in numbers (lr, beta1, beta2, clip, lambda, gamma, lambda_k, seed). Each network is
 stored once for all M members:
 
-- the parameters as one flat tensor, the autograd leaf, laid out parameter by parameter, each
-  block holding that parameter for all M members contiguously: a layer's weights are then a
-  contiguous (M, *shape) view, which batched matrix products take without a copy, and the
-  gradients of all layers land in one tensor (split's backward is one concatenation);
+- the parameters as one flat tensor, the autograd leaf, laid out member by member: member i's
+  weights are row i of its (M, P) view, parameter after parameter in the prototype's order.
+  A layer's weights are then an (M, *shape) view whose matrices are contiguous, which batched
+  matrix products take without a copy; the gradients of all layers land in one tensor
+  (split's backward is one concatenation); and every elementwise update (Adam, clipping) is
+  one pass over the (M, P) view with (M, 1) per-member coefficients, a single loop in a
+  compiled step (benchmark/training/compiled.py);
 - the buffers (batch norm's running statistics) as (M, ...) tensors, updated in place.
 
 A forward pass maps inputs (M, B, ...) to outputs (M, B, ...) through the network's
 member-batched layers (stacked_layers.py), for every population size, one included:
 a member's numbers do not depend on how many members share its steps. A network with an
-option those layers lack (spectral norm's parametrization; torch.compile and channels_last,
-which tune one network's kernels) trains alone and calls its own module directly.
+option those layers lack (spectral norm's parametrization; channels_last, which tunes one
+network's convolutions) trains alone and calls its own module directly.
 
 `StackedAdam` is Adam with one lr, beta1 and beta2 per member (`torch.optim.Adam` takes one
 per parameter group, and a group per member would step M times); its update is PyTorch's,
-done on each parameter's (M, n) block with (M, 1) coefficients (for a population of one, on
-the whole flat tensor).
+done on the (M, P) view of the flat weights with (M, 1) coefficients.
 """
 
 from __future__ import annotations
@@ -53,8 +55,9 @@ class StackedNetwork:
         params, buffers = stack_module_state(list(modules))
         self.members = len(modules)
         with torch.no_grad():
-            flat = torch.cat([params[n].flatten() for n in self.names])
-        self.flat = flat.requires_grad_(True)  # parameter-major: see the module docstring
+            rows = [params[n].reshape(self.members, -1) for n in self.names]
+            flat = torch.cat(rows, dim=1).flatten()
+        self.flat = flat.requires_grad_(True)  # member-major: see the module docstring
         self.buffers = buffers  # name -> (M, ...)
         self.plain = plain or not can_stack(self.prototype)
         if self.plain and self.members != 1:
@@ -69,23 +72,15 @@ class StackedNetwork:
     def size(self) -> int:
         return self.members
 
+    def rows(self, tensor: Tensor) -> Tensor:
+        """The (M, P) view of a tensor laid out as `flat` (the weights, their gradient, Adam's
+        moments): row i is member i's, so an elementwise per-member update (Adam, clipping)
+        is a handful of kernels with (M, 1) coefficients, as a fused optimiser's is."""
+        return tensor.view(self.members, -1)
+
     def blocks(self, tensor: Tensor) -> list[Tensor]:
-        """(M, n) views of a tensor laid out as `flat` (the weights, their gradient, Adam's
-        moments), one per parameter."""
-        chunks = tensor.split([self.members * n for n in self.sizes])
-        return [c.view(self.members, n) for c, n in zip(chunks, self.sizes, strict=True)]
-
-    def update_views(self, tensor: Tensor) -> list[Tensor]:
-        """Views of a tensor laid out as `flat` for an elementwise per-member update (Adam,
-        clipping): its (M, n) blocks, or for a population of one the whole tensor as one
-        (1, P) view, so that its update is a handful of kernels, as a fused optimiser's is,
-        whatever the layer count (elementwise kernels give a weight the same bits either way:
-        see tests/test_stacked_layers.py)."""
-        return [tensor.view(1, -1)] if self.members == 1 else self.blocks(tensor)
-
-    def spread(self, values: Tensor) -> list[Tensor]:
-        """Per-member values (M,) as (M, 1) columns, one per view of `update_views`."""
-        return [values.view(-1, 1)] * (1 if self.members == 1 else len(self.sizes))
+        """(M, n) views of a tensor laid out as `flat`, one per parameter."""
+        return list(self.rows(tensor).split(self.sizes, dim=1))
 
     def _params(self) -> dict[str, Tensor]:
         """Views of the flat leaf, name -> (M, *shape), each contiguous."""
@@ -112,16 +107,6 @@ class StackedNetwork:
         (M, B, ...), such as a conditional network's labels."""
         return self.forward(x, *extra)
 
-    def eager(self, x: Tensor, *extra: Tensor) -> Tensor:
-        """The call never compiled: a penalty's double backward needs it."""
-        return self._call_prototype(x, *extra) if self.plain else self._call_stacked(x, *extra)
-
-    def compile(self, mode: str | None) -> None:
-        """Compile the prototype's functional forward (a plain network only)."""
-        if not self.plain:
-            raise ValueError("torch.compile applies to a network that trains alone")
-        self.forward = torch.compile(self._call_prototype, mode=mode)
-
     def train(self, mode: bool = True) -> None:
         """Training (batch statistics) or eval mode (running statistics) for its calls."""
         self.prototype.train(mode)
@@ -135,8 +120,7 @@ class StackedNetwork:
         """(M,) bool: whether all of member i's weights and floating-point buffers (batch
         norm's running statistics, which eval mode uses) are finite."""
         with torch.no_grad():
-            blocks = self.blocks(self.flat)
-            ok = torch.stack([torch.isfinite(b).all(dim=1) for b in blocks]).all(dim=0)
+            ok = torch.isfinite(self.rows(self.flat)).all(dim=1)
             for buffer in self.buffers.values():
                 if buffer.is_floating_point():
                     ok &= torch.isfinite(buffer.reshape(self.members, -1)).all(dim=1)
@@ -165,9 +149,8 @@ class StackedNetwork:
     def clamp_(self, bound: Tensor) -> None:
         """WGAN's clipping: every parameter of member i into [-bound_i, bound_i]."""
         with torch.no_grad():
-            views = self.update_views(self.flat)
-            for view, limit in zip(views, self.spread(bound.to(self.flat.dtype)), strict=True):
-                torch.clamp(view, -limit, limit, out=view)
+            rows, limit = self.rows(self.flat), bound.to(self.flat.dtype).view(-1, 1)
+            torch.clamp(rows, -limit, limit, out=rows)
 
 
 class StackedAdam:
@@ -183,53 +166,48 @@ class StackedAdam:
         self.exp_avg = torch.zeros_like(network.flat, requires_grad=False)
         self.exp_avg_sq = torch.zeros_like(network.flat, requires_grad=False)
         self.steps = 0
-        self.coefficients: list[list[Tensor]] | None = None
+        # Each member's fixed coefficients, (M, 1) columns in the weights' dtype.
+        dtype = network.flat.dtype
+        self.weight1, self.decay2, self.weight2 = (
+            c.to(dtype).view(-1, 1) for c in (1 - beta1, beta2, 1 - beta2)
+        )
+        self.step_size = self.bias_correction2_sqrt = torch.zeros_like(self.weight1)
 
-    def zero_grad(self) -> None:
-        self.network.flat.grad = None
-
-    def step(self) -> None:
-        network = self.network
-        flat = network.flat
+    def advance(self) -> None:
+        """Count one more step and set its bias corrections, (M, 1) in the weights' dtype:
+        computed in float64, as torch.optim.Adam computes them (in Python floats). Outside
+        `step`, so that a compiled step (compiled.py) reads them as inputs."""
         self.steps += 1
-        dtype = flat.dtype
-        # Bias corrections in float64, as torch.optim.Adam computes them (in Python floats);
-        # then the operations of its update in its order, so a member gets the same bits.
-        step_size = (self.lr / (1 - self.beta1**self.steps)).to(dtype)
-        bias_correction2_sqrt = (1 - self.beta2**self.steps).sqrt().to(dtype)
-        if self.coefficients is None:  # fixed per member: spread over the weights once
-            self.coefficients = [
-                network.spread(c.to(dtype)) for c in (1 - self.beta1, self.beta2, 1 - self.beta2)
-            ]
+        dtype = self.network.flat.dtype
+        self.step_size = (self.lr / (1 - self.beta1**self.steps)).to(dtype).view(-1, 1)
+        self.bias_correction2_sqrt = (1 - self.beta2**self.steps).sqrt().to(dtype).view(-1, 1)
+
+    def step(self, grad: Tensor) -> None:
+        """Update the weights in place with `grad` (laid out as the flat weights), using the
+        bias corrections of the last `advance`: the operations of torch.optim.Adam's update
+        in its order, so that a member gets the bits of its trial under torch.optim.Adam."""
+        rows = self.network.rows
+        param, grad, exp_avg, exp_avg_sq = (
+            rows(t) for t in (self.network.flat, grad, self.exp_avg, self.exp_avg_sq)
+        )
         with torch.no_grad():
-            for param, grad, exp_avg, exp_avg_sq, weight1, decay2, weight2, size, bc2 in zip(
-                *(
-                    network.update_views(t)
-                    for t in (flat, flat.grad, self.exp_avg, self.exp_avg_sq)
-                ),
-                *self.coefficients,
-                network.spread(step_size),
-                network.spread(bias_correction2_sqrt),
-                strict=True,
-            ):
-                exp_avg.lerp_(grad, weight1)
-                exp_avg_sq.mul_(decay2).addcmul_(weight2 * grad, grad)
-                denom = (exp_avg_sq.sqrt() / bc2).add_(self.eps)
-                param.sub_(size * exp_avg / denom)  # addcdiv's order: (s m) / denom
+            exp_avg.lerp_(grad, self.weight1)
+            exp_avg_sq.mul_(self.decay2).addcmul_(self.weight2 * grad, grad)
+            denom = (exp_avg_sq.sqrt() / self.bias_correction2_sqrt).add_(self.eps)
+            param.sub_(self.step_size * exp_avg / denom)  # addcdiv's order: (s m) / denom
 
     def member_state(self, i: int) -> dict[str, Tensor | int]:
         """Member i's moments, each flattened in parameter order."""
         return {
-            "exp_avg": torch.cat([b[i] for b in self.network.blocks(self.exp_avg)]),
-            "exp_avg_sq": torch.cat([b[i] for b in self.network.blocks(self.exp_avg_sq)]),
+            "exp_avg": self.network.rows(self.exp_avg)[i].clone(),
+            "exp_avg_sq": self.network.rows(self.exp_avg_sq)[i].clone(),
             "steps": self.steps,
         }
 
     def load_member_state(self, i: int, state: dict) -> None:
-        for name in ("exp_avg", "exp_avg_sq"):
-            values = state[name].split(self.network.sizes)
-            for block, value in zip(self.network.blocks(getattr(self, name)), values, strict=True):
-                block[i].copy_(value)
+        with torch.no_grad():
+            for name in ("exp_avg", "exp_avg_sq"):
+                self.network.rows(getattr(self, name))[i].copy_(state[name])
         self.steps = state["steps"]
 
 

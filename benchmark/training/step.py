@@ -20,6 +20,7 @@ from benchmark.losses import LOSSES, discriminator_targets
 from benchmark.networks import DISCRIMINATORS, GENERATORS, NetworkOptions
 from benchmark.penalties import PENALTIES
 from benchmark.schedule import is_g_step
+from benchmark.training.compiled import CompiledStep
 from benchmark.training.memory import keep_freed_memory
 from benchmark.training.population import SOLO_OPTIONS, population_key
 from benchmark.training.stacked import MemberStreams, StackedAdam, StackedNetwork
@@ -85,12 +86,10 @@ class GANTraining:
         trials: TrialConfig | Sequence[TrialConfig],
         train_images: Tensor,
         device: torch.device,
-        compile_mode: str | None = None,
         train_labels: Tensor | None = None,
     ) -> None:
-        """`compile_mode` is torch.compile's mode when `trial.compile` is set ("reduce-overhead"
-        adds CUDA graphs on a GPU); `run_trial` leaves it at the default. `train_labels`
-        (int64 (N,)) are the images' classes, which a conditional trial needs."""
+        """`train_labels` (int64 (N,)) are the images' classes, which a conditional trial
+        needs. With `trial.compile` the step runs as one compiled program (compiled.py)."""
         keep_freed_memory()  # large tensors stay mapped between steps (memory.py)
         trials = [trials] if isinstance(trials, TrialConfig) else list(trials)
         keys = {population_key(t) for t in trials}
@@ -146,12 +145,7 @@ class GANTraining:
             if trial.amp_dtype == "bf16"
             else nullcontext()
         )
-        # The networks' forward passes are compiled, not the step: the penalties need a double
-        # backward, which compiled graphs do not support, so they run D eagerly.
-        if trial.compile:
-            self.generator.compile(compile_mode)
-            self.discriminator.compile(compile_mode)
-        self.cuda_graphs = trial.compile and compile_mode == "reduce-overhead"
+        self.program = CompiledStep(self) if trial.compile else None
 
     def _values(self, name: str) -> Tensor:
         """The members' values of a hyperparameter, (M,) float64 (unset: NaN)."""
@@ -252,9 +246,9 @@ class GANTraining:
             else:
                 d_loss = self._per_member(self.loss.d, real_out, fake_out, self.loss_state)
             if self.lam is not None:
-                outputs = self.discriminator.eager
+                outputs = self.discriminator
                 if y is not None:  # differentiated with respect to the points only
-                    outputs = partial(_with_labels, self.discriminator.eager, y)
+                    outputs = partial(_with_labels, self.discriminator, y)
                 penalty = self.penalty(outputs, real, fake, self.streams.uniform)
                 d_loss = d_loss + self.lam * penalty
         return d_loss
@@ -273,22 +267,38 @@ class GANTraining:
         """One step of the reference loop for every member: a D update on one real batch and
         one z; a G update on the schedule's steps (with the same z and real batch, or fresh
         ones where the trial says so); then the loss's end-of-step state update (BEGAN's k),
-        with the updated networks. The members' losses are summed for one backward pass: the
-        sum's gradient with respect to member i's weights is member i's own gradient."""
+        with the updated networks. The step runs as one compiled program where the trial asks
+        for it (benchmark/training/compiled.py), else op by op."""
+        g_step = is_g_step(self.step, self.trial.n_disc)
+        self.d_opt.advance()
+        if g_step:
+            self.g_opt.advance()
+        if self.program is not None:
+            d_loss, g_loss = self.program.run(g_step)
+        else:
+            d_loss, g_loss = self.update(g_step)
+        self._track(d_loss, "d_loss")
+        if g_step:
+            self._track(g_loss, "g_loss")
+            self.g_steps += 1
+        self.step += 1
+
+    def update(self, g_step: bool) -> tuple[Tensor, Tensor | None]:
+        """The step's arithmetic, in place on the networks, optimisers and loss state, its
+        random numbers drawn through `self.streams`; returns the D and G losses (M,). The
+        members' losses are summed for one gradient: the sum's gradient with respect to
+        member i's weights is member i's own gradient."""
         trial = self.trial
-        if self.cuda_graphs:
-            torch.compiler.cudagraph_mark_step_begin()  # the previous step's outputs are done
         real, labels = self._real()
         z = self.sample_z()
         z_labels = labels  # the D update's fakes take the real batch's labels (see _d_step)
         d_loss = self._d_step(real, z, labels)
-        self.d_opt.zero_grad()
-        d_loss.sum().backward()
-        self.d_opt.step()
+        (grad,) = torch.autograd.grad(d_loss.sum(), self.discriminator.flat)
+        self.d_opt.step(grad)
         if self.clip is not None:
             self.discriminator.clamp_(self.clip)
-        self._track(d_loss, "d_loss")
-        if is_g_step(self.step, trial.n_disc):
+        g_loss = None
+        if g_step:
             # What G sees is its model's choice (the preset's), drawn z first.
             if trial.resample_z_for_g:
                 z = self.sample_z()
@@ -298,13 +308,13 @@ class GANTraining:
                 real, labels = self._real()
             # D's parameters need no gradient in the G step; this saves its weight gradients.
             self.discriminator.requires_grad_(False)
-            g_loss = self._g_step(z, real, z_labels, labels)
-            self.g_opt.zero_grad()
-            g_loss.sum().backward()
-            self.g_opt.step()
-            self.discriminator.requires_grad_(True)
-            self._track(g_loss, "g_loss")
-            self.g_steps += 1
+            try:
+                g_loss = self._g_step(z, real, z_labels, labels)
+                (grad,) = torch.autograd.grad(g_loss.sum(), self.generator.flat)
+            finally:
+                self.discriminator.requires_grad_(True)
+            self.g_opt.step(grad)
+            g_loss = g_loss.detach()
         if self.loss.after_step is not None:
             # The reference runs this in training mode, so batch norm's running statistics
             # move here too (TF updates them on every training-mode forward pass).
@@ -314,7 +324,7 @@ class GANTraining:
             self.loss_state = self._per_member(
                 self.loss.after_step, self.loss_state, real_out, fake_out, self.hparams
             )
-        self.step += 1
+        return d_loss.detach(), g_loss
 
     def _track(self, loss: Tensor, name: str) -> None:
         """Keep the latest losses and, on the device (no sync), each member's first step with
