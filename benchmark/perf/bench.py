@@ -4,10 +4,11 @@ Run as `python -m benchmark.perf.bench` (or `nox -s bench`). Every run also time
 eager loop (`benchmark.perf.plain_loop`), so each speed-up is a ratio measured in one run on
 one machine.
 Variants: `eager` (the baseline), `optimised` (GANTraining, fp32), and `optimised` plus one lever
-each: `+channels_last`, `+bf16`, `+compile` (and `+cudagraphs`, compile with CUDA graphs, on a
-GPU). Timing does not depend on the images or the weights, so the data are random uint8 images of
-the dataset's shape. Populations (`GANTraining` over several trials, benchmark/training/stacked.py)
-are timed per network family at sizes 1, 4, 16 and 64 against a trial alone, in the same run
+each: `+channels_last`, `+bf16`, `+compile` (the whole step as one compiled program). Timing
+does not depend on the images or the weights, so the data are random uint8 images of the
+dataset's shape. Populations (`GANTraining` over several trials, benchmark/training/stacked.py)
+are timed per network family at sizes 1, 16 and 64, op by op and compiled, beside the plain
+loop, a JAX peer and the FLOP limit of the step's products, in the same run
 (benchmark/perf/bench_populations.py). Results are printed as tables and written as JSON.
 """
 
@@ -49,25 +50,24 @@ MNIST_STEPS = _MNIST_SCHEDULE.steps
 MNIST_EVALUATIONS = len(_MNIST_SCHEDULE.eval_steps)
 EVAL_SAMPLES = 10_000
 
-# variant -> (trial overrides, torch.compile mode, devices it runs on)
-VARIANTS: dict[str, tuple[dict[str, Any], str | None, tuple[str, ...]]] = {
-    "eager": ({}, None, ("cpu", "cuda")),
-    "optimised": ({}, None, ("cpu", "cuda")),
-    "+channels_last": ({"channels_last": True}, None, ("cpu", "cuda")),
-    "+bf16": ({"amp_dtype": "bf16"}, None, ("cpu", "cuda")),
-    "+compile": ({"compile": True}, None, ("cpu", "cuda")),
-    "+cudagraphs": ({"compile": True}, "reduce-overhead", ("cuda",)),
+# variant -> (trial overrides, devices it runs on)
+VARIANTS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
+    "eager": ({}, ("cpu", "cuda")),
+    "optimised": ({}, ("cpu", "cuda")),
+    "+channels_last": ({"channels_last": True}, ("cpu", "cuda")),
+    "+bf16": ({"amp_dtype": "bf16"}, ("cpu", "cuda")),
+    "+compile": ({"compile": True}, ("cpu", "cuda")),
 }
-COMPILED = ("+compile", "+cudagraphs")
+COMPILED = ("+compile",)
 
 
 def make_trainer(
     variant: str, trial: TrialConfig, images: Tensor, device: torch.device
 ) -> GANTraining | EagerBaseline:
-    overrides, mode, _ = VARIANTS[variant]
+    overrides, _ = VARIANTS[variant]
     if variant == "eager":
         return EagerBaseline(trial, images, device)
-    return GANTraining(dataclasses.replace(trial, **overrides), images, device, compile_mode=mode)
+    return GANTraining(dataclasses.replace(trial, **overrides), images, device)
 
 
 def bench_steps(
@@ -262,7 +262,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--population-sizes",
-        default="1,4,16,64",
+        default="1,16,64",
         help="population sizes to time, comma-separated; 1 (a trial alone) is the unit",
     )
     parser.add_argument(
@@ -271,7 +271,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="network families for the population timing",
     )
     parser.add_argument(
-        "--population-models", default="ns,wgan_gp,began", help="models for the population timing"
+        "--population-models",
+        default="",
+        help="models for the population timing (default: per family, see bench_populations)",
     )
     parser.add_argument("--full-trial", action="store_true", help="really run one MNIST trial")
     parser.add_argument(
@@ -295,7 +297,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     batch_size = QUICK_BATCH_SIZE if args.quick else BATCH_SIZE
     fid_batch = args.fid_batch or (2 if args.quick else 500 if device.type == "cuda" else 16)
     n_workers = args.workers or (2 if device.type == "cpu" else 4)
-    variants = [v for v, (_, _, devices) in VARIANTS.items() if device.type in devices]
+    variants = [v for v, (_, devices) in VARIANTS.items() if device.type in devices]
     notes = []
     if args.quick:
         variants = [v for v in variants if v not in COMPILED]
@@ -336,12 +338,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     sizes = [int(v) for v in args.population_sizes.split(",") if v]
     families = [f for f in args.population_families.split(",") if f]
-    population_models = [m for m in args.population_models.split(",") if m]
+    population_models = [m for m in args.population_models.split(",") if m] or None
     if args.quick:
         sizes, families, population_models = [v for v in sizes if v <= 4], ["points"], ["ns"]
     log("Populations:")
     populations = bench_populations.run(
-        families, population_models, sizes, device, seconds, batch_size
+        families, population_models, sizes, device, seconds, batch_size, compile=not args.quick
     )
     if device.type == "cpu" and not args.quick:
         log("Populations on every core:")

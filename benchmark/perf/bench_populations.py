@@ -3,15 +3,17 @@
 For each registered network family, on the device it runs on, one table: trials/hour of
 training (each family's own trial length: the default mixture study's 6,000 D steps for the
 point networks, the polygon demonstration's 3,000 for the MLPs, a paper MNIST trial's 15,625
-for the InfoGAN networks) at population sizes 1, 4, 16 and 64, as ratios to size 1 (a trial
-alone, through the same code) and to the plain eager loop (`benchmark.perf.plain_loop`); and how
-close a step comes to the machine's limit: the achieved GFLOP/s of its matrix products and
-convolutions (counted with `torch.utils.flop_counter`'s formulas) against a plain 2048 x 2048 matrix
-product's, measured in the same run. The figures also check `population = "auto"`: the size
-it picks for each family on this device must not be one measured slower than size 1.
+for the InfoGAN networks) at population sizes 1, 16 and 64, for the step op by op and compiled
+(benchmark/training/compiled.py), beside the plain eager loop (`benchmark.perf.plain_loop`),
+the JAX peer of the points trial (`benchmark.perf.jax_peer`, where JAX is installed) and the
+FLOP limit of the step's shapes: its own matrix products and convolutions, recorded on one step
+and replayed back to back with nothing else, measured in the same run. The contenders are
+timed in interleaved rounds, best of three, so that a slow stretch of a shared machine hits
+every one. The figures also check `population = "auto"`: the size it picks for each family on
+this device must not be one measured slower than size 1.
 
 Run by `python -m benchmark.perf.bench` (the "Populations" part) or on its own:
-`python -m benchmark.perf.bench_populations [--families points,mlp] [--sizes 1,4,16,64]`.
+`python -m benchmark.perf.bench_populations [--families points,mlp] [--sizes 1,16,64]`.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +47,11 @@ FAMILY_TRIALS = {
     "mlp": ("polygons", 3000),  # runs/polygons-quick.toml
     "infogan": ("mnist", 15_625),  # a paper MNIST trial
 }
-SIZES = (1, 4, 16, 64)
-BENCH_MODELS = ("ns", "wgan_gp", "began")
+SIZES = (1, 16, 64)
+# The models timed per family: the point networks' the default study's, with its costliest
+# (WGAN-GP's penalty, BEGAN's autoencoder); the larger networks' fewer, as their steps are long.
+FAMILY_MODELS = {"points": ("ns", "wgan_gp", "began"), "mlp": ("ns", "wgan_gp"), "infogan": ("ns",)}
+ROUNDS = 3
 
 
 def log(message: str) -> None:
@@ -145,6 +152,72 @@ def matmul_gflops(device: torch.device, seconds: float = 1.0, n: int = 2048) -> 
     return max(rates)
 
 
+class _RecordProducts(TorchDispatchMode):
+    """Notes every matrix product and convolution a step runs (those torch's flop counter
+    knows), with its arguments' shapes and strides, to replay them alone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[Any, tuple, dict]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if func._overloadpacket in flop_registry:
+            self.calls.append((func, *_like((args, kwargs))))
+        return out
+
+
+def _like(value):
+    """A structure of fresh random tensors shaped and strided as `value`'s."""
+    if isinstance(value, torch.Tensor):
+        fresh = torch.empty_strided(
+            value.shape, value.stride(), dtype=value.dtype, device=value.device
+        )
+        return fresh.normal_() if fresh.is_floating_point() else fresh.zero_()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_like(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _like(v) for k, v in value.items()}
+    return value
+
+
+def product_limit(training: GANTraining, seconds: float) -> float:
+    """The step's FLOP limit, in population steps/s: its own matrix products and convolutions
+    (a D-and-G step's, recorded op by op), run back to back alone with nothing between them,
+    best of three. What a step costs beyond this is everything else: elementwise work, Adam,
+    draws and calls."""
+    training.train_step()  # the first step has no Adam state yet; record a later one
+    recorder = _RecordProducts()
+    with recorder:
+        training.train_step()
+    calls = recorder.calls
+    best = math.inf
+    for _ in range(3):
+        repeats, start = 0, time.perf_counter()
+        while repeats == 0 or time.perf_counter() - start < seconds:
+            for func, args, kwargs in calls:
+                func(*args, **kwargs)
+            repeats += 1
+        sync(training.device)
+        best = min(best, (time.perf_counter() - start) / repeats)
+    return 1 / best
+
+
+def _timer(trainer: GANTraining | EagerBaseline) -> Callable[[float], float]:
+    return lambda seconds: steps_per_second(trainer, seconds, warmup=0)
+
+
+def _compiled(trials: list[TrialConfig], data, device) -> tuple[GANTraining, float]:
+    """The compiled step, compiled: its first steps of each kind (D only, D and G), timed."""
+    training = GANTraining([dataclasses.replace(t, compile=True) for t in trials], data, device)
+    start = time.perf_counter()
+    for _ in range(2 * trials[0].n_disc + 1):
+        training.train_step()
+    training.losses()
+    return training, time.perf_counter() - start
+
+
 def bench_family(
     family: str,
     model: str,
@@ -152,44 +225,82 @@ def bench_family(
     device: torch.device,
     seconds: float,
     batch_size: int,
-    peak_gflops: float,
+    compile: bool = True,
+    rounds: int = ROUNDS,
 ) -> list[dict[str, Any]]:
-    """One row per size: member D steps/s, trials/hour, ratios, achieved GFLOP/s."""
+    """One row per population size: trials/hour of training op by op, compiled (unless
+    `compile` is off), by the plain eager loop and by the JAX peer (where it runs this
+    trial), each the best of `rounds` interleaved rounds, beside the FLOP limit of the
+    step's own products."""
     trial = family_trial(model, family, batch_size)
     data = random_data(trial)
     _, trial_steps = FAMILY_TRIALS[family]
-    flops = step_flops(trial, data, device)
-    eager = steps_per_second(EagerBaseline(trial, data, device), seconds, warmup=3)
+    plain = EagerBaseline(trial, data, device)
     auto = auto_size(trial, device.type)
     rows: list[dict[str, Any]] = []
     for size in sizes:
         row: dict[str, Any] = {"family": family, "model": model, "population": size}
+        trials = members(trial, size)
         try:
-            training = GANTraining(members(trial, size), data, device)
-            rate = steps_per_second(training, seconds, warmup=3)
+            op_by_op = GANTraining(trials, data, device)
+            limit = product_limit(GANTraining(trials, data, device), seconds) * size
+            timers = {"op_by_op": _timer(op_by_op)}
+            if compile:
+                compiled, row["compile_seconds"] = _compiled(trials, data, device)
+                timers["compiled"] = _timer(compiled)
         except torch.OutOfMemoryError as error:
-            row.update(member_steps_per_s=None, note=f"out of memory: {str(error)[:100]}")
+            row.update(note=f"out of memory: {str(error)[:100]}")
             rows.append(row)
             continue
-        member_rate = rate * size
-        alone = rows[0]["member_steps_per_s"] if rows else member_rate
-        row.update(
-            member_steps_per_s=member_rate,
-            trials_per_hour=member_rate * 3600 / trial_steps,
-            vs_alone=member_rate / alone,
-            vs_eager=member_rate / eager,
-            gflops=flops * member_rate / 1e9,
-            of_matmul=flops * member_rate / 1e9 / peak_gflops,
-            auto=size == auto,
-        )
+        if not rows:  # the plain loop trains one trial: timed beside the first size
+            timers["plain"] = _timer(plain)
+        peer = _jax_peer(family, model, size, trial_steps, batch_size, device)
+        if isinstance(peer, str):
+            row["jax_note"] = peer
+        else:
+            timers["jax"] = peer.steps_per_second
+            row["jax_compile_seconds"] = peer.compile_seconds
+        best = dict.fromkeys(timers, 0.0)
+        for _ in range(rounds):  # interleaved: a slow stretch of the machine hits every one
+            for name, timer in timers.items():
+                best[name] = max(best[name], timer(seconds) * size)  # member steps/s
+        for name, rate in best.items():
+            row[f"{name}_trials_per_hour"] = rate * 3600 / trial_steps
+        row["limit_trials_per_hour"] = limit * 3600 / trial_steps
+        row["best"] = best_key = "compiled" if compile else "op_by_op"
+        row["of_limit"] = best[best_key] / limit
+        row["auto"] = size == auto
         rows.append(row)
         log(
-            f"  {family:8s} {model:8s} size {size:3d}: {member_rate:9.1f} member steps/s, "
-            f"{row['vs_alone']:5.2f}x alone, {row['gflops']:6.1f} GFLOP/s"
+            f"  {family:8s} {model:8s} size {size:3d}: "
+            + ", ".join(f"{n} {r * 3600 / trial_steps:.0f}" for n, r in best.items())
+            + f" trials/hour; limit {row['limit_trials_per_hour']:.0f}"
         )
+    plain_rate = next(r["plain_trials_per_hour"] for r in rows if "plain_trials_per_hour" in r)
+    for row in rows:
+        if "best" in row:  # the ratios of the best step, compiled where it ran
+            rate = row[f"{row['best']}_trials_per_hour"]
+            row["plain_trials_per_hour"] = plain_rate
+            row["vs_alone"] = rate / rows[0][f"{row['best']}_trials_per_hour"]
+            row["vs_plain"] = rate / plain_rate
+            if "jax_trials_per_hour" in row:
+                row["vs_jax"] = rate / row["jax_trials_per_hour"]
     if all(r["population"] != auto for r in rows):
         log(f"  {family:8s} {model:8s} auto picks {auto}, which was not measured")
     return rows
+
+
+def _jax_peer(family, model, size, trial_steps, batch_size, device):
+    """The JAX peer of this trial, compiled and warm, or why there is none."""
+    from benchmark.perf import jax_peer
+
+    if family != "points" or model not in jax_peer.HYPER or batch_size != jax_peer.BATCH:
+        return "no JAX peer of this trial"
+    if device.type != "cpu":
+        return "the JAX peer runs on the CPU only"
+    if not jax_peer.available():
+        return "JAX is not installed (nox -s bench installs it)"
+    return jax_peer.Peer(model, size, trial_steps)
 
 
 def _core_worker(family: str, model: str, size: int, threads: int, seconds: float, barrier, out):
@@ -241,39 +352,55 @@ def auto_violations(rows: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+COLUMNS = (  # key, header, width
+    ("plain_trials_per_hour", "plain loop", 11),
+    ("op_by_op_trials_per_hour", "op by op", 10),
+    ("compiled_trials_per_hour", "compiled", 10),
+    ("jax_trials_per_hour", "JAX", 8),
+    ("limit_trials_per_hour", "limit", 8),
+)
+
+
 def format_rows(rows: list[dict[str, Any]], device: str, peak: float) -> str:
     lines = [
-        f"\nPopulations on {device}: trials/hour of training against population size "
-        f"(plain {peak:.0f} GFLOP/s matrix product for reference; * = auto's choice)",
-        f"{'family':9s}{'model':9s}{'size':>5s}{'trials/hour':>13s}{'vs alone':>10s}"
-        f"{'vs eager':>10s}{'GFLOP/s':>9s}{'of peak':>9s}",
+        f"\nPopulations on {device}: trials/hour of training, one worker, best of {ROUNDS} "
+        "interleaved rounds (* = auto's size)",
+        f"{'family':9s}{'model':9s}{'size':>5s}"
+        + "".join(f"{header:>{width}s}" for _, header, width in COLUMNS)
+        + f"{'of limit':>9s}{'vs JAX':>8s}{'compile':>9s}",
     ]
     for r in rows:
-        if r.get("member_steps_per_s") is None:
-            lines.append(f"{r['family']:9s}{r['model']:9s}{r['population']:5d}  {r['note']}")
+        head = f"{r['family']:9s}{r['model']:9s}{r['population']:4d}"
+        if "best" not in r:
+            lines.append(f"{head}   {r['note']}")
             continue
-        mark = "*" if r["auto"] else " "
-        lines.append(
-            f"{r['family']:9s}{r['model']:9s}{r['population']:4d}{mark}"
-            f"{r['trials_per_hour']:13.1f}{r['vs_alone']:9.2f}x{r['vs_eager']:9.2f}x"
-            f"{r['gflops']:9.1f}{r['of_matmul']:8.0%}"
+        cells = "".join(
+            f"{r[key]:{width}.0f}" if key in r else f"{'-':>{width}s}" for key, _, width in COLUMNS
         )
-    lines.append(
-        "  (trials/hour: training only, one worker; vs alone: against size 1 in this run; vs "
-        "eager: against the plain loop of benchmark/perf/plain_loop.py)"
-    )
+        vs_jax = f"{r['vs_jax']:7.2f}x" if "vs_jax" in r else f"{'-':>8s}"
+        mark = "*" if r["auto"] else " "
+        lines.append(f"{head}{mark}{cells}{r['of_limit']:9.0%}{vs_jax}{r['compile_seconds']:8.1f}s")
+    notes = {r["jax_note"] for r in rows if "jax_note" in r and r["population"] == 1}
+    lines += [
+        "  plain loop: benchmark/perf/plain_loop.py, one trial; op by op and compiled: "
+        "GANTraining with compile off and on (compile: its first steps, included nowhere else);",
+        "  JAX: benchmark/perf/jax_peer.py (jit, vmap over members, scan over steps); limit: "
+        "the step's own matrix products and convolutions run back to back with nothing else",
+        f"  (plain float32 2048x2048 matrix product on this device: {peak:.0f} GFLOP/s)",
+    ]
+    lines += [f"  JAX: {note}" for note in sorted(notes)]
     violations = auto_violations(rows)
     lines += [f"  WARNING: {v}" for v in violations] or ["  auto: no choice slower than 1"]
     return "\n".join(lines)
 
 
-def _family_rows(family, models, sizes, device, seconds, batch_size, peak, threads, out) -> None:
+def _family_rows(family, models, sizes, device, seconds, batch_size, compile, threads, out):
     torch.set_num_threads(threads)
     try:
         rows = []
         for model in models:
             rows += bench_family(
-                family, model, sizes, torch.device(device), seconds, batch_size, peak
+                family, model, sizes, torch.device(device), seconds, batch_size, compile
             )
         out.put(rows)
     except BaseException as error:  # the parent re-raises it rather than wait for rows
@@ -283,40 +410,59 @@ def _family_rows(family, models, sizes, device, seconds, batch_size, peak, threa
 
 def run(
     families: list[str],
-    models: list[str],
+    models: list[str] | None,
     sizes: list[int],
     device: torch.device,
     seconds: float,
     batch_size: int = 64,
+    compile: bool = True,
 ) -> dict[str, Any]:
     """Each family in a process of its own, as a sweep's worker trains one spec's networks
     (a process that trained other networks first has another heap: the InfoGAN networks at
-    16 members measured 0.63x there against 1.00x in a process of their own)."""
+    16 members measured 0.63x there against 1.00x in a process of their own). The compiler's
+    cache is a fresh folder, so that the compile times are a new machine's. `models` None:
+    each family's `FAMILY_MODELS`."""
     import multiprocessing
+    import tempfile
 
     peak = matmul_gflops(device)
     log(f"plain matrix product: {peak:.1f} GFLOP/s")
     context = multiprocessing.get_context("spawn")
     rows = []
-    for family in families:
-        out = context.Queue()
-        threads = torch.get_num_threads()
-        args = (family, models, sizes, str(device), seconds, batch_size, peak, threads, out)
-        process = context.Process(target=_family_rows, args=args)
-        process.start()
-        result = out.get(timeout=3600)
-        process.join()
-        if isinstance(result, BaseException):
-            raise RuntimeError(f"population bench of {family} failed: {result!r}")
-        rows += result
-    return {"matmul_gflops": peak, "rows": rows}
+    threads = torch.get_num_threads()
+    # JAX on as many threads as torch: XLA reads its flags when it starts, in the child.
+    eigen = "false" if threads == 1 else "true"
+    xla = f"--xla_cpu_multi_thread_eigen={eigen} intra_op_parallelism_threads={threads}"
+    with tempfile.TemporaryDirectory(prefix="ganbench-inductor-") as cache:
+        saved = {name: os.environ.get(name) for name in ("TORCHINDUCTOR_CACHE_DIR", "XLA_FLAGS")}
+        os.environ.update(TORCHINDUCTOR_CACHE_DIR=cache, XLA_FLAGS=xla)
+        try:
+            for family in families:
+                out = context.Queue()
+                timed = models or FAMILY_MODELS[family]
+                args = (family, timed, sizes, str(device), seconds, batch_size, compile)
+                args += (threads, out)
+                process = context.Process(target=_family_rows, args=args)
+                process.start()
+                result = out.get(timeout=3600)
+                process.join()
+                if isinstance(result, BaseException):
+                    raise RuntimeError(f"population bench of {family} failed: {result!r}")
+                rows += result
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+    return {"matmul_gflops": peak, "rows": rows, "threads": threads}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m benchmark.perf.bench_populations")
     parser.add_argument("--device", default=None, help="cpu, cuda (default: cuda if any)")
     parser.add_argument("--families", default=",".join(FAMILY_TRIALS), help="comma-separated")
-    parser.add_argument("--models", default=",".join(BENCH_MODELS), help="comma-separated")
+    parser.add_argument("--models", default="", help="comma-separated (default: per family)")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="comma-separated")
     parser.add_argument("--seconds", type=float, default=3.0, help="per measurement")
     parser.add_argument("--threads", type=int, default=1, help="CPU intra-op threads")
@@ -326,7 +472,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     device = torch.device(args.device) if args.device else default_device()
     record = run(
         [f for f in args.families.split(",") if f],
-        [m for m in args.models.split(",") if m],
+        [m for m in args.models.split(",") if m] or None,
         [int(s) for s in args.sizes.split(",") if s],
         device,
         args.seconds,

@@ -151,53 +151,70 @@ def _make_chunk(model: str, chunk: int, steps_per_trial: int):
     return jax.jit(population, donate_argnums=0)
 
 
+class Peer:
+    """A population of `members` trials of `model`, compiled (ahead of time) and warmed up;
+    `steps_per_second(seconds)` times chunks of `chunk` steps, one jitted call each."""
+
+    def __init__(
+        self, model: str, members: int, steps_per_trial: int = 6000, chunk: int = 100
+    ) -> None:
+        import jax
+        import jax.numpy as jnp
+
+        if model not in HYPER:
+            raise ValueError(f"model must be one of {sorted(HYPER)}, not {model!r}")
+        self.members, self.chunk, self.steps_per_trial = members, chunk, steps_per_trial
+        key_data, key_members = jax.random.split(jax.random.key(0))
+        self.data = jax.random.normal(key_data, (N_DATA, X_DIM), jnp.float32)
+        lrs = HYPER[model][0] * 1.1 ** jnp.arange(members, dtype=jnp.float32)
+        self.state = jax.vmap(_member_init)(jax.random.split(key_members, members), lrs)
+        fn = _make_chunk(model, chunk, steps_per_trial)
+        start = time.perf_counter()
+        self.compiled = fn.lower(self.state, self.data, jnp.int32(0)).compile()
+        self.compile_seconds = time.perf_counter() - start
+        self.done = 0  # steps into the current trial, so the wgan_gp schedule repeats per trial
+        for _ in range(2):  # warm-up
+            self._run()
+        jax.block_until_ready(self.state)
+
+    def _run(self) -> None:
+        import jax.numpy as jnp
+
+        self.state = self.compiled(self.state, self.data, jnp.int32(self.done))
+        self.done = (self.done + self.chunk) % self.steps_per_trial
+
+    def steps_per_second(self, seconds: float) -> float:
+        """Population steps (one D step of every member) per second over about `seconds`."""
+        import jax
+
+        steps, start = 0, time.perf_counter()
+        while True:
+            self._run()
+            jax.block_until_ready(self.state)
+            steps += self.chunk
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds:
+                return steps / elapsed
+
+    def final_d_loss(self) -> float:
+        return float(self.state["d_loss"].mean())
+
+
 def trials_per_hour(
     model: str, members: int, steps_per_trial: int = 6000, seconds: float = 10.0, chunk: int = 100
 ) -> dict:
-    """Compile, warm up, then time chunks of `chunk` steps (one jitted call each) for about
-    `seconds`. steps_per_second counts population steps (one D step for every member)."""
+    """Compile, warm up, then time chunks of `chunk` steps for about `seconds`."""
     import jax
-    import jax.numpy as jnp
 
-    if model not in HYPER:
-        raise ValueError(f"model must be one of {sorted(HYPER)}, not {model!r}")
-    key_data, key_members = jax.random.split(jax.random.key(0))
-    data = jax.random.normal(key_data, (N_DATA, X_DIM), jnp.float32)
-    lrs = HYPER[model][0] * 1.1 ** jnp.arange(members, dtype=jnp.float32)
-    state = jax.vmap(_member_init)(jax.random.split(key_members, members), lrs)
-
-    fn = _make_chunk(model, chunk, steps_per_trial)
-    t0 = time.perf_counter()
-    compiled = fn.lower(state, data, jnp.int32(0)).compile()
-    compile_seconds = time.perf_counter() - t0
-
-    done = 0  # steps into the current trial, so the wgan_gp schedule repeats per trial
-
-    def run(state):
-        nonlocal done
-        state = compiled(state, data, jnp.int32(done))
-        done = (done + chunk) % steps_per_trial
-        return state
-
-    for _ in range(2):  # warm-up
-        state = run(state)
-    jax.block_until_ready(state)
-
-    steps, t0 = 0, time.perf_counter()
-    while True:
-        state = jax.block_until_ready(run(state))
-        steps += chunk
-        elapsed = time.perf_counter() - t0
-        if elapsed >= seconds:
-            break
-    steps_per_second = steps / elapsed
+    peer = Peer(model, members, steps_per_trial, chunk)
+    steps_per_second = peer.steps_per_second(seconds)
     return {
         "trials_per_hour": members * 3600 * steps_per_second / steps_per_trial,
         "steps_per_second": steps_per_second,
-        "compile_seconds": compile_seconds,
+        "compile_seconds": peer.compile_seconds,
         "members": members,
         "jax_version": jax.__version__,
-        "final_d_loss": float(state["d_loss"].mean()),
+        "final_d_loss": peer.final_d_loss(),
     }
 
 

@@ -60,7 +60,10 @@ class EagerBaseline:
     def real_batch(self) -> Tensor:
         index = torch.randint(len(self.images), (self.trial.batch_size,), generator=self.host_rng)
         dtype = next(self.d.parameters()).dtype  # float32, or float64 in an exactness test
-        return self.images[index].to(dtype).div_(255).to(self.device)
+        batch = self.images[index].to(dtype)
+        if self.images.dtype == torch.uint8:  # images to [0, 1]; points are used as stored
+            batch = batch.div_(255)
+        return batch.to(self.device)
 
     def train_step(self) -> None:
         """The reference step (see `GANTraining.train_step`), written the plain way."""

@@ -39,7 +39,7 @@ from benchmark.sweep.plan import load_results, trial_dir
 from benchmark.sweep.spec import (
     SweepSpec,
 )
-from benchmark.training.devices import resolve_device
+from benchmark.training.devices import resolve_device, runs_on_cpu
 from benchmark.training.trial_dir import (
     TRIAL_RECORD,
     check_trial_dir,
@@ -130,6 +130,13 @@ def preflight(
             if not download and not root.is_dir():
                 allowed = f"an existing folder holding {dataset} (or --download)"
                 raise ConfigError("data_root", str(root), allowed, where=where)
+    if any(trial.compile for trial in trials) and runs_on_cpu(spec.device):
+        from benchmark.training.compiled import compiler_missing
+
+        problem = compiler_missing()
+        if problem:
+            allowed = f"false (op by op), or a machine with a C++ compiler: {problem}"
+            raise ConfigError("compile", True, allowed, where=where)
     check_same_plan(spec, trials)
     for trial in trials:
         directory = trial_dir(spec, trial)

@@ -26,6 +26,8 @@ process or another) loads it.
 from __future__ import annotations
 
 import copy
+import os
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -39,10 +41,10 @@ from benchmark.training.stacked import MemberStreams
 if TYPE_CHECKING:
     from benchmark.training.step import GANTraining
 
-# A gradient is the concatenation of its layers' gradients; fused into the elementwise update
-# that reads it, Inductor would evaluate every layer's branch at every weight.
-import os, json
-INDUCTOR_OPTIONS = {"max_pointwise_cat_inputs": 1, "max_complex_pointwise_cat_inputs": 1, **json.loads(os.environ.get("IOPT","{}"))}
+# A gradient is the concatenation of its layers' gradients: fused into the elementwise update
+# that reads it, Inductor would branch on the layer at every weight; written out first, the
+# update is one plain loop over the (M, P) rows.
+INDUCTOR_OPTIONS = {"max_pointwise_cat_inputs": 1, "max_complex_pointwise_cat_inputs": 1}
 
 Sampler = Callable[[torch.Generator], Tensor]
 
@@ -68,7 +70,9 @@ class _Recorder:
 
     def uniform(self, shape: Sequence[int], dtype: torch.dtype = torch.float32) -> Tensor:
         device = self.device
-        return self.draw(lambda g: torch.rand(tuple(shape), generator=g, device=device, dtype=dtype))
+        return self.draw(
+            lambda g: torch.rand(tuple(shape), generator=g, device=device, dtype=dtype)
+        )
 
 
 class _Replay:
@@ -152,7 +156,9 @@ def _bound(training: GANTraining, state: dict[str, Tensor], streams) -> Iterator
 def _copies(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """The state with copies of what the step updates, the weights leaves that require a
     gradient: to run the step on without changing the population."""
-    out = {name: value.detach().clone() if _updated(name) else value for name, value in state.items()}
+    out = {
+        name: value.detach().clone() if _updated(name) else value for name, value in state.items()
+    }
     for name in ("g", "d"):
         out[name].requires_grad_(True)
     return out
@@ -187,8 +193,10 @@ class _Program:
 
         graph = make_fx(step)(list(_copies(state).values()), draws)
         self.graph = graph
-        self.call = graph if backend is None else torch.compile(
-            graph, backend=backend, dynamic=False, options=INDUCTOR_OPTIONS
+        self.call = (
+            graph
+            if backend is None
+            else torch.compile(graph, backend=backend, dynamic=False, options=INDUCTOR_OPTIONS)
         )
         self.g_step = g_step
 
@@ -201,6 +209,14 @@ class _Program:
         state.update(zip(self.updated, outs[losses:], strict=True))
         _bind(training, state)
         return outs[0], outs[1] if self.g_step else None
+
+
+def compiler_missing() -> str | None:
+    """Why Inductor cannot build CPU kernels here (no C++ compiler on the PATH), or None."""
+    names = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "c++", "clang++"]
+    if any(shutil.which(name) for name in names):
+        return None
+    return f"no C++ compiler found ({', '.join(names)}): torch.compile builds CPU kernels with one"
 
 
 class CompiledStep:

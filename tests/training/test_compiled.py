@@ -23,7 +23,10 @@ from benchmark.training.compiled import CompiledStep
 from benchmark.training.step import GANTraining
 
 STEPS = 3
-TOLERANCE = {"rtol": 1e-9, "atol": 1e-12}
+# Absolute 1e-9 on weights of order 0.01 to 1: a bias that batch norm cancels has a gradient
+# of rounding noise (1e-17), which Adam turns into moves of 1e-12 that differ with the order
+# of a sum; any real difference in the step is orders of magnitude above this.
+TOLERANCE = {"rtol": 1e-9, "atol": 1e-9}
 # family -> (dataset, batch) with batches small enough for a quick float64 step
 FAMILY_DATA = {"points": ("grid", 8), "mlp": ("polygons", 8), "infogan": ("mnist", 4)}
 
@@ -148,17 +151,20 @@ def test_compiled_step_matches_the_eager_step(model, family, float64):
 
 @pytest.mark.slow
 def test_member_of_compiled_population_against_its_trial_alone():
-    """A member's bits at population sizes 1, 3 and 16 (float32, the study's batch 64): equal
-    to its trial alone. Inductor's loops vectorise along the features of one member's rows,
-    so a member's numbers do not depend on how many rows follow."""
-    trial = _trial("ns", "points", steps=100)
+    """A member's numbers at population sizes 1, 3 and 16 (float32, the study's batch 64).
+    Measured: at size 3 the bits of its trial alone; at 16, G's weights differ by rounding
+    (3e-8 after 20 steps), since Inductor sums a reduction over the batch (a bias's gradient,
+    a thin layer's product) in another order when 16 members' rows make the outer loop long
+    enough to vectorise across them. README, "The compiled step", states this."""
+    trial = _trial("ns", "points", steps=100, d_bn=False)
     trial = dataclasses.replace(trial, batch_size=64)
     data = _data(trial)
     alone = _train(_members(trial, 1), data, backend="inductor")
-    for size in (3, 16):
+    for size, tolerance in ((3, 0.0), (16, 1e-6)):
         population = _train(_members(trial, size), data, backend="inductor")
-        state = population.member_state(0)
-        reference = alone.member_state(0)
+        state, reference = population.member_state(0), alone.member_state(0)
         for part in ("g", "d"):
             for name, value in reference[part].items():
-                assert torch.equal(state[part][name], value), (size, part, name)
+                torch.testing.assert_close(
+                    state[part][name], value, rtol=0, atol=tolerance, msg=f"{size} {part} {name}"
+                )
