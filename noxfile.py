@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import nox
+from nox.command import CommandFailed
 
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["tests", "lint"]
@@ -86,8 +87,14 @@ def analyze(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Throughput benchmarks: D steps/s per model, FID images/s, trials/hour."""
+    """Throughput benchmarks: D steps/s per model, FID images/s, trials/hour, and the
+    compiled step against a JAX program of the same trial (JAX is installed here only)."""
     install(session)
+    if session.venv_backend != "none":
+        try:
+            session.install("jax[cpu]")
+        except CommandFailed:
+            session.log("JAX could not be installed: the bench runs without its JAX peer")
     session.run("python", "-m", "benchmark.perf.bench", *session.posargs, env=dict(os.environ))
 
 

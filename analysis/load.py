@@ -32,20 +32,32 @@ def load_results(sweep_dir: str | Path, write_csv: bool = True) -> pd.DataFrame:
     The CSV is rebuilt (and rewritten when `write_csv`) if trials hold results it lacks,
     so a report of a sweep that is still running never reads a stale table. It is rebuilt
     with `results_frame`, the function the sweep writes it with, so it keeps one schema.
+    A folder holding only `results.csv` (a table copied or published without its trials) is
+    read as it is, unless it does not end in a newline: cut short, with nothing to rebuild
+    it from, its last row may have lost values that would pass as empty cells.
     """
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise ResultsError(f"{sweep_dir}: no such sweep directory")
     csv = sweep_dir / RESULTS_CSV
     done = sorted(sweep_dir.glob(f"{TRIALS}/*/{RESULT}"))
-    if csv.exists() or csv.is_symlink():
+    stored = csv.exists() or csv.is_symlink()
+    if stored and not done:
+        frame = read_csv(csv)  # its own errors first: an empty file says so
+        if not _ends_with_newline(csv):
+            raise ResultsError(
+                f"{csv}: does not end in a newline, so it may have been cut short (its last "
+                f"row losing values), and there is no {TRIALS}/*/{RESULT} to rebuild it from"
+            )
+        return frame
+    if stored:
         # A table cut short (a full disk, a copy interrupted mid-row) is rebuilt, not read:
         # its last row would pass with the values it lost as empty cells.
         whole = _ends_with_newline(csv)
         try:
             frame = read_csv(csv)
         except ResultsError:
-            if whole or not done:
+            if whole:
                 raise
             frame = None
         if frame is not None:

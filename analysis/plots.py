@@ -22,6 +22,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullForma
 from matplotlib.transforms import blended_transform_factory
 
 from analysis.best import TEST_SHARE, band
+from analysis.cost import cost_unit
 from analysis.load import step_columns
 from analysis.ranking import compute_budget, random_samples
 from analysis.scores import DATASET_ORDER, dataset_label, label, ordered, ordered_arms
@@ -110,32 +111,37 @@ def _set_y(axes, log: bool) -> None:
             _log_axis(ax, "y")
 
 
-def _facets(rows: pd.DataFrame) -> tuple[Figure, np.ndarray, list[str], list[str]]:
-    """One row of panels per dataset, one column per arm, y shared within a dataset."""
+def _facets(
+    rows: pd.DataFrame, sharex: bool | str = True
+) -> tuple[Figure, np.ndarray, list[str], list[str]]:
+    """One row of panels per dataset, one column per arm, y shared within a dataset; x shared
+    by all panels, or within a dataset (`sharex="row"`)."""
     datasets = ordered(rows["dataset"].unique(), DATASET_ORDER)
     models = ordered_arms(rows["arm"].unique())
     size = (max(2.3 * len(models) + 1.0, 10.0), 2.3 * len(datasets) + 1.2)
     fig = Figure(figsize=size, layout="constrained")
-    axes = np.atleast_2d(fig.subplots(len(datasets), len(models), sharex=True, sharey="row"))
+    axes = np.atleast_2d(fig.subplots(len(datasets), len(models), sharex=sharex, sharey="row"))
     return fig, axes.reshape(len(datasets), len(models)), datasets, models
 
 
 def _curve_panels(
     rows: pd.DataFrame,
     curve_of,
-    xlabel: str,
+    x_axis,
     ylabel: str,
-    xscale: float = 1.0,
     xsubs: tuple[float, ...] = (1.0, 2.0, 5.0),
+    sharex: bool | str = True,
 ) -> Figure:
     """Small multiples of a per-model curve with its band; the other models of the dataset in
     thin grey behind it, so seven bands never overlap. `curve_of(cell)` returns x, the
-    curve, band low and high (NaN where no band), or None when the model has no score."""
-    fig, axes, datasets, models = _facets(rows)
+    curve, band low and high (NaN where no band), or None when the model has no score;
+    `x_axis(dataset)` the x label of the dataset's panels and the divisor of their x."""
+    fig, axes, datasets, models = _facets(rows, sharex)
     colours = palette(models)
     values = []
     for r, dataset in enumerate(datasets):
         part = rows[rows["dataset"] == dataset]
+        xlabel, xscale = x_axis(dataset)
         curves = {}
         for model in models:
             cell = part[part["arm"] == model]
@@ -172,19 +178,20 @@ def _curve_panels(
     return fig
 
 
-def _exact_curve(cell: pd.DataFrame, metric: Column, phase: str, cost: bool):
-    """x (k, or k times the mean trial cost), E[best of k], its band, the default's value."""
+def _exact_curve(cell: pd.DataFrame, metric: Column, phase: str, cost: str | None):
+    """x (k, or k times the arm's mean trial cost in the results column `cost`), E[best of
+    k], its band, the default's value."""
     cell, default_rows = random_samples(cell, phase)
     default = default_rows["value"].mean() if len(default_rows) else np.nan
-    if cost:
-        cell = cell[cell["seconds"].notna()]
+    if cost is not None:
+        cell = cell[cell[cost].notna()]
     scores = np.where(cell["finished"], cell["score"], np.inf)
     if not np.isfinite(scores).any():
         return None
     curve, _ = expected_best(scores)
     k = np.arange(1, scores.size + 1, dtype=float)
     low, high = band(scores, k)
-    x = k * cell["seconds"].mean() if cost else k
+    x = k * cell[cost].mean() if cost is not None else k
     return x, metric.sign * curve, metric.sign * low, metric.sign * high, default
 
 
@@ -194,8 +201,8 @@ def budget_curves(rows: pd.DataFrame, metric: Column, phase: str) -> Figure:
     setting, sample 0, left out and drawn as a dotted line), with the bootstrap-t 95%
     confidence interval of that expectation for k <= TEST_SHARE * n."""
     fig = _curve_panels(
-        rows, lambda c: _exact_curve(c, metric, phase, False), "trials k (log)",
-        f"expected best {metric.name}",
+        rows, lambda c: _exact_curve(c, metric, phase, None),
+        lambda dataset: ("trials k (log)", 1.0), f"expected best {metric.name}",
     )  # fmt: skip
     fig.suptitle(
         f"Phase {phase}: expected {metric.best_word} of {metric.name} over k random "
@@ -212,14 +219,6 @@ def _dotted(rows: pd.DataFrame, phase: str) -> str:
     return "dotted: the default setting; " if not random_samples(rows, phase)[1].empty else ""
 
 
-def _time_unit(seconds: float) -> tuple[str, float]:
-    if seconds < 300:
-        return "seconds", 1.0
-    if seconds < 3 * 3600:
-        return "minutes", 60.0
-    return "hours", 3600.0
-
-
 def device_kind(rows: pd.DataFrame) -> str:
     """'GPU', 'CPU' or 'device', from the recorded device strings."""
     if "device" not in rows.columns or rows["device"].isna().all():
@@ -231,25 +230,36 @@ def device_kind(rows: pd.DataFrame) -> str:
 def compute_curves(rows: pd.DataFrame, metric: Column, phase: str) -> Figure | None:
     """The budget curves against compute: k random trials cost k times the arm's mean trial
     cost (exactly the expected compute of k random trials), so a costlier loss or penalty
-    pays for its extra time; the same exact curve and band as `budget_curves`."""
-    if "seconds" not in rows.columns or rows["seconds"].isna().all():
+    pays for its extra work; the same exact curve and band as `budget_curves`. Compute is in
+    the unit of the answer's table, per dataset (`analysis.cost.cost_unit`), each dataset on
+    its own x axis; a dataset whose trials recorded no cost has no panels."""
+    parts = {d: random_samples(rows[rows["dataset"] == d], phase)[0]
+             for d in ordered(rows["dataset"].unique(), DATASET_ORDER)}  # fmt: skip
+    units = {d: unit for d, part in parts.items() if (unit := cost_unit(part)) is not None}
+    if not units:
         return None
-    unit, scale = _time_unit(rows.groupby(["dataset", "arm"])["seconds"].sum().max())
+    rows = rows[rows["dataset"].isin(units)]
     kind = device_kind(rows)
-    fig = _curve_panels(
-        rows, lambda c: _exact_curve(c, metric, phase, True), f"{kind} {unit} (log)",
-        f"expected best {metric.name}", scale,
-    )  # fmt: skip
+    scales = {}
+    for dataset, unit in units.items():
+        name, scale = unit.axis(parts[dataset].groupby("arm")[unit.column].sum().max(), kind)
+        scales[dataset] = (f"{name} (log)", scale)
+
+    def curve(cell: pd.DataFrame):
+        return _exact_curve(cell, metric, phase, units[cell["dataset"].iloc[0]].column)
+
+    fig = _curve_panels(rows, curve, scales.__getitem__, f"expected best {metric.name}",
+                        sharex="row")  # fmt: skip
     arms = len(rows["arm"].unique())
-    for r, dataset in enumerate(ordered(rows["dataset"].unique(), DATASET_ORDER)):
-        part = rows[(rows["dataset"] == dataset) & rows["seconds"].notna()]
-        budget = compute_budget(random_samples(part, phase)[0])
-        for ax in fig.axes[r * arms : (r + 1) * arms] if budget else []:
-            ax.axvline(budget / scale, color="0.35", ls="--", lw=1.0)  # the table's column
+    for r, (dataset, unit) in enumerate(units.items()):
+        budget = compute_budget(parts[dataset], unit.column)
+        for ax in fig.axes[r * arms : (r + 1) * arms] if budget else []:  # the table's column
+            ax.axvline(budget / scales[dataset][1], color="0.35", ls="--", lw=1.0)
+    words = ", ".join(sorted({unit.words for unit in units.values()}))
     fig.suptitle(
         f"Phase {phase}: expected {metric.best_word} of {metric.name} vs expected compute "
-        f"spent (k random trials × the arm's mean trial cost)\nband: 95% CI of that "
-        f"expectation, drawn for k ≤ n/{round(1 / TEST_SHARE)}; {_dotted(rows, phase)}"
+        f"spent, in {words}\n(k random trials × the arm's mean trial cost); band: 95% CI of "
+        f"that expectation, drawn for k ≤ n/{round(1 / TEST_SHARE)}\n{_dotted(rows, phase)}"
         "dashed: the equal-compute budget of the answer's table; grey: the other models",
         fontsize=12,
     )

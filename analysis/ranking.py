@@ -11,11 +11,13 @@ random hyperparameter samples; two arms with equal expectation are equal however
 their spreads. Sample 0 of a search (the model's default setting) is not a random sample:
 it is left out of every budget here and shown on its own (`defaults`).
 
-Equal compute: a model's trials cost `seconds`; at a budget of B seconds an arm with mean
-trial cost c runs k = B / c random trials (a fractional k mixes floor(k) and ceil(k) trials,
-so the expected compute spent is exactly B for every arm), and its cell is E[best of k]:
-exact, no simulated run orders. B is a fifth of the smallest arm's total (so every arm can
-be tested there), but at least the costliest arm's mean trial, so that every arm runs one.
+Equal compute: a trial costs its counted `flops`, or its wall-clock `seconds` for results
+recorded before FLOP counts (`analysis.cost.cost_unit` decides, per dataset); at a budget of
+B an arm with mean trial cost c runs k = B / c random trials (a fractional k mixes floor(k)
+and ceil(k) trials, so the expected compute spent is exactly B for every arm), and its cell
+is E[best of k]: exact, no simulated run orders. B is a fifth of the smallest arm's total (so
+every arm can be tested there), but at least the costliest arm's mean trial, so that every
+arm runs one.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from analysis.best import (
     interval,
     testable,
 )
+from analysis.cost import SECONDS, cost_text, cost_unit
 from analysis.scores import DATASET_ORDER, dataset_label, label, ordered, ordered_arms
 from benchmark.results import Column
 
@@ -43,7 +46,8 @@ SEARCH_PHASES = ("wide", "narrow")
 MARKS = ("best", "in set", "worse", "untested", "too few", "no score")
 COLUMNS = ["dataset", "budget", "budget_value", "model", "n", "k", "unscored", "estimate",
            "value", "ci_low", "ci_high", "p_none", "gap_low", "gap_high", "p_best",
-           "p_global", "mark", "few", "seconds_per_trial", "spent"]  # fmt: skip
+           "p_global", "mark", "few", "cost", "cost_per_trial", "seconds_per_trial",
+           "spent"]  # fmt: skip
 
 
 #: A results column, True for a trial that runs the model's default setting (set from the
@@ -65,12 +69,16 @@ def random_samples(rows: pd.DataFrame, phase: str) -> tuple[pd.DataFrame, pd.Dat
     return rows[~default], rows[default]
 
 
-def compute_budget(rows: pd.DataFrame) -> float | None:
-    """The equal-compute budget of a dataset in seconds (see the module docstring); None
-    when a trial's cost was not recorded."""
-    if "seconds" not in rows.columns or rows["seconds"].isna().any() or rows.empty:
+def compute_budget(rows: pd.DataFrame, column: str | None = None) -> float | None:
+    """The equal-compute budget of a dataset (see the module docstring) in the results column
+    `column`, by default the one `cost_unit` picks; None when a trial's cost was not
+    recorded."""
+    if column is None:
+        unit = cost_unit(rows)
+        column = unit.column if unit is not None else SECONDS
+    if column not in rows.columns or rows[column].isna().any() or rows.empty:
         return None
-    cost = rows.groupby("arm")["seconds"].agg(["mean", "sum", "size"])
+    cost = rows.groupby("arm")[column].agg(["mean", "sum", "size"])
     return float(max(cost["mean"].max(), (TEST_SHARE * cost["sum"]).min()))
 
 
@@ -79,12 +87,12 @@ def ranking(
 ) -> pd.DataFrame:
     """One row per (dataset, budget, arm), the arm in the `model` column: n, k, estimate and
     its 95% bootstrap-t interval (`ci_low`, `ci_high`, tested cells only), P(no scored
-    trial), compute spent, the simultaneous interval of the gap to the best of the other
-    arms (`gap_low`, `gap_high`; in the metric's units, positive = worse for either
-    direction),
-    P(best), the global test's p-value and the mark: `best` (best estimate of the tested
-    arms), `in set` (cannot be told apart from the best), `worse`, `untested` (fewer than
-    k / TEST_SHARE trials), `too few` (fewer trials than k) or `no score`."""
+    trial), compute (`budget_value`, `cost_per_trial` and `spent` in the unit named by `cost`;
+    `seconds_per_trial` as measured), the simultaneous interval of the gap to the best of
+    the other arms (`gap_low`, `gap_high`; in the metric's units, positive = worse for either
+    direction), P(best), the global test's p-value and the mark: `best` (best estimate of
+    the tested arms), `in set` (cannot be told apart from the best), `worse`, `untested`
+    (fewer than k / TEST_SHARE trials), `too few` (fewer trials than k) or `no score`."""
     out = []
     for dataset in ordered(rows["dataset"].unique(), DATASET_ORDER):
         part = rows[rows["dataset"] == dataset]
@@ -98,14 +106,18 @@ def ranking(
         if n_max > 1:
             ks = {m: float(len(scores[m])) for m in arms}
             out += _judge(dataset, "all trials", np.nan, scores, ks, metric, seed, n_boot)
-        budget = compute_budget(part)
+        unit = cost_unit(part)
+        budget = compute_budget(part, unit.column) if unit is not None else None
         if budget is not None:
-            mean = part.groupby("arm")["seconds"].mean()
+            mean = part.groupby("arm")[unit.column].mean()
+            seconds = part.groupby("arm")[SECONDS].mean() if SECONDS in part else {}
             ks = {m: budget / mean[m] for m in arms}
             cells = _judge(dataset, "compute", budget, scores, ks, metric, seed, n_boot)
             for cell in cells:  # k trials at the mean cost: the budget, unless capped
-                cell["seconds_per_trial"] = mean[cell["model"]]
-                cell["spent"] = min(cell["k"], cell["n"]) * mean[cell["model"]]
+                model = cell["model"]
+                cell |= {"cost": unit.column, "cost_per_trial": mean[model],
+                         "seconds_per_trial": seconds.get(model, np.nan),
+                         "spent": min(cell["k"], cell["n"]) * mean[model]}  # fmt: skip
             out += cells
     return pd.DataFrame(out, columns=COLUMNS)
 
@@ -212,8 +224,13 @@ def _need() -> str:
 
 def _budget_words(cell: pd.DataFrame, budget: str) -> str:
     if budget == "compute":
-        return f"equal compute, {_hours(cell['budget_value'].iloc[0])} per arm"
+        return f"equal compute, {budget_text(cell)} per arm"
     return budget
+
+
+def budget_text(cell: pd.DataFrame) -> str:
+    """The equal-compute budget of a table's cell in its unit: '1.23 TFLOP', '2.5 h'."""
+    return cost_text(cell["budget_value"].iloc[0], cell["cost"].iloc[0])
 
 
 def _sentence(cell: pd.DataFrame, dataset: str, budget: str, metric: Column) -> str:
@@ -278,16 +295,12 @@ def markdown_table(table: pd.DataFrame, dataset: str, metric: Column) -> pd.Data
     for budget, cell in part.groupby("budget", sort=False):
         header = budget
         if budget == "compute":
-            header = f"equal compute: {_hours(cell['budget_value'].iloc[0])} per arm"
+            header = f"equal compute: {budget_text(cell)} per arm"
         columns[header] = {row.model: _cell_text(row, metric) for row in cell.itertuples()}
     frame = pd.DataFrame(columns)
     frame.index = [label(m) for m in frame.index]
     frame.index.name = "model"
     return frame
-
-
-def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:.3g} h" if seconds >= 360 else f"{seconds:.3g} s"
 
 
 def _cell_text(row, metric: Column) -> str:

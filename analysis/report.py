@@ -21,7 +21,9 @@ import seaborn as sns
 
 from analysis import paper, plots, samples
 from analysis.best import MIN_SCORED, MIN_TRIALS, TEST_SHARE
+from analysis.cost import cost_sentence, cost_unit
 from analysis.load import load_results
+from analysis.protocol import protocol
 from analysis.ranking import (
     DEFAULT_SETTING,
     defaults,
@@ -32,10 +34,7 @@ from analysis.ranking import (
 )
 from analysis.scores import (
     DATASET_ORDER,
-    MODEL_ORDER,
-    PHASE_ORDER,
     UNSCORED_RULE,
-    VARIANT,
     add_scores,
     choose_metric,
     dataset_label,
@@ -106,9 +105,9 @@ def build_report(
             f"# Report: sweep `{sweep_dir.name}`",
             "",
             *_description(sweep_dir),
-            *_answer_section(ranks, default_rows, chosen),
+            *_answer_section(ranks, default_rows, chosen, _cost_note(split, ranks)),
             *_samples_section(by_phase, chosen, sweep_dir, out),
-            *_protocol(frame, chosen, metric_note),
+            *protocol(frame, chosen, metric_note),
             *_noise_section(sweep_dir, by_phase, chosen),
             "## Results",
             "",
@@ -159,10 +158,11 @@ def make_figures(by_phase: dict[str, pd.DataFrame], metric: Column, out: Path) -
                  "could be. " + UNSCORED_RULE + " A model with no scored trial has no curve; "
                  "its panel says so. Grey lines: the other models of the dataset."),
                 ("compute", plots.compute_curves, search, "The same against expected compute "
-                 "spent: k random trials cost k times the arm's mean trial cost (its "
-                 "recorded `seconds`), so a costlier loss or penalty buys fewer trials for "
-                 "the same budget. Exact; same band. Dashed: the equal-compute budget of "
-                 "the answer's table."),
+                 "spent: k random trials cost k times the arm's mean trial cost (counted "
+                 "`flops`, or `seconds` for results that predate FLOP counts: the axis names "
+                 "the unit), so a costlier loss or penalty buys fewer trials for the same "
+                 "budget. Exact; same band. Dashed: the equal-compute budget of the answer's "
+                 "table."),
                 ("distribution", plots.distribution, True, "Score of every scored trial per "
                  "model; tick labels count unscored trials, which have no value to draw."),
                 ("sensitivity_lr", lambda r, m, p: plots.sensitivity(r, m, p, "lr"), search,
@@ -179,86 +179,6 @@ def make_figures(by_phase: dict[str, pd.DataFrame], metric: Column, out: Path) -
                     paths = plots.save(fig, out, f"{name}_{phase}")
                     made.append({"name": f"{name}_{phase}", "caption": caption, "paths": paths})
     return made
-
-
-def _values(frame: pd.DataFrame, column: str) -> str:
-    """Distinct values of a column with their trial counts, or 'not recorded'."""
-    if column not in frame.columns or frame[column].isna().all():
-        return "not recorded"
-    values = frame[column].dropna()
-    if pd.api.types.is_float_dtype(values) and (values == values.round()).all():
-        values = values.astype(int)
-    counts = values.astype(str).value_counts()
-    if len(counts) == 1:
-        return f"`{counts.index[0]}`"
-    return ", ".join(f"`{value}` ({n} trials)" for value, n in counts.items())
-
-
-def _protocol(frame: pd.DataFrame, metric: Column, metric_note: str) -> list[str]:
-    counts = frame.groupby(["phase", "status"]).size().unstack(fill_value=0)
-    per_phase = "; ".join(
-        f"{phase}: {int(row.sum())} trials ("
-        + ", ".join(f"{int(n)} {status}" for status, n in row.items() if n)
-        + ")"
-        for phase, row in counts.loc[ordered(counts.index, PHASE_ORDER)].iterrows()
-    )
-    sha = frame["inception_sha256"].dropna().astype(str).str[:12].unique() if (
-        "inception_sha256" in frame.columns) else []  # fmt: skip
-    seconds = frame["seconds"] if "seconds" in frame.columns else pd.Series(dtype=float)
-    kinds = frame["device"].astype(str).str.lower().str.startswith("cpu").map(
-        {True: "CPU", False: "GPU"}) if "device" in frame.columns else None  # fmt: skip
-    hours = (
-        ", ".join(f"{h:.2f} {k}-hours" for k, h in (seconds.groupby(kinds).sum() / 3600).items())
-        if kinds is not None and seconds.notna().any()
-        else "not recorded"
-    )
-    steps = (
-        "; ".join(
-            f"{d}: {_values(g[g['status'] == 'ok'], 'd_steps')}"
-            for d, g in frame.groupby("dataset")
-        )
-        if "d_steps" in frame.columns
-        else "not recorded"
-    )
-    variants = _values(frame, VARIANT)
-    if variants != "not recorded":
-        variants = (
-            f" Ablation variants, each analysed as its own arm (model · variant): {variants}."
-        )
-    else:
-        variants = ""
-    lines = [
-        "## Protocol",
-        "",
-        f"- Sweep: {_values(frame, 'sweep')}; {len(frame)} trials. {per_phase}.",
-        f"- Datasets: {', '.join(ordered(frame['dataset'].unique(), DATASET_ORDER))}; models: "
-        + ", ".join(f"{label(m)} (`{m}`)" for m in ordered(frame["model"].unique(), MODEL_ORDER))
-        + f".{variants}",
-        f"- Training length (D steps, trials that did not diverge): {steps}.",
-        f"- Primary score: `{metric.name}` ({metric.label}; "
-        f"{'higher' if metric.higher_is_better else 'lower'} is better).",
-        f"- Unscored trials: {UNSCORED_RULE}",
-        _fid_protocol(frame, sha),
-        f"- Versions: torch {_values(frame, 'torch_version')}, ganbench "
-        f"{_values(frame, 'ganbench_version')}.",
-        f"- Hardware: {_values(frame, 'device')}. Compute spent: {hours}.",
-    ]
-    if metric_note:
-        lines.append(f"- **Note:** {metric_note}")
-    return [*lines, ""]
-
-
-def _fid_protocol(frame: pd.DataFrame, sha) -> str:
-    """How FID was measured; one plain line when no trial computed it (e.g. polygon metrics
-    only), instead of a row of 'not recorded'."""
-    if "fid_n_real" not in frame or frame["fid_n_real"].isna().all():
-        return "- FID: not computed by these trials."
-    return (
-        f"- FID: {_values(frame, 'fid_n_real')} real vs {_values(frame, 'fid_n_fake')} generated "
-        f"images; resize: {_values(frame, 'fid_resize')}; samples quantised to uint8 before "
-        f"the feature network; Inception weights sha256: "
-        f"{', '.join(f'`{s}…`' for s in sha) if len(sha) else 'not recorded'}."
-    )
 
 
 def _mark_default_settings(frame: pd.DataFrame, sweep_dir: Path) -> pd.DataFrame:
@@ -286,8 +206,22 @@ def _description(sweep_dir: Path) -> list[str]:
     return [*(f"> {line}" if line else ">" for line in str(description).splitlines()), ""]
 
 
+def _cost_note(split: dict[str, tuple[pd.DataFrame, pd.DataFrame]], ranks) -> str:
+    """What the equal-compute columns count, and why (`analysis.cost.cost_sentence`)."""
+    costs = {}
+    for phase, table in ranks.items():
+        rows = split[phase][0]
+        for dataset in table.loc[table["budget"] == "compute", "dataset"].unique():
+            where = f"{dataset_label(dataset)} ({phase})"
+            costs[where] = cost_unit(rows[rows["dataset"] == dataset])
+    return cost_sentence(costs)
+
+
 def _answer_section(
-    ranks: dict[str, pd.DataFrame], default_rows: dict[str, pd.DataFrame], metric: Column
+    ranks: dict[str, pd.DataFrame],
+    default_rows: dict[str, pd.DataFrame],
+    metric: Column,
+    cost_note: str = "",
 ) -> list[str]:
     """The direct answer: verdicts, the ranking table and the default settings per phase."""
     lines = ["## Which loss is better under this budget?", ""]
@@ -321,6 +255,7 @@ def _answer_section(
         f"draw has none. [95% bootstrap-t interval of that expectation], given where the arm "
         f"is tested: k ≤ n/{share}, n ≥ {MIN_TRIALS} and at least {MIN_SCORED} scored trials.",
         "",
+        *([cost_note, ""] if cost_note else []),
         "Test: the arms of one budget form a 95% confidence set for the best arm (max-t "
         "bootstrap over all pairs of arms, jackknife standard errors; null of each "
         "comparison: equal expected best, whatever the spreads). **Bold**: the best estimate; "

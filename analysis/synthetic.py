@@ -9,7 +9,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.results import DIVERGED, OK, RESULT, RESULTS_CSV, STEP_PREFIX, TRIALS, results_frame
+from benchmark.results import (
+    DIVERGED,
+    FLOP_COLUMNS,
+    OK,
+    RESULT,
+    RESULTS_CSV,
+    STEP_PREFIX,
+    TRIALS,
+    results_frame,
+)
 
 MODELS = ("mm", "ns", "ls", "wgan", "wgan_gp", "dragan", "began")
 #: Model quality (log-FID offset), best log10 lr, divergence-proneness, relative step cost.
@@ -21,6 +30,11 @@ TRAITS = {
 BASE_FID = {"mnist": 9.0, "fashion_mnist": 30.0, "cifar10": 70.0, "polygons": 12.0}
 BASE_SECONDS = {"mnist": 900.0, "fashion_mnist": 900.0, "cifar10": 4000.0, "polygons": 400.0}
 CHECKPOINTS = (3125, 6250, 9375, 12500, 15625)
+#: FLOPs of one D step of a model of relative step cost 1 (a G step costs G_STEP of it), and
+#: of one evaluation: counted from the structure, so the same on every run, unlike `seconds`.
+D_STEP_FLOPS = {"mnist": 6.0e9, "fashion_mnist": 6.0e9, "cifar10": 2.4e10, "polygons": 2.0e7}
+G_STEP = 0.6
+EVAL_FLOPS = {"mnist": 5.7e13, "fashion_mnist": 5.7e13, "cifar10": 5.7e13, "polygons": 2.0e9}
 
 
 def _trial_id(*parts) -> str:
@@ -35,6 +49,7 @@ def make_sweep(
     fid: bool = True,
     seed: int = 0,
     variants: dict[str, float] | None = None,
+    flops: bool = True,
 ) -> pd.DataFrame:
     """A wide phase (sample 0 = default) and, if `seeds`, a seeds phase with select/report
     seeds for the two best wide settings of each model. FID rises away from each model's
@@ -42,7 +57,8 @@ def make_sweep(
 
     `variants` maps ablation variant names to a log-FID shift: each sample of each model then
     runs once per variant (its name in `extra_variant`), as a spec's [[variants]] do; like
-    a spec, such a sweep has no seeds phase."""
+    a spec, such a sweep has no seeds phase. `flops=False` leaves out the FLOP columns, as
+    in results recorded before FLOP counts."""
     if variants and seeds:
         raise ValueError("a sweep with variants has no seeds phase: pass seeds=False")
     rng = np.random.default_rng(seed)
@@ -65,7 +81,7 @@ def make_sweep(
     frame = pd.DataFrame(rows)
     if seeds:
         frame = pd.concat([frame, _seeds_phase(rng, frame, fid)], ignore_index=True)
-    return frame
+    return frame if flops else frame.drop(columns=list(FLOP_COLUMNS))
 
 
 def _hyperparameters(rng: np.random.Generator, sample: int) -> dict:
@@ -115,6 +131,11 @@ def _row(rng, dataset, model, phase, sample, seed, hp, log_fid, p_div, cost, fid
         curve = np.where(np.array(CHECKPOINTS) < at, curve, np.nan)
         row |= {"diverged_at": at, "d_steps": at, "images_seen": at * 64}
     row["g_steps"] = row["d_steps"] // hp["n_disc"]
+    steps = row["d_steps"] + G_STEP * row["g_steps"]
+    evaluations = sum(c <= row["d_steps"] for c in CHECKPOINTS)
+    row["train_flops"] = cost * D_STEP_FLOPS.get(dataset, 6.0e9) * steps
+    row["eval_flops"] = evaluations * EVAL_FLOPS.get(dataset, 5.7e13)
+    row["flops"] = row["train_flops"] + row["eval_flops"]
     seen = curve[np.isfinite(curve)]
     best = float(seen.min()) if seen.size else np.nan
     row |= {"fid_min": best, "fid_final": curve[-1], "kid": best / 1000}

@@ -208,8 +208,12 @@ REQUIRED_COLUMNS = ("trial_id", "phase", "dataset", "model", "status")
 _NUMERIC = (
     "seed", "sample", "lr", "beta1", "beta2", "n_disc", "clip", "lam", "lambda_k", "gamma",
     "d_steps", "g_steps", "images_seen", "seconds", "diverged_at", "label_accuracy_n",
-    "classifier_accuracy",
+    "classifier_accuracy", "train_flops", "eval_flops", "flops",
 )  # fmt: skip
+#: A trial's compute in floating-point operations (benchmark/flops.py): `train_flops` of its
+#: D and G steps, `eval_flops` of its evaluations, `flops` their sum, the unit of the
+#: analysis's equal-compute budget. Results recorded before they existed lack them.
+FLOP_COLUMNS = ("train_flops", "eval_flops", "flops")
 STEP_PREFIX = "fid_step_"
 #: Leading columns of results.csv; the rest follow in the records' order.
 LEADING = ("trial_id", "sweep", "phase", "dataset", "model", "loss", "penalty", "sample", "seed")

@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     families = [f for f in args.population_families.split(",") if f]
     population_models = [m for m in args.population_models.split(",") if m] or None
     if args.quick:
-        sizes, families, population_models = [v for v in sizes if v <= 4], ["points"], ["ns"]
+        sizes, families, population_models = [1], ["points"], ["ns"]
     log("Populations:")
     populations = bench_populations.run(
         families, population_models, sizes, device, seconds, batch_size, compile=not args.quick

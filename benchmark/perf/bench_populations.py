@@ -106,34 +106,6 @@ def steps_per_second(trainer: GANTraining | EagerBaseline, seconds: float, warmu
     return steps / (time.perf_counter() - start)
 
 
-class _FlopCount(TorchDispatchMode):
-    """Counts the floating-point operations of every operator that torch's flop counter knows
-    (matrix products, convolutions, forward and backward). FlopCounterMode itself tracks
-    modules with hooks that a penalty's `autograd.grad` inside the step does not support."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.total = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        count = flop_registry.get(func._overloadpacket)
-        if count is not None:
-            self.total += count(*args, **kwargs, out_val=out)
-        return out
-
-
-def step_flops(trial: TrialConfig, data: torch.Tensor, device: torch.device) -> int:
-    """Floating-point operations of a member's D step (and its G step where it has one) in
-    matrix products and convolutions, forward and backward, counted on one step."""
-    training = GANTraining(trial, data, device)
-    training.train_step()  # the first step has no Adam state yet; count a later one
-    with _FlopCount() as counter:
-        training.train_step()
-    return counter.total
-
-
 def matmul_gflops(device: torch.device, seconds: float = 1.0, n: int = 2048) -> float:
     """The machine's rate on a plain float32 matrix product, the reference for the rest: the
     best of three timings (a shared machine's clock and neighbours vary)."""
@@ -379,7 +351,8 @@ def format_rows(rows: list[dict[str, Any]], device: str, peak: float) -> str:
         )
         vs_jax = f"{r['vs_jax']:7.2f}x" if "vs_jax" in r else f"{'-':>8s}"
         mark = "*" if r["auto"] else " "
-        lines.append(f"{head}{mark}{cells}{r['of_limit']:9.0%}{vs_jax}{r['compile_seconds']:8.1f}s")
+        compile_time = f"{r['compile_seconds']:8.1f}s" if "compile_seconds" in r else f"{'-':>9s}"
+        lines.append(f"{head}{mark}{cells}{r['of_limit']:9.0%}{vs_jax}{compile_time}")
     notes = {r["jax_note"] for r in rows if "jax_note" in r and r["population"] == 1}
     lines += [
         "  plain loop: benchmark/perf/plain_loop.py, one trial; op by op and compiled: "

@@ -192,6 +192,7 @@ class _Program:
             return losses + [state[name].detach() for name in self.updated]
 
         graph = make_fx(step)(list(_copies(state).values()), draws)
+        _views_as_reshapes(graph)
         self.graph = graph
         self.call = (
             graph
@@ -209,6 +210,19 @@ class _Program:
         state.update(zip(self.updated, outs[losses:], strict=True))
         _bind(training, state)
         return outs[0], outs[1] if self.g_step else None
+
+
+def _views_as_reshapes(graph: torch.fx.GraphModule) -> None:
+    """Let every view copy where it must. The trace records autograd's reshapes as views,
+    valid for the strides the step had when traced; the compiler may lay a result out
+    otherwise (a convolution weight's gradient summed from a penalty's double backward came
+    out transposed) and then refuses the view. A reshape of a tensor that can be viewed is
+    still a view, so the in-place updates of the state, all on contiguous tensors, still
+    write through."""
+    for node in graph.graph.nodes:
+        if node.op == "call_function" and node.target is torch.ops.aten.view.default:
+            node.target = torch.ops.aten.reshape.default
+    graph.recompile()
 
 
 def compiler_missing() -> str | None:

@@ -46,6 +46,7 @@ from benchmark.files import (
     read_json,
     write_json,
 )
+from benchmark.flops import FlopCount, step_flops
 from benchmark.latents import LATENTS
 from benchmark.progress import progress_bar
 from benchmark.results import DIVERGED, FAILED, OK, RESULT, SAMPLES_PNG
@@ -207,6 +208,7 @@ class _Member:
     history: list[dict[str, Any]] = field(default_factory=list)
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0  # its share of the time spent before a resume
+    eval_flops: int = 0  # FLOPs of its evaluations so far (benchmark/flops.py)
     status: str = OK
     error: str = ""
     diverged_at: int | None = None
@@ -308,6 +310,7 @@ def run_population(
             member.history = member.saved["history"]
             member.evaluations = member.saved["evaluations"]
             member.seconds = member.saved["seconds"]
+            member.eval_flops = member.saved.get("eval_flops", 0)
         members[index] = member
     # Members train together only from the same step: a killed population's members all
     # checkpoint at the same steps, so this splits only groups formed differently before.
@@ -402,7 +405,9 @@ def _train(
                         from benchmark.evaluation import NonFiniteGenerator
 
                         try:
-                            scores = evaluator.evaluate(training.generator.member_module(i))
+                            with FlopCount() as counter:
+                                scores = evaluator.evaluate(training.generator.member_module(i))
+                            member.eval_flops += counter.total
                         except NonFiniteGenerator:  # never scored: it diverged here
                             diverge(i, step, f"non-finite generator output at D step {step}")
                             continue
@@ -412,6 +417,7 @@ def _train(
                         "history": member.history,
                         "evaluations": member.evaluations,
                         "seconds": seconds(),
+                        "eval_flops": member.eval_flops,
                     }
                     try:
                         staged.append(stage_checkpoint(member.directory / CHECKPOINT, state))
@@ -447,6 +453,16 @@ def _train(
             atomic_write(member.directory / GENERATOR, partial(torch.save, g_state))
 
 
+def _flops(member: _Member) -> dict[str, int]:
+    """The trial's counted compute (benchmark/flops.py): the same on every run of its spec."""
+    train = step_flops(member.trial).training(member.d_steps, member.g_steps)
+    return {
+        "train_flops": train,
+        "eval_flops": member.eval_flops,
+        "flops": train + member.eval_flops,
+    }
+
+
 def _finish(member: _Member, device: torch.device, evaluator) -> dict[str, Any]:
     """Write a trained member's result and drop its checkpoint; return the result."""
     trial, directory = member.trial, member.directory
@@ -466,6 +482,7 @@ def _finish(member: _Member, device: torch.device, evaluator) -> dict[str, Any]:
         "images_seen": (member.d_steps + member.g_steps * trial.resample_real_for_g)
         * trial.batch_size,
         "seconds": member.seconds,  # an equal share of its population's wall time
+        **_flops(member),
         "population": member.population,
         **environment(device),
         **(evaluator.record() if evaluator is not None else {}),

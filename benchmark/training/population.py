@@ -102,14 +102,19 @@ def populations(
 ) -> list[list[Task]]:
     """Tasks grouped into populations: trials with equal `population_key` (structure), in
     planned order, at most `size` per population ("auto": `auto_size` of the group, divided
-    among the `sharing` workers of one GPU)."""
+    among the `sharing` workers of one GPU), the first population of every structure before
+    the second of any."""
     from benchmark.training.population import population_key
 
     groups: dict[str, list[Task]] = {}
     for task in tasks:
         groups.setdefault(population_key(task[0]), []).append(task)
-    out = []
+    chunked = []
     for group in groups.values():
         limit = max(1, auto_size(group[0][0], device) // sharing) if size == "auto" else int(size)
-        out += [group[start : start + limit] for start in range(0, len(group), limit)]
-    return out
+        chunked.append([group[start : start + limit] for start in range(0, len(group), limit)])
+    # Round by round, a population of each structure: workers that start together train
+    # different structures, so each structure's compiled step is compiled once and the
+    # next population of it finds it in the compiler's cache.
+    rounds = max((len(chunks) for chunks in chunked), default=0)
+    return [chunks[k] for k in range(rounds) for chunks in chunked if k < len(chunks)]

@@ -87,9 +87,12 @@ class GANTraining:
         train_images: Tensor,
         device: torch.device,
         train_labels: Tensor | None = None,
+        modules: bool = False,
     ) -> None:
         """`train_labels` (int64 (N,)) are the images' classes, which a conditional trial
-        needs. With `trial.compile` the step runs as one compiled program (compiled.py)."""
+        needs. With `trial.compile` the step runs as one compiled program (compiled.py).
+        `modules`: a trial alone calls its networks' own modules (nn.Linear, not the
+        member-batched layers), as the FLOP count does (benchmark/flops.py)."""
         keep_freed_memory()  # large tensors stay mapped between steps (memory.py)
         trials = [trials] if isinstance(trials, TrialConfig) else list(trials)
         keys = {population_key(t) for t in trials}
@@ -110,7 +113,7 @@ class GANTraining:
         self.memory_format = torch.channels_last if trial.channels_last else torch.preserve_format
         for network in (*generators, *discriminators):
             network.to(memory_format=self.memory_format)
-        plain = any(getattr(trial, name) for name in SOLO_OPTIONS)
+        plain = modules or any(getattr(trial, name) for name in SOLO_OPTIONS)
         self.generator = StackedNetwork(generators, self.memory_format, plain)
         self.discriminator = StackedNetwork(discriminators, self.memory_format, plain)
         adam = [self._values(name) for name in ("lr", "beta1", "beta2")]  # one set for G and D

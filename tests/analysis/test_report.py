@@ -622,7 +622,7 @@ def test_ranking_cell_shows_round_off_as_zero():
 
 
 def test_protocol_says_plainly_when_no_trial_computed_fid():
-    from analysis.report import _fid_protocol
+    from analysis.protocol import _fid_protocol
 
     polygons_only = pd.DataFrame({"fid_n_real": [np.nan, np.nan], "f1": [0.2, 0.3]})
     assert _fid_protocol(polygons_only, []) == "- FID: not computed by these trials."

@@ -63,11 +63,12 @@ def test_populations_group_only_trials_of_one_structure(tmp_path):
     ]
     groups = population.populations(_tasks(tmp_path, trials), 2, "cpu")
     seeds = [[(t.model, t.steps, t.seed) for t, _ in group] for group in groups]
+    # The first population of every structure, then the second: each compiled once.
     assert seeds == [
         [("ns", 4, 0), ("ns", 4, 1)],
-        [("ns", 4, 3)],
         [("wgan", 4, 0), ("wgan", 4, 1)],
         [("ns", 8, 2)],
+        [("ns", 4, 3)],
     ]
     assert [len(g) for g in population.populations(_tasks(tmp_path, trials), 1, "cpu")] == [1] * 6
     assert population.auto_size(trials[0], "cpu") == 1  # InfoGAN networks on a CPU: alone
@@ -110,7 +111,7 @@ def test_a_sweep_trains_compatible_trials_as_populations(tmp_path, monkeypatch):
                      extra="population = 2\n")  # fmt: skip
     built = _recording_populations(monkeypatch)
     assert main(["sweep", str(spec), "--no-progress", "--no-report"]) == 0
-    assert built == [[0, 1], [2], [0, 1], [2]]
+    assert built == [[0, 1], [0, 1], [2], [2]]  # ns, wgan, then each one's second
     frame = pd.read_csv(tmp_path / "t" / "results.csv")
     assert list(frame["status"]) == ["ok"] * 6
     assert set(marker_counts(tmp_path / "t").values()) == {(1, 1)}  # each trained once

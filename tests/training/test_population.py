@@ -307,12 +307,15 @@ def test_stacked_adam_is_torch_adam_for_each_member(size):
             optimiser.zero_grad()
             reference(batch).square().sum().backward()
             optimiser.step()
-        # The same gradients for the stacked copy, laid out as its flat weights are.
+        # The same gradients for the stacked copy, laid out as its flat weights are: member
+        # by member, parameter after parameter.
         grads = [dict(r.named_parameters()) for r in references]
-        stacked.flat.grad = torch.cat(
-            [torch.stack([g[name].grad for g in grads]).flatten() for name in stacked.names]
+        grad = torch.cat(
+            [torch.stack([g[name].grad for g in grads]).flatten(1) for name in stacked.names],
+            dim=1,
         )
-        adam.step()
+        adam.advance()
+        adam.step(grad.flatten())
     for i, reference in enumerate(references):
         state = stacked.member_state(i)
         for name, tensor in reference.state_dict().items():

@@ -82,3 +82,16 @@ def test_channels_last_step_matches_the_default_layout():
     for a, b in zip(_losses(nhwc, 3), plain, strict=True):
         for name in a:
             torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_points_are_used_as_stored_by_both_loops(float64):
+    """The mixtures' points are floats, not images: neither loop scales them."""
+    points = {"generator": "points", "discriminator": "points", "d_bn": False}
+    trial = resolve_trial("ns", "grid", batch_size=8, metrics=(), **points)
+    points = torch.randn(64, 2, generator=torch.Generator().manual_seed(0)) * 4
+    cpu = torch.device("cpu")
+    eager = _losses(EagerBaseline(trial, points, cpu), STEPS)
+    optimised = _losses(GANTraining(trial, points, cpu), STEPS)
+    for step, (a, b) in enumerate(zip(optimised, eager, strict=True)):
+        for name in a:
+            torch.testing.assert_close(a[name], b[name], **TOLERANCE, msg=f"{step} {name}")
