@@ -287,14 +287,18 @@ def measure_steps(
     clock: Clock,
     on_row: Callable[[dict[str, Any]], None],
     models: tuple[str, ...] = PAPER_MODELS,
+    compile: bool = False,
 ) -> None:
     """D steps/s of one population per model and size (`sizes`: label -> members); a member
-    does one D step per population step, so member steps/s = steps/s x size."""
+    does one D step per population step, so member steps/s = steps/s x size. `compile`: the
+    step as one compiled program (its compilation in the warm-up, timed apart)."""
+    step = "compiled" if compile else "op by op"
     for model in models:
         measured: dict[int, dict[str, Any]] = {}
         one_step = 0.01  # seconds of a step alone, once measured (sizes run smallest first)
         for label, size in sorted(sizes.items(), key=lambda item: item[1]):
             row: dict[str, Any] = {"model": model, "size": label, "population": size}
+            row["step"] = step
             if size in measured:  # auto chose a size measured already
                 on_row(
                     {**row, **{k: measured[size][k] for k in ("steps_per_s", "member_steps_per_s")}}
@@ -308,7 +312,15 @@ def measure_steps(
                 continue
             training = None
             try:
-                training = GANTraining(population_members(make_trial(model), size), images, device)
+                trials = population_members(make_trial(model), size)
+                trials = [dataclasses.replace(t, compile=compile) for t in trials]
+                training = GANTraining(trials, images, device)
+                if compile:  # both kinds of step compiled before the clock starts
+                    start = time.perf_counter()
+                    for _ in range(2 * trials[0].n_disc + 1):
+                        training.train_step()
+                    training.losses()
+                    row["compile_seconds"] = time.perf_counter() - start
                 rate = steps_per_second(training, seconds, warmup=2)
             except torch.OutOfMemoryError as error:
                 on_row({**row, "skipped": f"out of memory: {str(error)[:120]}"})

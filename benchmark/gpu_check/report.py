@@ -126,10 +126,11 @@ def markdown(record: dict[str, Any]) -> str:
             "",
         ]
         lines += _table(
-            ["model", "size", "members", "steps/s", "member steps/s", "note"],
+            ["model", "step", "size", "members", "steps/s", "member steps/s", "note"],
             [
                 [
                     r["model"],
+                    r.get("step", "op by op"),
                     r["size"],
                     r["population"],
                     r.get("steps_per_s"),

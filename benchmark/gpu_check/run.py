@@ -239,15 +239,17 @@ class Run:
         auto = self._auto_size()
         if auto is not None:
             sizes["auto"] = auto
-        measure_steps(
-            self.trial,
-            self.data.train,
-            self.device,
-            sizes,
-            self.sizes["seconds"],
-            self.clock,
-            self._row("speed", "steps"),
-        )
+        for compile in (False, True):  # the step op by op, then as one compiled program
+            measure_steps(
+                self.trial,
+                self.data.train,
+                self.device,
+                sizes,
+                self.sizes["seconds"],
+                self.clock,
+                self._row("speed", "steps"),
+                compile=compile,
+            )
         if not self.clock.fits(3.0):
             self._row("speed", "fid")(
                 {"kind": "precision", "precision": "all", "images": 0, "skipped": "did not fit"}
