@@ -278,6 +278,9 @@ def check_features(
     }
 
 
+COMPILE_SECONDS = 60.0  # what compiling a step may take, kept free in the budget
+
+
 def measure_steps(
     make_trial: Callable[[str], TrialConfig],
     images: Tensor,
@@ -307,7 +310,8 @@ def measure_steps(
             # Two warm-up steps and at least `seconds` of steps, each at most `size` times a
             # step alone (a population is never slower than its members one by one), and
             # building the networks.
-            if not clock.fits(seconds + 3 * size * one_step + 1.0 + size * 0.02):
+            compiling = COMPILE_SECONDS if compile else 0.0
+            if not clock.fits(seconds + 3 * size * one_step + 1.0 + size * 0.02 + compiling):
                 on_row({**row, "skipped": "did not fit in the measurement budget"})
                 continue
             training = None

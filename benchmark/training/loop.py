@@ -453,14 +453,17 @@ def _train(
             atomic_write(member.directory / GENERATOR, partial(torch.save, g_state))
 
 
-def _flops(member: _Member) -> dict[str, int]:
+def _flops(member: _Member) -> dict[str, int | None]:
     """The trial's counted compute (benchmark/flops.py): the same on every run of its spec."""
-    train = step_flops(member.trial).training(member.d_steps, member.g_steps)
-    return {
-        "train_flops": train,
-        "eval_flops": member.eval_flops,
-        "flops": train + member.eval_flops,
-    }
+    try:
+        train = step_flops(member.trial).training(member.d_steps, member.g_steps)
+    except Exception:
+        if member.status != FAILED:
+            raise
+        # Counting runs the trial's step, which may be what failed: nothing to count with.
+        return {"train_flops": None, "eval_flops": member.eval_flops, "flops": None}
+    evaluation = member.eval_flops
+    return {"train_flops": train, "eval_flops": evaluation, "flops": train + evaluation}
 
 
 def _finish(member: _Member, device: torch.device, evaluator) -> dict[str, Any]:
