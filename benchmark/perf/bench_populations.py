@@ -333,6 +333,11 @@ COLUMNS = (  # key, header, width
 )
 
 
+def _rate(trials_per_hour: float) -> str:
+    """Whole trials/hour, three digits below 100 (an InfoGAN trial takes about an hour)."""
+    return f"{trials_per_hour:.0f}" if trials_per_hour >= 100 else f"{trials_per_hour:.3g}"
+
+
 def format_rows(rows: list[dict[str, Any]], device: str, peak: float) -> str:
     lines = [
         f"\nPopulations on {device}: trials/hour of training, one worker, best of {ROUNDS} "
@@ -347,7 +352,8 @@ def format_rows(rows: list[dict[str, Any]], device: str, peak: float) -> str:
             lines.append(f"{head}   {r['note']}")
             continue
         cells = "".join(
-            f"{r[key]:{width}.0f}" if key in r else f"{'-':>{width}s}" for key, _, width in COLUMNS
+            f"{_rate(r[key]):>{width}s}" if key in r else f"{'-':>{width}s}"
+            for key, _, width in COLUMNS
         )
         vs_jax = f"{r['vs_jax']:7.2f}x" if "vs_jax" in r else f"{'-':>8s}"
         mark = "*" if r["auto"] else " "
