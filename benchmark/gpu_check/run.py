@@ -239,16 +239,10 @@ class Run:
         auto = self._auto_size()
         if auto is not None:
             sizes["auto"] = auto
-        measure_steps(
-            self.trial,
-            self.data.train,
-            self.device,
-            sizes,
-            self.sizes["seconds"],
-            self.clock,
-            self._row("speed", "steps"),
-        )
-        if not self.tiny:  # the compiled step of two models (a compile takes tens of seconds)
+        # Every paper model op by op; the compiled step of two (a compile takes tens of
+        # seconds), left out of a --tiny run.
+        runs = [(PAPER_MODELS, False)] + ([] if self.tiny else [(("ns", "wgan_gp"), True)])
+        for models, compile in runs:
             measure_steps(
                 self.trial,
                 self.data.train,
@@ -257,8 +251,8 @@ class Run:
                 self.sizes["seconds"],
                 self.clock,
                 self._row("speed", "steps"),
-                models=("ns", "wgan_gp"),
-                compile=True,
+                models=models,
+                compile=compile,
             )
         if not self.clock.fits(3.0):
             self._row("speed", "fid")(

@@ -232,3 +232,31 @@ def test_precision_switches_tf32_and_bf16_and_restores_them():
     assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
     with pytest.raises(ValueError, match="precision 'fp16'"), precision("fp16", cpu):
         pass
+
+
+@pytest.mark.slow
+def test_speed_rows_time_the_compiled_step_with_its_compile_time():
+    import time
+
+    import torch
+
+    from benchmark.config import resolve_trial
+    from benchmark.gpu_check.checks import Clock, measure_steps
+
+    points = {"generator": "points", "discriminator": "points", "d_bn": False, "metrics": ()}
+    clock = Clock(time.monotonic() + 600)
+    clock.start_part(600)
+    rows = []
+    measure_steps(
+        lambda model: resolve_trial(model, "grid", batch_size=64, steps=100, **points),
+        torch.randn(1000, 2),
+        torch.device("cpu"),
+        {"1": 1, "4": 4},
+        0.2,
+        clock,
+        rows.append,
+        models=("ns",),
+        compile=True,
+    )
+    assert [(r["step"], r["population"]) for r in rows] == [("compiled", 1), ("compiled", 4)]
+    assert all(r["steps_per_s"] > 0 and r["compile_seconds"] > 0 for r in rows)
