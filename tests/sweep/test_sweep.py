@@ -333,3 +333,16 @@ def test_dry_run_prints_the_plan(plugin, tmp_path, capsys):
     assert "sweep tiny (default)" in out and ": 6 trials" in out
     assert "to run: 24 D steps in all" in out
     assert not (tmp_path / "tiny" / "trials").exists()
+
+
+def test_compile_without_a_compiler_is_refused_before_anything_is_written(
+    plugin, tmp_path, capsys, monkeypatch
+):
+    from benchmark.training import compiled
+
+    monkeypatch.setattr(compiled, "compiler_missing", lambda: "no C++ compiler found (g++)")
+    spec = tiny_spec(tmp_path / "tiny.toml", extra="compile = true\n")
+    assert main(["sweep", str(spec), "--no-report", "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert "compile" in error and "no C++ compiler found" in error
+    assert not (tmp_path / "tiny").exists()
