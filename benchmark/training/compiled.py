@@ -193,7 +193,6 @@ class _Program:
 
         graph = make_fx(step)(list(_copies(state).values()), draws)
         _views_as_reshapes(graph)
-        self.graph = graph
         self.call = (
             graph
             if backend is None
@@ -238,7 +237,6 @@ class CompiledStep:
 
     def __init__(self, training: GANTraining, backend: str | None = "inductor") -> None:
         self.training = training
-
         self.backend = backend
         self.programs: dict[bool, _Program] = {}
 
