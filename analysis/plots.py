@@ -25,6 +25,7 @@ from analysis.best import TEST_SHARE, band
 from analysis.cost import cost_unit
 from analysis.load import step_columns
 from analysis.ranking import compute_budget, random_samples
+from analysis.references import draw_references, legend_words, reference_values
 from analysis.scores import DATASET_ORDER, dataset_label, label, ordered, ordered_arms
 from analysis.stats import expected_best
 from benchmark.results import STEP_PREFIX, Column
@@ -131,11 +132,14 @@ def _curve_panels(
     ylabel: str,
     xsubs: tuple[float, ...] = (1.0, 2.0, 5.0),
     sharex: bool | str = True,
+    references: tuple[dict, str] | None = None,
 ) -> Figure:
     """Small multiples of a per-model curve with its band; the other models of the dataset in
     thin grey behind it, so seven bands never overlap. `curve_of(cell)` returns x, the
     curve, band low and high (NaN where no band), or None when the model has no score;
-    `x_axis(dataset)` the x label of the dataset's panels and the divisor of their x."""
+    `x_axis(dataset)` the x label of the dataset's panels and the divisor of their x;
+    `references` (the sweep's references and the metric's name) draws the mixtures'
+    reference points as lines."""
     fig, axes, datasets, models = _facets(rows, sharex)
     colours = palette(models)
     values = []
@@ -169,6 +173,8 @@ def _curve_panels(
                     ax.axhline(curve[4], color="0.25", ls=":", lw=1.2)
                     ax.text(0.98, curve[4], "default", transform=ax.get_yaxis_transform(),
                             ha="right", va="bottom", fontsize=8, color="0.25")  # fmt: skip
+            if references:
+                draw_references(ax, references[0], dataset, references[1])
             ax.set_title(f"{dataset_label(dataset)} · {label(model)}", fontsize=10)
             ax.set_xlabel(xlabel, fontsize=9)
             ax.set_ylabel(ylabel if c == 0 else "", fontsize=9)
@@ -195,23 +201,43 @@ def _exact_curve(cell: pd.DataFrame, metric: Column, phase: str, cost: str | Non
     return x, metric.sign * curve, metric.sign * low, metric.sign * high, default
 
 
-def budget_curves(rows: pd.DataFrame, metric: Column, phase: str) -> Figure:
+def budget_curves(
+    rows: pd.DataFrame, metric: Column, phase: str, references: dict | None = None
+) -> Figure:
     """Expected best score after k random hyperparameter samples (exact, without
     replacement from the arm's own trials, given one was scored; a search's default
     setting, sample 0, left out and drawn as a dotted line), with the bootstrap-t 95%
-    confidence interval of that expectation for k <= TEST_SHARE * n."""
+    confidence interval of that expectation for k <= TEST_SHARE * n; `references` (a
+    sweep's references.json) draws the mixtures' reference points."""
     fig = _curve_panels(
         rows, lambda c: _exact_curve(c, metric, phase, None),
         lambda dataset: ("trials k (log)", 1.0), f"expected best {metric.name}",
+        references=_drawn(references, rows, metric),
     )  # fmt: skip
     fig.suptitle(
         f"Phase {phase}: expected {metric.best_word} of {metric.name} over k random "
         f"hyperparameter samples\nband: 95% CI of that expectation, drawn for k ≤ "
         f"n/{round(1 / TEST_SHARE)}; {_dotted(rows, phase)}unscored trials count as "
-        "spent; grey: the other models",
+        "spent; grey: the other models"
+        + (f"\n{words}" if (words := _reference_words(references, rows, metric)) else ""),
         fontsize=12,
     )
     return fig
+
+
+def _drawn(references: dict | None, rows: pd.DataFrame, metric: Column):
+    """What `_curve_panels` needs to draw the reference points, or None when there are none
+    for this metric and these datasets."""
+    if not _reference_words(references, rows, metric):
+        return None
+    return references, metric.name
+
+
+def _reference_words(references: dict | None, rows: pd.DataFrame, metric: Column) -> str:
+    found = references and any(
+        reference_values(references, d, metric.name) for d in rows["dataset"].unique()
+    )
+    return legend_words(bool(found)).rstrip("; ")
 
 
 def _dotted(rows: pd.DataFrame, phase: str) -> str:
@@ -227,7 +253,9 @@ def device_kind(rows: pd.DataFrame) -> str:
     return "CPU" if cpu.all() else "GPU" if not cpu.any() else "device"
 
 
-def compute_curves(rows: pd.DataFrame, metric: Column, phase: str) -> Figure | None:
+def compute_curves(
+    rows: pd.DataFrame, metric: Column, phase: str, references: dict | None = None
+) -> Figure | None:
     """The budget curves against compute: k random trials cost k times the arm's mean trial
     cost (exactly the expected compute of k random trials), so a costlier loss or penalty
     pays for its extra work; the same exact curve and band as `budget_curves`. Compute is in
@@ -249,7 +277,7 @@ def compute_curves(rows: pd.DataFrame, metric: Column, phase: str) -> Figure | N
         return _exact_curve(cell, metric, phase, units[cell["dataset"].iloc[0]].column)
 
     fig = _curve_panels(rows, curve, scales.__getitem__, f"expected best {metric.name}",
-                        sharex="row")  # fmt: skip
+                        sharex="row", references=_drawn(references, rows, metric))  # fmt: skip
     arms = len(rows["arm"].unique())
     for r, (dataset, unit) in enumerate(units.items()):
         budget = compute_budget(parts[dataset], unit.column)
@@ -260,13 +288,16 @@ def compute_curves(rows: pd.DataFrame, metric: Column, phase: str) -> Figure | N
         f"Phase {phase}: expected {metric.best_word} of {metric.name} vs expected compute "
         f"spent, in {words}\n(k random trials × the arm's mean trial cost); band: 95% CI of "
         f"that expectation, drawn for k ≤ n/{round(1 / TEST_SHARE)}\n{_dotted(rows, phase)}"
-        "dashed: the equal-compute budget of the answer's table; grey: the other models",
+        "dashed: the equal-compute budget of the answer's table; grey: the other models"
+        + (f"\n{words}" if (words := _reference_words(references, rows, metric)) else ""),
         fontsize=12,
     )
     return fig
 
 
-def distribution(rows: pd.DataFrame, metric: Column, phase: str) -> Figure:
+def distribution(
+    rows: pd.DataFrame, metric: Column, phase: str, references: dict | None = None
+) -> Figure:
     """The metric of every finished trial per arm (box plus points); the tick label
     counts the diverged or failed trials, which have no value to plot."""
     models = ordered_arms(rows["arm"].unique())
@@ -291,12 +322,16 @@ def distribution(rows: pd.DataFrame, metric: Column, phase: str) -> Figure:
             lost = int((~cell["finished"]).sum())
             name = label(model)
             labels.append(f"{name}\n{lost}/{len(cell)} unscored" if lost else name)
+        if references:
+            draw_references(ax, references, dataset, metric.name)
         ax.set_xticks(range(len(models)), labels, rotation=35, ha="right", fontsize=9)
         ax.set_xlabel(f"{_unit(models)} (unscored / trials)")
         ax.set_ylabel(metric.label)
         ax.set_title(dataset_label(dataset))
     note = " (report seeds of the selected setting)" if phase == "seeds" else ""
-    fig.suptitle(f"Phase {phase}: {metric.name} per trial{note}")
+    words = _reference_words(references, rows, metric)
+    words = words.replace("; ", "\n")  # the figure can be one panel wide
+    fig.suptitle(f"Phase {phase}: {metric.name} per trial{note}" + (f"\n{words}" if words else ""))
     return fig
 
 

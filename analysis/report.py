@@ -12,6 +12,7 @@ Besides the results, two optional files of the sweep directory are read:
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import matplotlib
@@ -23,6 +24,7 @@ from analysis import paper, plots, samples
 from analysis.best import MIN_SCORED, MIN_TRIALS, TEST_SHARE
 from analysis.cost import cost_sentence, cost_unit
 from analysis.load import load_results
+from analysis.power import power_lines
 from analysis.protocol import protocol
 from analysis.ranking import (
     DEFAULT_SETTING,
@@ -32,6 +34,7 @@ from analysis.ranking import (
     ranking,
     verdict,
 )
+from analysis.references import load_references, standing_lines
 from analysis.scores import (
     DATASET_ORDER,
     UNSCORED_RULE,
@@ -98,7 +101,8 @@ def build_report(
         )
     tests = statistics(by_phase)
     tests.to_csv(out / "stats.csv", index=False)
-    figures = make_figures(by_phase, chosen, out)
+    references, reference_note = load_references(sweep_dir)
+    figures = make_figures(by_phase, chosen, out, references)
 
     text = "\n".join(
         [
@@ -106,6 +110,9 @@ def build_report(
             "",
             *_description(sweep_dir),
             *_answer_section(ranks, default_rows, chosen, _cost_note(split, ranks)),
+            *standing_lines(references, ranks, chosen),
+            *([f"({reference_note})", ""] if reference_note else []),
+            *power_lines(split, ranks, chosen),
             *_samples_section(by_phase, chosen, sweep_dir, out),
             *protocol(frame, chosen, metric_note),
             *_noise_section(sweep_dir, by_phase, chosen),
@@ -140,14 +147,21 @@ def statistics(by_phase: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def make_figures(by_phase: dict[str, pd.DataFrame], metric: Column, out: Path) -> list[dict]:
-    """Draw and save every figure the data supports; return name, caption and paths."""
+def make_figures(
+    by_phase: dict[str, pd.DataFrame], metric: Column, out: Path, references: dict | None = None
+) -> list[dict]:
+    """Draw and save every figure the data supports; return name, caption and paths.
+    `references` (a mixture sweep's references.json) adds the reference samplers' lines."""
+    refs = references or None
+    budget = partial(plots.budget_curves, references=refs)
+    compute = partial(plots.compute_curves, references=refs)
+    spread = partial(plots.distribution, references=refs)
     made = []
     with matplotlib.rc_context(THEME):
         for phase, rows in by_phase.items():
             search = phase in SEARCH_PHASES
             builders = [
-                ("budget", plots.budget_curves, search, "Expected best score of k trials drawn "
+                ("budget", budget, search, "Expected best score of k trials drawn "
                  "at random (without replacement) from the arm's own random samples, given "
                  "that one of them was scored (exact, from order statistics); a search's "
                  "default setting (sample 0 where the space starts from the model's preset) is "
@@ -157,13 +171,13 @@ def make_figures(by_phase: dict[str, pd.DataFrame], metric: Column, out: Path) -
                  "beyond, the best of n trials cannot tell how much better an unseen trial "
                  "could be. " + UNSCORED_RULE + " A model with no scored trial has no curve; "
                  "its panel says so. Grey lines: the other models of the dataset."),
-                ("compute", plots.compute_curves, search, "The same against expected compute "
+                ("compute", compute, search, "The same against expected compute "
                  "spent: k random trials cost k times the arm's mean trial cost (counted "
                  "`flops`, or `seconds` for results that predate FLOP counts: the axis names "
                  "the unit), so a costlier loss or penalty buys fewer trials for the same "
                  "budget. Exact; same band. Dashed: the equal-compute budget of the answer's "
                  "table."),
-                ("distribution", plots.distribution, True, "Score of every scored trial per "
+                ("distribution", spread, True, "Score of every scored trial per "
                  "model; tick labels count unscored trials, which have no value to draw."),
                 ("sensitivity_lr", lambda r, m, p: plots.sensitivity(r, m, p, "lr"), search,
                  "Score against learning rate (log axis), coloured by n_disc; crosses on the "

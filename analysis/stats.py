@@ -258,6 +258,31 @@ def t_interval(values: ArrayLike, level: float = 0.95) -> tuple[float, float]:
     return (float(x.mean() - half), float(x.mean() + half))
 
 
+def median_interval(values: ArrayLike, level: float = 0.95) -> tuple[float, float, float]:
+    """Distribution-free interval of the median: the order statistics (x(l), x(n+1-l)) with
+    the largest l whose coverage P(l <= B <= n - l), B ~ Binomial(n, 1/2), is at least
+    `level`; returns low, high and that exact coverage (NaN, NaN, NaN when even (x(1), x(n))
+    falls short: fewer than 6 values at 95 %).
+
+    It holds for any continuous score, skewed or heavy-tailed alike, where a Student-t
+    interval of the mean does not: at 10 seeds the t interval covered 0.95 of normal scores
+    but 0.84 of lognormal (sigma = 1) and 0.79 of Pareto (alpha = 2.5) ones
+    (tests/analysis/test_stats.py). At 10 values it is (x(2), x(9)), coverage 0.979. +inf
+    values (unscored trials, ranked worst) are allowed: a bound can then be +inf.
+    """
+    x = np.sort(np.asarray(values, dtype=float))
+    n = x.size
+    best = None
+    for low in range(1, n // 2 + 1):
+        coverage = stats.binom.cdf(n - low, n, 0.5) - stats.binom.cdf(low - 1, n, 0.5)
+        if coverage >= level:
+            best = (low, coverage)
+    if best is None:
+        return (np.nan, np.nan, np.nan)
+    low, coverage = best
+    return (float(x[low - 1]), float(x[n - low]), float(coverage))
+
+
 def compare_groups(groups: dict[str, ArrayLike], alpha: float = 0.05) -> pd.DataFrame:
     """Pairwise two-sided Mann-Whitney U tests with Holm correction over all pairs.
 

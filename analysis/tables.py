@@ -11,7 +11,7 @@ import pandas as pd
 
 from analysis import paper
 from analysis.scores import DATASET_ORDER, dataset_label, label, ordered, ordered_arms
-from analysis.stats import bootstrap_ci, t_interval
+from analysis.stats import bootstrap_ci, median_interval, t_interval
 from benchmark.results import DIVERGED, FAILED, Column
 
 MANIFOLD = ("precision", "recall", "f1")
@@ -59,6 +59,15 @@ def _cell(cell: pd.DataFrame, metric: Column, expected: int) -> dict:
         }  # fmt: skip
         row["median_ci_low"], row["median_ci_high"] = bootstrap_ci(values, np.median)
         row["mean_ci_low"], row["mean_ci_high"] = t_interval(values)
+        # Over every trial, unscored ones ranked worst: the median seed of the setting as
+        # run, with a distribution-free interval (skewed scores keep its coverage).
+        scores = np.where(cell["finished"], cell["score"], np.inf).astype(float)
+        low, high, coverage = median_interval(scores)
+        row["median_all"] = metric.sign * float(np.median(scores)) if n else np.nan
+        row["median_all_low"], row["median_all_high"] = sorted(
+            (metric.sign * low, metric.sign * high)
+        )
+        row["median_all_coverage"] = coverage
         for name in MANIFOLD:
             if name in cell.columns and cell[name].notna().any():
                 row[f"{name}_best"] = float(cell.at[best, name])
@@ -68,7 +77,8 @@ def _cell(cell: pd.DataFrame, metric: Column, expected: int) -> dict:
 
 def cell_text(row: pd.Series, metric: Column, seeds: bool) -> str:
     """One table cell: search phases 'best / median (Q1–Q3) / unfinished %'; seeds phase
-    'mean ± std [95% CI] / unfinished %'. Missing or partial cells say n/K trials done."""
+    'median [its 95% CI] / mean ± std / unfinished %'. Missing or partial cells say n/K
+    trials done."""
     f = metric.fmt
     done = f"{row['n_trials']}/{row['n_expected']} trials done"
     if row["n_trials"] == 0:
@@ -78,9 +88,12 @@ def cell_text(row: pd.Series, metric: Column, seeds: bool) -> str:
         text = f"— / all {row['n_trials']} unscored"
     elif seeds:
         spread = f" ± {f(row['std'])}" if np.isfinite(row["std"]) else ""
-        ci = f" [{f(row['mean_ci_low'])}, {f(row['mean_ci_high'])}]"
-        ci = ci if np.isfinite(row["mean_ci_low"]) else ""
-        text = f"{f(row['mean'])}{spread}{ci} / {share}"
+        bounds = [row.get("median_all_low", np.nan), row.get("median_all_high", np.nan)]
+        shown = [f(b) if np.isfinite(b) else "unscored" for b in bounds]
+        ci = f" [{shown[0]}, {shown[1]}]" if not np.isnan(bounds).any() else ""
+        median = row.get("median_all", np.nan)
+        median = f(median) if np.isfinite(median) else "unscored"
+        text = f"{median}{ci} / {f(row['mean'])}{spread} / {share}"
     else:
         text = f"{f(row['best'])} / {f(row['median'])} ({f(row['q1'])}–{f(row['q3'])}) / {share}"
     if row["n_trials"] < row["n_expected"]:
@@ -133,8 +146,10 @@ def legend(metric: Column, seeds: bool, expected: int) -> str:
     """What a cell of `grid` holds, in one sentence."""
     if seeds:
         return (
-            f"Each cell, for {metric.label}: mean ± std over the scored report seeds of the "
-            "selected setting [Student-t 95% CI of the mean] / share of unscored seeds."
+            f"Each cell, for {metric.label}: median over the report seeds of the selected "
+            "setting (unscored seeds ranked worst) [distribution-free 95% CI of that median: "
+            "order statistics, at least 95% for any continuous score, skewed or not] / mean "
+            "± std over the scored seeds / share of unscored seeds."
         )
     return (
         f"Each cell, for {metric.label}: best ({metric.best_word} over trials) / median "

@@ -29,6 +29,8 @@ PHASES = ("default", "wide", "narrow", "seeds")
 
 RESULTS_CSV = "results.csv"
 SWEEP_RECORD = "sweep.json"
+#: The 2-D mixtures' reference points: the scores of a perfect and of a uniform sampler.
+REFERENCES = "references.json"
 TRIALS = "trials"  # runs/<name>/trials/<trial id>/
 RESULT = "result.json"
 SAMPLES_PNG = "samples.png"  # what the final G of an image trial makes

@@ -16,6 +16,7 @@ from benchmark.sweep.run import (
     run_sweep,
     running,
     summary,
+    write_references,
     write_results,
     write_sweep_record,
 )
@@ -80,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     claim_plan(spec, trials)
     with running(spec.directory):
         write_sweep_record(spec, trials)
+        write_references(spec)
         failed, unfinished = run_sweep(spec, trials, context, args.executor)
         frame = write_results(spec, trials)
     table = summary(frame, spec.metric, spec.direction)

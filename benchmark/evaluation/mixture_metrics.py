@@ -15,9 +15,9 @@ GDPP `gdppgan_Synthetic.py` evaluate_samples), on 2,500 samples of a fixed z:
   points (POT's network simplex, `ot.emd2`, on Euclidean costs): the mean distance a sample
   must move, in the data's units. Unlike the mode metrics it does not saturate (a near miss
   scores better than a far one even when no sample is HQ), and it sees the modes: on the
-  grid, 2,500 points of 24 sharp modes (a corner missing) score 0.30 and a uniform blur over
-  the square 0.72; a perfect sampler scores about 0.19 at 2,500 points (the two samples' own
-  mismatch);
+  grid, a uniform blur over the square [-5, 5]^2 scores 0.73 and a perfect sampler 0.31 at
+  2,500 points (the two samples' own mismatch; `reference_scores` computes both for a
+  dataset, and a sweep's report states them);
 - `energy`: the energy distance between the generated and the real points,
   sqrt(2 E|X - Y| - E|X - X'| - E|Y - Y'|) over all pairs (the V-statistic, never negative;
   scipy.stats.energy_distance's definition, in the plane): dominated by the large-scale
@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 SAMPLES = 2500  # the literature's evaluation size (GDPP's `number_evaluation_samples`)
 HQ_SIGMAS = 3.0
+SCORES = ("modes", "hq", "reverse_kl", "w1", "energy")
 
 
 def mode_statistics(points: np.ndarray, centres: np.ndarray, sigma: float) -> dict[str, float]:
@@ -128,16 +129,56 @@ def mixture_metrics(
 
     with torch.inference_mode():
         points = torch.cat([points_of(i) for i in range(0, len(z), batch_size)]).numpy()
-    names = ("modes", "hq", "reverse_kl", "w1", "energy")
-    names += ("label_accuracy",) if labels is not None else ()
+    names = SCORES + (("label_accuracy",) if labels is not None else ())
     if not np.isfinite(points).all():
         return dict.fromkeys(names, math.nan), points
-    scores = mode_statistics(points, centres, sigma)
+    scores = point_scores(points, real[: len(points)].numpy(), centres, sigma)
     if labels is not None:
         scores["label_accuracy"] = mode_label_accuracy(points, labels.numpy(), centres)
-    scores["w1"] = wasserstein_1(points, real[: len(points)].numpy())
-    scores["energy"] = energy_distance(points, real[: len(points)].numpy())
     return scores, points
+
+
+def point_scores(
+    points: np.ndarray, real: np.ndarray, centres: np.ndarray, sigma: float
+) -> dict[str, float]:
+    """`modes`, `hq`, `reverse_kl`, `w1` and `energy` of points (n, 2) against real points."""
+    return {
+        **mode_statistics(points, centres, sigma),
+        "w1": wasserstein_1(points, real),
+        "energy": energy_distance(points, real),
+    }
+
+
+def reference_scores(dataset: str, n: int = SAMPLES, seed: int = 0) -> dict:
+    """The scores of two reference samplers on the points every trial is scored against (the
+    first `n` test points), so a report can say where a loss stands between them:
+
+    - `perfect`: the next `n` test points, a perfect sampler (what a generator that learned
+      the mixture exactly scores at this sample size: W1 is not 0 at finite n);
+    - `uniform`: `n` points uniform over the mixture's box, a blur that has learned the
+      support and none of the modes. The box is the centres' bounding box padded by half the
+      distance between the nearest two centres: on the grid, [-5, 5]^2, the 25 cells of
+      side 2 around the modes, so that each mode's cell holds its own share of the blur
+      (the tightest box around the test points, [-4.2, 4.2]^2, scores worse, 0.84 against
+      0.73, since the outer modes' cells are cut short).
+    """
+    from benchmark.mixtures import MIXTURES, TEST_POINTS, generate
+
+    if 2 * n > TEST_POINTS:
+        raise ValueError(f"n = {n}: the perfect sampler needs 2n <= {TEST_POINTS} test points")
+    mixture = MIXTURES.get(dataset, "dataset")
+    test = generate(mixture)["test"].astype(np.float64)
+    real, centres = test[:n], mixture.centre_array
+    gaps = np.linalg.norm(centres[:, None] - centres[None, :], axis=2)
+    pad = gaps[~np.eye(len(centres), dtype=bool)].min() / 2
+    low, high = centres.min(axis=0) - pad, centres.max(axis=0) + pad
+    uniform = np.random.default_rng(seed).uniform(low, high, size=(n, 2))
+    return {
+        "n": n,
+        "box": [low.tolist(), high.tolist()],
+        "perfect": point_scores(test[n : 2 * n], real, centres, mixture.sigma),
+        "uniform": point_scores(uniform, real, centres, mixture.sigma),
+    }
 
 
 def score(evaluator, generator) -> dict[str, float]:

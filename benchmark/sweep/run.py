@@ -18,11 +18,14 @@ import pandas as pd
 from benchmark.config import TrialConfig
 from benchmark.errors import ConfigError
 from benchmark.evaluation.extractors import build_extractor
+from benchmark.evaluation.mixture_metrics import reference_scores
 from benchmark.files import cache_dir, check_writable_dir, write_json
+from benchmark.mixtures import MIXTURES
 from benchmark.progress import progress_bar
 from benchmark.results import (
     FAILED,
     METRICS,
+    REFERENCES,
     RESULT,
     RESULTS_CSV,
     RUNNING_LOCK,
@@ -75,6 +78,17 @@ def write_sweep_record(spec: SweepSpec, trials: Sequence[TrialConfig]) -> Path:
         "trials": len(trials),
     }
     return write_json(spec.directory / SWEEP_RECORD, record)
+
+
+def write_references(spec: SweepSpec) -> Path | None:
+    """runs/<name>/references.json: for each 2-D mixture of the sweep, the scores of a perfect
+    sampler and of a uniform blur over the data's box (`reference_scores`), which the report
+    states beside the answer and draws in its figures. Kept when already written (a rerun)."""
+    path = spec.directory / REFERENCES
+    wanted = [d for d in spec.datasets if d in MIXTURES]
+    if not wanted or path.exists():
+        return None
+    return write_json(path, {dataset: reference_scores(dataset) for dataset in wanted})
 
 
 def write_results(spec: SweepSpec, trials: Sequence[TrialConfig]) -> pd.DataFrame:
