@@ -25,35 +25,41 @@ from tests.helpers import REPO, marker_counts, tiny_spec
 
 
 def test_quick_spec_plan():
-    """runs/quick.toml, what `nox -s sweep` runs: the seven models on the grid, 12 settings of
-    the mixture space each, one seed, 6,000 D steps of batch 64 of the point networks, scored
-    by the mixture metrics and ranked by W1; 84 trials in populations of 6."""
+    """runs/quick.toml, what `nox -s sweep` runs: the seven models on the ring, 12 settings of
+    the mixture space each, one seed, 2,500 D steps of batch 256 of the point networks, scored
+    by the mixture metrics and ranked by W1; 84 trials in populations of 6: the first 12
+    settings of the committed ring study (runs/mixtures-ring.toml)."""
     spec = load_spec(REPO / "runs" / "quick.toml")
     assert (spec.space, spec.samples, spec.seeds, spec.networks) == ("mixture", 12, (0,), "points")
     assert (spec.metric, spec.direction, spec.device, spec.population) == ("w1", "min", None, 6)
-    assert spec.datasets == ("grid",) and spec.executor_options["local"]["cpu_workers"] == 2
+    assert spec.datasets == ("ring",) and spec.executor_options["local"]["cpu_workers"] == 2
     trials = plan(spec)
     assert len(trials) == 84 and len({t.trial_id for t in trials}) == 84
-    assert sum(t.steps for t in trials) == 504_000
+    assert sum(t.steps for t in trials) == 210_000
     assert [t.model for t in trials[:7]] == list(spec.models)  # slowest first
     for trial in trials:
         assert (trial.sweep, trial.phase, trial.steps, trial.batch_size) == (
             "quick",
             "narrow",
-            6000,
-            64,
+            2500,
+            256,
         )
-        assert trial_schedule(trial).eval_steps == [6000]
+        assert trial_schedule(trial).eval_steps == [1954, 2500]  # every 5 epochs, and the end
         ae = "points_began" if trial.model == "began" else "points"
         assert (trial.generator, trial.discriminator) == ("points", ae)
         assert (trial.beta1, trial.n_disc, trial.d_bn) == (0.5, 1, False)
-        assert 1e-4 <= trial.lr <= 10**-2.5 and trial.metrics == ("mixture",)
+        assert 10**-3.5 <= trial.lr <= 10**-2.5 and trial.metrics == ("mixture",)
         if trial.model in ("wgan_gp", "dragan"):
             assert 0.1 <= trial.lam <= 10
     counts = pd.Series([t.model for t in trials]).value_counts()
     assert set(counts) == {12}
     # Each model's 12 trials share their structure: two populations of 6.
     assert sorted(len(p) for p in populations([(t, None) for t in trials], 6, "cpu")) == [6] * 14
+    # the committed ring study's first 12 settings of each model
+    study = plan(load_spec(REPO / "runs" / "mixtures-ring.toml"))
+    assert len(study) == 210
+    first = {(t.model, t.sample): t.lr for t in study if t.sample < 12}
+    assert {(t.model, t.sample): t.lr for t in trials} == first
 
 
 def test_polygons_quick_spec_plan():
