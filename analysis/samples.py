@@ -74,7 +74,8 @@ def scatter_figure(best: pd.DataFrame, trials: Path, metric: Column, dataset: st
         outside = int((~inside).sum())
         ax.set_title(_title(row, metric), fontsize=9)
         if outside:
-            ax.text(0.02, 0.02, f"{outside} points outside", transform=ax.transAxes, fontsize=7)
+            words = f"{outside} point{'s' * (outside != 1)} outside"
+            ax.text(0.02, 0.02, words, transform=ax.transAxes, fontsize=7)
     figure.suptitle(
         f"{dataset_label(dataset)}: the best trial of each model, {len(points):,} samples "
         "(blue) over the mode centres (red x; circle: 3σ, the high-quality radius)",

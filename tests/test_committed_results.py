@@ -67,3 +67,25 @@ def test_trials_retrained_from_their_records_score_the_committed_bits(tmp_path):
     for new, old in zip(again, results, strict=True):
         for score in ("w1", "modes", "hq", "reverse_kl", "energy"):
             assert new[score] == old[score], (new["trial_id"], score)
+
+
+@pytest.mark.parametrize("dataset", ["grid", "ring"])
+def test_the_committed_trials_are_the_specs_plan(dataset, tmp_path):
+    """The search's trials are runs/mixtures-<dataset>.toml's plan, and the seeds phase's are
+    the plan of its seeds spec read from the committed search: each model's best setting,
+    re-run with fresh seeds."""
+    from benchmark.sweep.plan import plan
+    from benchmark.sweep.spec import load_spec
+
+    runs = Path(__file__).parents[1] / "runs"
+    search = plan(load_spec(runs / f"mixtures-{dataset}.toml"))
+    stored = {p.name for p in (RESULTS / f"mixtures-{dataset}" / TRIALS).iterdir()}
+    assert {t.trial_id for t in search} == stored
+    text = (runs / f"mixtures-{dataset}-seeds.toml").read_text()
+    source = f'from = "runs/mixtures-{dataset}"'
+    assert source in text
+    spec = tmp_path / f"mixtures-{dataset}-seeds.toml"
+    spec.write_text(text.replace(source, f'from = "{RESULTS / f"mixtures-{dataset}"}"'))
+    seeds = plan(load_spec(spec))
+    stored = {p.name for p in (RESULTS / f"mixtures-{dataset}-seeds" / TRIALS).iterdir()}
+    assert {t.trial_id for t in seeds} == stored and len(seeds) == 70

@@ -57,7 +57,7 @@ def test_quick_spec_plan():
     assert sorted(len(p) for p in populations([(t, None) for t in trials], 6, "cpu")) == [6] * 14
     # the committed ring study's first 12 settings of each model
     study = plan(load_spec(REPO / "runs" / "mixtures-ring.toml"))
-    assert len(study) == 210
+    assert len(study) == 350
     first = {(t.model, t.sample): t.lr for t in study if t.sample < 12}
     assert {(t.model, t.sample): t.lr for t in trials} == first
 
