@@ -25,7 +25,7 @@ from benchmark.schedule import trial_schedule
 from benchmark.search import sample_hyperparameters
 from benchmark.selection import best_setting
 from benchmark.sweep.spec import SweepSpec
-from benchmark.training.trial_dir import load_result
+from benchmark.training.trial_dir import TRIAL_RECORD, load_result, read_trial_record
 
 
 def trial_dir(spec: SweepSpec, trial: TrialConfig) -> Path:
@@ -152,7 +152,8 @@ def _plan_seeds(spec: SweepSpec) -> list[TrialConfig]:
                 )
             seeds = [s for d, m, s in used if (d, m) == (dataset, model)]
             select, report = seed_sets(seeds, spec.select_seeds, spec.report_seeds)
-            base = {key: value for key, value in record.items() if key in names}
+            config = _config_of(spec.source, record)
+            base = {key: value for key, value in config.items() if key in names}
             base.update({key: tuple(base[key]) for key in ("metrics", "plugins")})
             if spec.trial.get("steps") is not None:
                 base["epochs"] = None  # the spec's length in D steps replaces the source's
@@ -166,6 +167,14 @@ def _plan_seeds(spec: SweepSpec) -> list[TrialConfig]:
             )
     # Seed-major order, for the same reason as sample-major order in a search.
     return [trials[i] for i in range(len(per_model[0])) for trials in per_model]
+
+
+def _config_of(source: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """The configuration a chosen trial ran with: its trial.json, where the result record
+    leaves a metric's counts empty when the metric did not run (a mixture trial's
+    `fid_n_real`), which no trial accepts; the record itself for a source without them."""
+    path = source / TRIALS / str(record["trial_id"]) / TRIAL_RECORD
+    return read_trial_record(path) if path.exists() else record
 
 
 def print_plan(spec: SweepSpec, trials: Sequence[TrialConfig], out=None) -> None:

@@ -352,3 +352,39 @@ def test_compile_without_a_compiler_is_refused_before_anything_is_written(
     error = capsys.readouterr().err
     assert "compile" in error and "no C++ compiler found" in error
     assert not (tmp_path / "tiny").exists()
+
+
+MIXTURE_SEARCH = """
+phase = "narrow"
+datasets = ["ring"]
+models = ["ns", "ls"]
+space = "mixture"
+samples = 2
+networks = "points"
+steps = 8
+batch_size = 32
+metrics = ["mixture"]
+metric = "w1"
+device = "cpu"
+"""
+
+
+def test_a_seeds_phase_of_a_mixture_search_reruns_its_best_settings(tmp_path, monkeypatch):
+    """A search without FID records no FID sample counts in its results; the seeds phase takes
+    each chosen trial's configuration from its trial.json, so it plans and runs (a mixture
+    study's seeds phase was refused: "fid_n_real=None is not allowed")."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "search.toml").write_text(MIXTURE_SEARCH)
+    assert main(["sweep", "search.toml", "--no-progress", "--no-report"]) == 0
+    seeds = 'phase = "seeds"\nfrom = "search"\nreport_seeds = 2\ndatasets = ["ring"]\n'
+    seeds += 'models = ["ns", "ls"]\nsteps = 8\nmetrics = ["mixture"]\nmetric = "w1"\n'
+    (tmp_path / "seeds.toml").write_text(seeds + 'device = "cpu"\n')
+    trials = plan(load_spec(tmp_path / "seeds.toml"))
+    assert sorted((t.model, t.seed, t.seed_role) for t in trials) == [
+        (m, s, "report") for m in ("ls", "ns") for s in (1, 2)
+    ]
+    search = pd.read_csv(tmp_path / "search" / "results.csv")
+    for trial in trials:
+        chosen = search[search["trial_id"] == trial.extra["from_trial"]].iloc[0]
+        assert trial.lr == chosen["lr"] and trial.fid_n_real == 10_000  # the trial's own
+    assert main(["sweep", "seeds.toml", "--no-progress", "--no-report"]) == 0
