@@ -15,6 +15,7 @@ ORDER = ["mm", "ns", "ls", "wgan", "wgan_gp", "dragan", "began"]
 NAMES = {"mm": "MM GAN", "ns": "NS GAN", "ls": "LSGAN", "wgan": "WGAN", "wgan_gp": "WGAN GP",
          "dragan": "DRAGAN", "began": "BEGAN"}  # fmt: skip
 TITLES = {"grid": "Grid of 25 Gaussians", "ring": "Ring of 8 Gaussians"}
+LABELS = {"grid": "Grid (25 Gaussians)", "ring": "Ring (8 Gaussians)"}  # the report's names
 
 
 def cell(row: pd.Series) -> str:
@@ -70,7 +71,7 @@ def study(dataset: str) -> list[str]:
         )
         lines.append(f"| {NAMES[model]} | " + " | ".join(cells) + " |")
     answer = (search / "report" / "report.md").read_text().split("\n")
-    verdicts = [line for line in answer if line.startswith(f"- {dataset.capitalize()} (")]
+    verdicts = [line for line in answer if line.startswith(f"- {LABELS[dataset]} (")]
     return [*lines, "", *verdicts, ""]
 
 
