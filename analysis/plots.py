@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -315,7 +316,12 @@ def distribution(
                 warnings.simplefilter("ignore", MatplotlibDeprecationWarning)
                 sns.boxplot(**kwargs, hue="arm", palette=colours, showfliers=False,
                             boxprops={"alpha": 0.55}, legend=False)  # fmt: skip
+            # seaborn jitters with numpy's global generator: seeded here (and restored), so
+            # a rebuilt report draws the same points
+            state = np.random.get_state()
+            np.random.seed(0)
             sns.stripplot(**kwargs, color="0.15", size=3.5, alpha=0.7, jitter=0.2)
+            np.random.set_state(state)
         labels = []
         for model in models:
             cell = part[part["arm"] == model]
@@ -420,5 +426,7 @@ def save(fig: Figure, out: Path, name: str) -> list[Path]:
     """Write `name`.png (120 dpi) and `name`.svg; return both paths."""
     paths = [out / f"{name}.png", out / f"{name}.svg"]
     fig.savefig(paths[0], dpi=120)
-    fig.savefig(paths[1])
+    # No date, and fixed element ids: a rebuilt report writes the same SVG bytes.
+    with matplotlib.rc_context({"svg.hashsalt": "ganbench"}):
+        fig.savefig(paths[1], metadata={"Date": None})
     return paths

@@ -130,8 +130,8 @@ def standing_lines(references: dict, ranks: dict, metric: Column) -> list[str]:
         "",
         "The same score for two reference samplers on the same test points: a perfect "
         "sampler (fresh points of the mixture) and a uniform blur over the mixture's box (the "
-        "centres' bounding box padded by half the distance between the nearest two centres: "
-        "the grid's [-5, 5]²), which has learned the support and none of the modes. A loss "
+        "centres' bounding box padded by half the distance between the nearest two centres; on "
+        "the grid, [-5, 5]²), which has learned the support and none of the modes. A loss "
         "whose best trial sits near the blur has filled the square, not found the modes; "
         "the blur's own mode count shows how little `modes` alone says.",
         "",
