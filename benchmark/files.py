@@ -24,6 +24,7 @@ os.umask(_UMASK)
 # one whose writer died (same host, no such process) from one still being written.
 _SEP = "~"
 NAME_MAX = 255  # bytes in one file name, on Linux and macOS file systems
+PATH_MAX = 4096  # bytes in a whole path, on Linux (macOS: 1024); longer ones fail to open
 
 
 def _host() -> str:
@@ -155,6 +156,9 @@ def check_writable_dir(path: str | Path, field: str, where: str = "") -> Path:
             f"a path whose every name is at most {NAME_MAX} bytes ({too_long[0][:20]}... is not)"
         )
         raise ConfigError(field, text, allowed, where)
+    if len(os.fsencode(str(path.absolute()))) >= PATH_MAX:
+        allowed = f"a path of fewer than {PATH_MAX} bytes, the working directory included"
+        raise ConfigError(field, f"{text[:200]}... ({len(text):,} characters)", allowed, where)
     existing = path
     while not existing.exists() and existing != existing.parent:
         if existing.is_symlink():  # a link to nothing: mkdir would fail on it

@@ -9,11 +9,16 @@ import signal
 import threading
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from benchmark.errors import ConfigError
-from benchmark.gpu_check import DEFAULT_TIME_LIMIT, WATCHDOG_S, _versions, check_imports
+from benchmark.gpu_check import (
+    DEFAULT_TIME_LIMIT,
+    MAX_TIME_LIMIT,
+    WATCHDOG_S,
+    _versions,
+    check_imports,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,9 +47,9 @@ def run(args: argparse.Namespace) -> int:
     limit = args.time_limit
     if limit is None:
         limit = DEFAULT_TIME_LIMIT["tiny" if args.tiny else "full"]
-    if not (math.isfinite(limit) and limit > 0):
-        raise ConfigError("time-limit", limit, "a number of seconds > 0")
-    out = check_writable_dir(Path(args.out), "out")
+    if not (math.isfinite(limit) and 0 < limit <= MAX_TIME_LIMIT):
+        raise ConfigError("time-limit", limit, f"a number of seconds in (0, {MAX_TIME_LIMIT:g}]")
+    out = check_writable_dir(args.out, "out")  # the text as given: Path("") would be "."
     imports = check_imports()
     from benchmark.gpu_check.run import Run
 

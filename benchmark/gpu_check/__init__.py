@@ -31,6 +31,8 @@ from benchmark.errors import ConfigError
 # Seconds per part at the default limit of each mode; the same shares of a shorter limit.
 # The study takes whatever is left, less the margin kept for the last summary.
 DEFAULT_TIME_LIMIT = {"full": 480.0, "tiny": 100.0}
+#: The longest limit taken (a day): the watchdog's timer cannot wait past threading.TIMEOUT_MAX.
+MAX_TIME_LIMIT = 86_400.0
 BUDGET = {
     "full": {"equivalence": 45.0, "speed": 120.0, "margin": 10.0},
     "tiny": {"equivalence": 40.0, "speed": 30.0, "margin": 3.0},  # room for a loaded machine

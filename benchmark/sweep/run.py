@@ -44,6 +44,7 @@ from benchmark.sweep.spec import (
 )
 from benchmark.training.devices import resolve_device, runs_on_cpu
 from benchmark.training.trial_dir import (
+    LOCK,
     TRIAL_RECORD,
     check_trial_dir,
     claim,
@@ -234,6 +235,11 @@ def check_machine(
         cache_dir()
     check_writable_dir(spec.directory, "sweep directory", where)
     check_writable_dir(spec.directory / TRIALS, "trials folder", where)
+    for name in (LOCK, RUNNING_LOCK):  # opened as files once the sweep starts writing
+        path = spec.directory / name
+        if path.exists() and not path.is_file():
+            allowed = f"a sweep directory whose {name} is a file (it is not: remove it)"
+            raise ConfigError("sweep directory", str(spec.directory), allowed, where)
     featured = {name for name in METRICS.names() if METRICS.get(name).needs_features}
     for name in sorted({t.feature_extractor for t in trials if set(t.metrics) & featured}):
         build_extractor(name, context.weights, "cpu", context.download)

@@ -172,6 +172,13 @@ OTHER_CASES = [
     (("report", "{root}/sweep", "--direction", "sideways"), "--direction"),
     (("report", "{root}/missing"), "{root}/missing"),
     (("list", "--plugin", "bad_raises"), "plugins='bad_raises'"),
+    (("sweep", "{root}/running.toml"), "sweep directory='{root}/running'"),  # .running: a dir
+    (("gpu-check", "--tiny", "--out", ""), "out=''"),  # not the working directory
+    (
+        ("gpu-check", "--tiny", "--out", "{root}/gc", "--time-limit", "1e12"),
+        "time-limit=1000000000000.0",
+    ),
+    ((*TRIAL, "--out", "{root}/" + "a/" * 2100), "out='{root}/a/a/"),  # past PATH_MAX
 ]
 
 
@@ -188,6 +195,8 @@ def build_inputs(root: Path) -> None:
         data = text if isinstance(text, bytes) else text.encode()
         (root / f"{i}.toml").write_bytes(data)
     (root / "ok.toml").write_text(SPEC)
+    (root / "running.toml").write_text(SPEC)
+    (root / "running" / ".running").mkdir(parents=True)
     images = np.random.default_rng(0).integers(0, 256, (4, 8, 8), dtype=np.uint8)
     np.savez(root / "a.npz", x=images)
     np.savez(root / "b.npz", x=images[::-1])
