@@ -227,6 +227,9 @@ def check_machine(
     if report and trials and source is not None and source not in produced:
         allowed = f"a list with {source!r}: the report ranks by {spec.metric!r} (or --no-report)"
         raise ConfigError("metrics", sorted(produced), allowed, where)
+    if executor == "slurm" and context.population == "auto":
+        allowed = "a size with executor slurm (the submitting host is not the GPU)"
+        raise ConfigError("population", "auto", allowed, where)
     if executor == "local":  # a cluster's nodes have their own devices and caches
         try:
             resolve_device(context.device)

@@ -14,7 +14,6 @@ import submitit
 
 from benchmark import interrupt
 from benchmark.config import TrialConfig
-from benchmark.errors import ConfigError
 from benchmark.results import RESULT
 from benchmark.sweep.executors import (
     EXECUTORS,
@@ -95,10 +94,6 @@ def run_slurm(
 
     if not tasks:
         return
-    if context.population == "auto":
-        raise ConfigError(
-            "population", "auto", "a size with executor slurm (the submitting host is not the GPU)"
-        )
     executor = submitit.AutoExecutor(folder=sweep_dir / "slurm", cluster="slurm")
     executor.update_parameters(**_slurm_parameters(sweep_dir.name, options))
     context = replace(context, progress=False)

@@ -139,6 +139,7 @@ SPEC_CASES = [
     (SPEC.replace('"ganbench_testplugin"', '"ganbench_testplugin", "bad_duplicate"'), "plugins"),
     (SPEC.replace('feature_extractor = "tiny"\n', ""), "weights=None"),
     (SPEC + 'name = "afile"\n', "sweep directory='{root}/afile'"),
+    (SPEC + 'executor = "slurm"\npopulation = "auto"\n', "population='auto'"),
 ]
 
 OTHER_CASES = [
