@@ -120,7 +120,7 @@ def test_quick_spec_end_to_end(tmp_path):
     # Two workers share the cores (one thread each on 2 cores), at most $OMP_NUM_THREADS.
     assert set(frame["cpu_threads"]) == {threads_per_worker(2, limit="2")}
     ok = frame[frame["status"] == "ok"]
-    assert ok["modes"].between(0, 25).all() and ok["hq"].between(0, 1).all()
+    assert ok["modes"].between(0, 8).all() and ok["hq"].between(0, 1).all()
     assert (ok["energy"] > 0).all() and (ok["w1"] == ok["w1_step_30"]).all()
     assert "best w1" in result.stdout
     record = json.loads((tmp_path / "quick" / "sweep.json").read_text())
@@ -134,7 +134,8 @@ def test_quick_spec_end_to_end(tmp_path):
         not in (tmp_path / "quick" / "report" / "report.md").read_text()
     )
     report = (tmp_path / "quick" / "report" / "report.md").read_text()
-    assert "![samples_grid_narrow](samples_grid_narrow.png)" in report
+    assert "![samples_ring_narrow](samples_ring_narrow.png)" in report
+    assert "### Where the scores stand" in report  # the ring's reference samplers
     for trial in ok["trial_id"]:
         with np.load(tmp_path / "quick" / "trials" / trial / "samples.npz") as stored:
-            assert stored["points"].shape == (2500, 2) and stored["centres"].shape == (25, 2)
+            assert stored["points"].shape == (2500, 2) and stored["centres"].shape == (8, 2)
