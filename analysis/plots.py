@@ -26,7 +26,7 @@ from analysis.best import TEST_SHARE, band
 from analysis.cost import cost_unit
 from analysis.load import step_columns
 from analysis.ranking import compute_budget, random_samples
-from analysis.references import draw_references, legend_words, reference_values
+from analysis.references import LEGEND, draw_references, reference_values
 from analysis.scores import DATASET_ORDER, dataset_label, label, ordered, ordered_arms
 from analysis.stats import expected_best
 from benchmark.results import STEP_PREFIX, Column
@@ -213,7 +213,7 @@ def budget_curves(
     fig = _curve_panels(
         rows, lambda c: _exact_curve(c, metric, phase, None),
         lambda dataset: ("trials k (log)", 1.0), f"expected best {metric.name}",
-        references=_drawn(references, rows, metric),
+        references=(references or {}, metric.name),
     )  # fmt: skip
     fig.suptitle(
         f"Phase {phase}: expected {metric.best_word} of {metric.name} over k random "
@@ -226,19 +226,12 @@ def budget_curves(
     return fig
 
 
-def _drawn(references: dict | None, rows: pd.DataFrame, metric: Column):
-    """What `_curve_panels` needs to draw the reference points, or None when there are none
-    for this metric and these datasets."""
-    if not _reference_words(references, rows, metric):
-        return None
-    return references, metric.name
-
-
 def _reference_words(references: dict | None, rows: pd.DataFrame, metric: Column) -> str:
+    """The caption words for the reference lines, when any dataset of `rows` has them."""
     found = references and any(
         reference_values(references, d, metric.name) for d in rows["dataset"].unique()
     )
-    return legend_words(bool(found)).rstrip("; ")
+    return LEGEND if found else ""
 
 
 def _dotted(rows: pd.DataFrame, phase: str) -> str:
@@ -278,7 +271,7 @@ def compute_curves(
         return _exact_curve(cell, metric, phase, units[cell["dataset"].iloc[0]].column)
 
     fig = _curve_panels(rows, curve, scales.__getitem__, f"expected best {metric.name}",
-                        sharex="row", references=_drawn(references, rows, metric))  # fmt: skip
+                        sharex="row", references=(references or {}, metric.name))  # fmt: skip
     arms = len(rows["arm"].unique())
     for r, (dataset, unit) in enumerate(units.items()):
         budget = compute_budget(parts[dataset], unit.column)
@@ -328,8 +321,7 @@ def distribution(
             lost = int((~cell["finished"]).sum())
             name = label(model)
             labels.append(f"{name}\n{lost}/{len(cell)} unscored" if lost else name)
-        if references:
-            draw_references(ax, references, dataset, metric.name)
+        draw_references(ax, references or {}, dataset, metric.name)
         ax.set_xticks(range(len(models)), labels, rotation=35, ha="right", fontsize=9)
         ax.set_xlabel(f"{_unit(models)} (unscored / trials)")
         ax.set_ylabel(metric.label)

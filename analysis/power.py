@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.best import N_BOOT, best_set, bootstrap_arm, testable
+from analysis.scores import DATASET_ORDER, dataset_label, ordered
 from benchmark.results import Column
 
 POWER = 0.8
@@ -110,8 +111,6 @@ def detectable(
 def power_lines(split: dict, ranks: dict, metric: Column, reps: int = REPS) -> list[str]:
     """The section that states the test's power, per phase, dataset and fixed budget k at
     which every arm was tested."""
-    from analysis.scores import DATASET_ORDER, dataset_label, ordered
-
     lines = []
     for phase, table in ranks.items():
         rows = split[phase][0]

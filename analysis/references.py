@@ -14,6 +14,7 @@ import json
 import math
 from pathlib import Path
 
+from analysis.scores import DATASET_ORDER, dataset_label, label, ordered
 from benchmark.results import REFERENCES, Column
 
 #: The reference samplers, in the order they are named: key, words, line style.
@@ -90,19 +91,14 @@ def draw_references(ax, references: dict, dataset: str, metric: str) -> list[str
     return drawn
 
 
-def legend_words(drawn: bool) -> str:
-    """The figures' caption words for the lines, when any was drawn."""
-    if not drawn:
-        return ""
-    return "grey dash-dot: a perfect sampler; grey dashed: a uniform blur over the mixture's box; "
+#: The figures' caption words for the lines.
+LEGEND = "grey dash-dot: a perfect sampler; grey dashed: a uniform blur over the mixture's box"
 
 
 def standing_lines(references: dict, ranks: dict, metric: Column) -> list[str]:
     """The section that says where the answer stands: per dataset, both samplers' scores and
     each arm's best trial placed between them (0 % at the blur, 100 % at the perfect
     sampler), for the first phase that ranked the dataset."""
-    from analysis.scores import DATASET_ORDER, dataset_label, label, ordered
-
     lines, seen = [], set()
     for table in ranks.values():
         best = table[table["budget"] == "all trials"]

@@ -152,10 +152,9 @@ def make_figures(
 ) -> list[dict]:
     """Draw and save every figure the data supports; return name, caption and paths.
     `references` (a mixture sweep's references.json) adds the reference samplers' lines."""
-    refs = references or None
-    budget = partial(plots.budget_curves, references=refs)
-    compute = partial(plots.compute_curves, references=refs)
-    spread = partial(plots.distribution, references=refs)
+    budget = partial(plots.budget_curves, references=references)
+    compute = partial(plots.compute_curves, references=references)
+    spread = partial(plots.distribution, references=references)
     made = []
     with matplotlib.rc_context(THEME):
         for phase, rows in by_phase.items():

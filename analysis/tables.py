@@ -63,7 +63,7 @@ def _cell(cell: pd.DataFrame, metric: Column, expected: int) -> dict:
         # run, with a distribution-free interval (skewed scores keep its coverage).
         scores = np.where(cell["finished"], cell["score"], np.inf).astype(float)
         low, high, coverage = median_interval(scores)
-        row["median_all"] = metric.sign * float(np.median(scores)) if n else np.nan
+        row["median_all"] = metric.sign * float(np.median(scores))
         row["median_all_low"], row["median_all_high"] = sorted(
             (metric.sign * low, metric.sign * high)
         )
