@@ -59,6 +59,13 @@ def _celeba_key(files: Sequence[Path]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _celeba_missing(root: Path, labels: bool) -> str | None:
+    directory = Path(root) / "celeba" / "img_align_celeba"
+    if any(p.suffix.lower() in (".jpg", ".jpeg", ".png") for p in directory.glob("*")):
+        return None  # the count is checked on loading, which lists them anyway
+    return f"*.jpg or *.png (img_align_celeba) in {directory}"
+
+
 def _load_celeba(root: Path | None, download: bool) -> ImageData:
     """CelebA aligned faces as 3x64x64, split by the standard rule (first 162,770 sorted: train).
 
@@ -101,6 +108,7 @@ DATASETS.register(
         (3, CELEBA_SIZE, CELEBA_SIZE),
         f"img_align_celeba/*.jpg under <root>/celeba/; from {CELEBA_URL}",
         _load_celeba,
+        missing=_celeba_missing,
         epoch=162_000,
         epochs=40,
     ),

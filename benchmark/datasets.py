@@ -107,6 +107,10 @@ class DatasetSpec:
     # The number of classes of its labels (None: unlabelled): what a conditional trial's
     # networks embed.
     classes: int | None = None
+    # `missing(root, labels)`: what of the files a load needs (with the label files when
+    # `labels`) is not under the data root, naming the folder looked in; None when all are
+    # there. Checked before a sweep writes anything; cheap (no file is read).
+    missing: Callable[[Path, bool], str | None] | None = None
 
     @property
     def is_points(self) -> bool:
@@ -131,6 +135,31 @@ def data_root(root: str | Path | None = None) -> Path:
     raise ConfigError(
         "data_root", root, f"a directory of datasets, given as data_root or in ${ENV_DATA}"
     )
+
+
+def check_data(
+    name: str, root: str | Path | None, labels: bool, download: bool, where: str = ""
+) -> None:
+    """Refuse, before anything is written, a data root that lacks the dataset's files (its
+    label files too when `labels`), naming the folder looked in; nothing to check for a
+    generated dataset or one that is to be downloaded."""
+    spec = DATASETS.get(name, field="dataset")
+    if not spec.needs_root:
+        return
+    try:
+        path = data_root(root)
+    except ConfigError as error:
+        raise ConfigError("data_root", error.value, error.allowed, where=where) from None
+    if download:
+        return
+    what = f"{name}'s files" + (" with labels (conditional trials)" if labels else "")
+    if not path.is_dir():
+        allowed = f"an existing folder holding {what} (or --download)"
+        raise ConfigError("data_root", str(path), allowed, where=where)
+    absent = spec.missing(path, labels) if spec.missing else None
+    if absent:
+        allowed = f"a folder holding {what}; not found: {absent} (or --download)"
+        raise ConfigError("data_root", str(path), allowed, where=where)
 
 
 def load_dataset(name: str, root: str | Path | None = None, download: bool = False) -> ImageData:
@@ -226,9 +255,20 @@ def _idx_loader(name: str, folder: str, urls: Sequence[str], md5: dict[str, str]
             labels = [torch.from_numpy(read_idx(p).astype(np.int64)) for p in label_paths]
         return ImageData(name, train, test, *labels)
 
+    def missing(root: Path, labels: bool) -> str | None:
+        directory = Path(root) / folder
+        wanted = (*files, *label_files) if labels else files
+        absent = [f"{file} (or un-gzipped)" for file in wanted if find(directory, file) is None]
+        return f"{', '.join(absent)} in {directory}" if absent else None
+
     listing = f"{', '.join(files)} (labels: {', '.join(label_files)})"
     return DatasetSpec(
-        name, (1, 28, 28), f"{listing} under <root>/{folder}/; {source}", load, classes=10
+        name,
+        (1, 28, 28),
+        f"{listing} under <root>/{folder}/; {source}",
+        load,
+        classes=10,
+        missing=missing,
     )
 
 
@@ -361,6 +401,25 @@ def _load_cifar10(root: Path | None, download: bool) -> ImageData:
     return ImageData("cifar10", train_x, test_x, *labels)
 
 
+def _cifar10_missing(root: Path, labels: bool) -> str | None:
+    directory = Path(root) / "cifar10"
+    batches = directory / "cifar-10-batches-py"
+    if all((batches / f).exists() for f in [*CIFAR10_BATCHES, "test_batch"]):
+        return None  # the python batches always carry their labels
+    npz = sorted(directory.glob("*.npz"))
+    if not npz:
+        return f"{CIFAR10_FILES} in {directory}"
+    if labels:
+        unlabelled = []
+        for path in npz:
+            with np.load(path) as stored:  # lazy: lists the arrays without reading them
+                if "y" not in stored.files:
+                    unlabelled.append(path.name)
+        if unlabelled:
+            return f"labels (an array y) in {', '.join(unlabelled)} in {directory}"
+    return None
+
+
 def _extract(archive: Path, directory: Path) -> None:
     """Unpack into a temporary folder first, so a killed extraction leaves no partial batches."""
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
@@ -382,6 +441,7 @@ DATASETS.register(
         _load_cifar10,
         epochs=100,
         classes=10,
+        missing=_cifar10_missing,
     ),
 )
 

@@ -134,7 +134,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from benchmark.cli import overrides_from
-    from benchmark.datasets import DatasetMissing
+    from benchmark.datasets import DatasetMissing, check_data
     from benchmark.errors import ConfigError
     from benchmark.files import check_writable_dir
     from benchmark.networks import FAMILIES
@@ -151,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         overrides["metrics"] = ()  # a single trial evaluates only when asked
     trial = resolve_trial(args.model, args.dataset, **overrides)
     resolve_device(args.device)
+    check_data(trial.dataset, args.data_root, trial.conditional, args.download)
     out = check_writable_dir(args.out, "out")
     created = [path for path in (out, *out.parents) if not path.exists()]  # deepest first
     lock_created = not (out / LOCK).exists()

@@ -129,22 +129,15 @@ def summary(frame: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
 def preflight(
     spec: SweepSpec, trials: Sequence[TrialConfig], data_root: str | None, download: bool = False
 ) -> None:
-    """Refuse before any work: a dataset without its data root (or with one that is not a
-    folder, unless it is to be downloaded), a directory of another trial or of another plan,
-    a damaged trial.json or result.json."""
-    from benchmark.datasets import DATASETS
-    from benchmark.datasets import data_root as resolve_root
+    """Refuse before any work: a dataset without its data root, or with one that lacks the
+    dataset's files (its labels too, for conditional trials), unless it is to be downloaded;
+    a directory of another trial or of another plan; a damaged trial.json or result.json."""
+    from benchmark.datasets import check_data
 
     where = str(spec.path)
     for dataset in spec.datasets:
-        if DATASETS.get(dataset).needs_root:
-            try:
-                root = resolve_root(data_root)
-            except ConfigError as error:
-                raise ConfigError("data_root", error.value, error.allowed, where=where) from None
-            if not download and not root.is_dir():
-                allowed = f"an existing folder holding {dataset} (or --download)"
-                raise ConfigError("data_root", str(root), allowed, where=where)
+        labels = any(t.conditional for t in trials if t.dataset == dataset)
+        check_data(dataset, data_root, labels=labels, download=download, where=where)
     if any(trial.compile for trial in trials) and runs_on_cpu(spec.device):
         from benchmark.training.compiled import compiler_missing
 

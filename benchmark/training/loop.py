@@ -285,10 +285,13 @@ def run_population(
     data = load_dataset(trial.dataset, data_root, download=download)
     if trial.conditional and not data.labelled:
         from benchmark.datasets import DATASETS, DatasetMissing
+        from benchmark.datasets import data_root as resolve_root
 
+        spec = DATASETS.get(trial.dataset)
+        absent = spec.missing(resolve_root(data_root), True) if spec.missing else None
         raise DatasetMissing(
             f"dataset {trial.dataset!r} has no labels here, which a conditional trial needs: "
-            f"{DATASETS.get(trial.dataset).files}"
+            f"not found: {absent or spec.files}"
         )
     # One evaluator for all: the members share dataset and metric settings, so the weights and
     # the real statistics are loaded once.

@@ -57,6 +57,66 @@ def test_a_missing_data_root_is_refused_before_the_sweep_writes(plugin, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.toml"]
 
 
+IMAGES = ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz")
+LABELS = ("train-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+@pytest.mark.parametrize(
+    ("files", "conditional", "absent"),
+    [
+        ((), False, IMAGES[0]),  # a data root without the dataset's folder
+        (IMAGES[:1], False, IMAGES[1]),
+        (IMAGES, True, LABELS[0]),  # images but no labels, which a conditional trial needs
+    ],
+)
+def test_a_data_root_lacking_the_datasets_files_is_refused_before_the_sweep_writes(
+    plugin, tmp_path, capsys, files, conditional, absent
+):
+    root = tmp_path / "data"
+    (root / "mnist").mkdir(parents=True)
+    for file in files:
+        (root / "mnist" / file).write_bytes(b"")  # only their presence is checked
+    text = tiny_spec(tmp_path / "m.toml").read_text().replace('["tiny"]', '["mnist"]')
+    variant = '[[variants]]\nname = "cond"\nconditional = true\n' if conditional else ""
+    spec = tmp_path / "m.toml"
+    spec.write_text(text + f'data_root = "{root}"\n' + variant)
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["sweep", str(spec), *SWEEP]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"data_root='{root}'" in err[0], err
+    assert f"{absent} (or un-gzipped)" in err[0] and f"in {root / 'mnist'}" in err[0], err
+    assert ("with labels" in err[0]) == conditional, err
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_a_conditional_trial_without_labels_is_refused_before_it_writes(tmp_path, capsys):
+    root = tmp_path / "data"
+    (root / "mnist").mkdir(parents=True)
+    for file in IMAGES:
+        (root / "mnist" / file).write_bytes(b"")
+    out = tmp_path / "out" / "trial"
+    args = ["trial", "--dataset", "mnist", "--model", "ns", "--conditional"]
+    assert main([*args, "--data-root", str(root), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and LABELS[0] in err[0] and str(root / "mnist") in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cifar10_npz_without_labels_is_named_for_conditional_trials(tmp_path):
+    import numpy as np
+
+    from benchmark.datasets import DATASETS
+
+    (tmp_path / "cifar10").mkdir()
+    np.savez(tmp_path / "cifar10" / "train.npz", x=np.zeros((2, 32, 32, 3), np.uint8))
+    missing = DATASETS.get("cifar10").missing
+    assert missing(tmp_path, False) is None
+    assert missing(tmp_path, True) == f"labels (an array y) in train.npz in {tmp_path / 'cifar10'}"
+    np.savez(tmp_path / "cifar10" / "train.npz", x=np.zeros((2, 32, 32, 3), np.uint8), y=[0, 1])
+    assert missing(tmp_path, True) is None
+    assert "cifar-10-batches-py" in missing(tmp_path / "elsewhere", False)
+
+
 def test_a_dangling_symlink_sweep_folder_is_refused(plugin, tmp_path, capsys):
     spec = tiny_spec(tmp_path / "tiny.toml")
     (tmp_path / "tiny").symlink_to(tmp_path / "gone")
