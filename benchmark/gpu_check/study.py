@@ -96,10 +96,16 @@ def _worker(
     device: str,
     weights: str | None,
     threads: int,
+    parent: int,
 ) -> None:
-    """Child process: run its populations one after another (the sweep's run_population)."""
+    """Child process: run its populations one after another (the sweep's run_population).
+    It ends at once when gpu-check is gone, however gpu-check died (a SIGKILL runs no
+    handler): a study trained on for nobody would hold the GPU for the rest of the limit."""
     import benchmark.gpu_check  # noqa: F401  (registers --tiny's dataset in this process)
+    from benchmark import interrupt
     from benchmark.training.loop import run_population
+
+    interrupt.watch_parent(parent)
 
     torch.set_num_threads(threads)
     for records, directories in jobs:
@@ -134,7 +140,7 @@ def run_study(
     processes = []
     for group in groups:
         jobs = [([t.to_dict() for t in populations[m]], directories[m]) for m in group]
-        args = (jobs, data_root, str(device), weights, threads)
+        args = (jobs, data_root, str(device), weights, threads, os.getpid())
         process = context.Process(target=_worker, args=args, daemon=True)
         process.start()
         processes.append(process)

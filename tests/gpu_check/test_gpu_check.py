@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -260,3 +261,64 @@ def test_speed_rows_time_the_compiled_step_with_its_compile_time():
     )
     assert [(r["step"], r["population"]) for r in rows] == [("compiled", 1), ("compiled", 4)]
     assert all(r["steps_per_s"] > 0 and r["compile_seconds"] > 0 for r in rows)
+
+
+# Only the study runs (the other parts are skipped), so the kill lands while it trains.
+STUDY_ONLY = """
+import sys
+from benchmark.cli import main
+from benchmark.gpu_check.run import Run
+Run.equivalence = Run.speed = lambda self: None
+sys.exit(main(["gpu-check", "--tiny", "--out", sys.argv[1]]))
+"""
+
+
+def _children(pid: int) -> list[int]:
+    """Live processes whose parent is `pid` (from /proc: no dependency for one test)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended meanwhile
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended; only its exit status is left
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_a_sigkilled_gpu_check_leaves_no_child_training(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])),
+    }
+    command = [sys.executable, "-c", STUDY_ONLY, str(tmp_path)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / "study").glob("*/seed*/metrics.jsonl")):
+            assert process.poll() is None and time.monotonic() < deadline, "the study never ran"
+            time.sleep(0.2)
+        children = _children(process.pid)
+        assert children
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        time.sleep(5)
+        assert [pid for pid in children if _alive(pid)] == []
+    finally:
+        if process.poll() is None:
+            process.kill()
