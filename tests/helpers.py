@@ -115,9 +115,10 @@ if "test_quadrants" not in DATASETS:
 REPO = Path(__file__).resolve().parent.parent
 
 # A plugin for sweep tests: an 8x8 dataset (tiny networks, ~1 s trials), a model whose loss
-# raises, and a marker line per trial that trains (GANBENCH_TEST_MARKERS=1).
+# raises, one whose loss ends its process, and a marker line per trial that trains
+# (GANBENCH_TEST_MARKERS=1).
 PLUGIN = '''
-"""Sweep-test plugin: dataset tiny, model boom, and run markers."""
+"""Sweep-test plugin: dataset tiny, models boom and die, and run markers."""
 import os
 from pathlib import Path
 
@@ -143,8 +144,21 @@ def _boom(real, fake, state):
 DATASETS.register(
     "tiny", DatasetSpec("tiny", (1, 8, 8), "none", _tiny, needs_root=False, epoch=16)
 )
+def _die(real, fake, state):
+    # A process that ends without a word, as a segfault in an extension or the OOM killer ends
+    # one: $GANBENCH_TEST_DIE is "exit" (os._exit(3)) or a signal's name.
+    how = os.environ.get("GANBENCH_TEST_DIE", "exit")
+    if how == "exit":
+        os._exit(3)
+    import signal
+
+    os.kill(os.getpid(), getattr(signal, how))
+
+
 LOSSES.register("boom", Loss(d=_boom, g=lambda fake, state: fake.mean()))
 MODELS.register("boom", ModelPreset(loss="boom"))
+LOSSES.register("die", Loss(d=_die, g=lambda fake, state: fake.mean()))
+MODELS.register("die", ModelPreset(loss="die"))
 
 _run_population = loop.run_population
 
@@ -229,3 +243,18 @@ def start_sweep(spec: Path, plugin_dir: Path, log: Path) -> subprocess.Popen:
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
     )
+
+
+def children(pid: int) -> list[int]:
+    """The process ids of `pid`'s children (Linux: from /proc)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def alive(pid: int) -> bool:
+    """Whether the process runs (a zombie has ended: only its exit status is left)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status

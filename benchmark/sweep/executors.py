@@ -13,9 +13,8 @@ whether it is done, so a finished member is returned, never trained again.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from contextlib import ExitStack, suppress
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,10 @@ from benchmark import interrupt
 from benchmark.config import TrialConfig
 from benchmark.errors import ConfigError
 from benchmark.registry import Registry, load_plugins
+from benchmark.sweep.workers import WorkerDied, Workers
 from benchmark.training.devices import runs_on_cpu
 from benchmark.training.population import Task, populations
-from benchmark.training.trial_dir import claim
+from benchmark.training.trial_dir import claim, record_death
 
 # Called once per task with its result record, None (another process holds the trial),
 # or the exception that stopped it before a result was recorded.
@@ -185,7 +185,7 @@ def _gpu_slots(device: str | None, workers_per_gpu: int) -> list[tuple[str, int]
 _worker_position = 1
 
 
-def _init_worker(slots, threads: int, parent: int) -> None:
+def _init_worker(slot: tuple[str | None, int], threads: int, parent: int) -> None:
     """Give a fresh worker process its GPU (set before CUDA starts in it; None on the CPU),
     its share of the CPU cores and a progress-bar row; it stops at a safe point on SIGTERM or
     SIGINT (the parent forwards its own), and at once when the parent is gone."""
@@ -194,11 +194,11 @@ def _init_worker(slots, threads: int, parent: int) -> None:
 
     interrupt.install()
     interrupt.watch_parent(parent)
-    gpu, slot = slots.get()
+    gpu, position = slot
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     torch.set_num_threads(threads)
-    _worker_position = 1 + slot
+    _worker_position = 1 + position
 
 
 def _pool_attempt(trial: TrialConfig, directory: Path, context: RunContext, wait: bool):
@@ -222,6 +222,8 @@ def run_local(
     population at a time and gets an equal share of the CPU cores as intra-op threads. A
     trial another process holds is skipped at first and waited for at the end (alone), so
     this sweep ends only when every trial is finished (or its holder died and this one ran it).
+    A worker that dies (a segfault, the OOM killer) fails only the trials it was training:
+    each is recorded failed, naming the exit, and the next run of the sweep retries it.
     """
     slots: list[tuple[str | None, int]] = list(
         _gpu_slots(context.device, options["workers_per_gpu"])
@@ -257,57 +259,26 @@ def run_local(
             torch.set_num_threads(previous)
         return
 
-    import multiprocessing
+    def died(group: list[Task], error: WorkerDied) -> list[dict[str, Any] | None]:
+        return [record_death(trial, directory, str(error)) for trial, directory in group]
 
-    # spawn, not fork: a forked child of a process that touched CUDA cannot use it.
-    mp = multiprocessing.get_context("spawn")
-    queue = mp.Queue()
-    for slot in slots:
-        queue.put(slot)
-    threads = threads_per_worker(len(slots))
-    initargs = (queue, threads, os.getpid())
-    pool = ProcessPoolExecutor(len(slots), mp, initializer=_init_worker, initargs=initargs)
-    submitted: list[Future] = []
+    workers = Workers(slots, _init_worker, (threads_per_worker(len(slots)), os.getpid()))
     try:
-        running = {pool.submit(_pool_population, group, context): group for group in groups}
-        submitted += running
-        for future in _completed(running):
-            collect(running[future], future.result())
-        waiting = {
-            pool.submit(_pool_attempt, trial, directory, context, True): trial
-            for trial, directory in busy
-        }
-        submitted += waiting
-        for future in _completed(waiting):
-            report(waiting[future], future.result())
+        jobs = [(group, _pool_population, (group, context)) for group in groups]
+        for group, outcomes in workers.run(jobs):
+            collect(group, died(group, outcomes) if isinstance(outcomes, WorkerDied) else outcomes)
+        jobs = [((t, d), _pool_attempt, (t, d, context, True)) for t, d in busy]
+        for task, outcome in workers.run(jobs):
+            report(
+                task[0], died([task], outcome)[0] if isinstance(outcome, WorkerDied) else outcome
+            )
     except BaseException:
         # Stopping (a signal, a full disk, an error that ends the sweep): queued work is
         # dropped and the workers stop at their next safe point, each trial resumable.
-        for future in submitted:
-            future.cancel()
-        _stop_workers(pool)
+        workers.stop()
         raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _completed(futures: Mapping[Future, Any], every: float = 0.2) -> Iterator[Future]:
-    """`as_completed`, but a stop request (a signal) is noticed within `every` seconds."""
-    pending = set(futures)
-    while pending:
-        interrupt.check()
-        done, pending = wait(pending, timeout=every, return_when=FIRST_COMPLETED)
-        yield from done
-
-
-def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    """Ask every worker of the pool to stop at its next safe point (as a first SIGTERM does)."""
-    import signal
-
-    for process in list((pool._processes or {}).values()):  # no public handle on the workers
-        if process.is_alive():
-            with suppress(ProcessLookupError):  # it ended meanwhile
-                os.kill(process.pid, signal.SIGTERM)
+        workers.close()
 
 
 EXECUTORS.register(

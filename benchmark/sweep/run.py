@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import math
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -241,14 +242,15 @@ def check_machine(
         build_extractor(name, context.weights, "cpu", context.download)
 
 
-def forget_failed(spec: SweepSpec, trials: Sequence[TrialConfig]) -> int:
-    """Delete the result of every failed trial no process holds, so it runs again."""
+def forget_failed(spec: SweepSpec, trials: Sequence[TrialConfig], died_only: bool = False) -> int:
+    """Delete the result of every failed trial no process holds (with `died_only`, of each
+    whose worker process died), so it runs again."""
     count = 0
     for trial in trials:
         directory = trial_dir(spec, trial)
         if (directory / RESULT).exists():
             with claim(directory, wait=False) as claimed:
-                count += bool(claimed and forget_failure(directory))
+                count += bool(claimed and forget_failure(directory, died_only))
     return count
 
 
@@ -269,6 +271,9 @@ def run_sweep(
     """Run every unfinished trial; returns (failed, unfinished) counts among the planned."""
     name = executor or spec.executor
     tasks = [(t, trial_dir(spec, t)) for t in trials]
+    retried = forget_failed(spec, trials, died_only=True)
+    if retried:
+        print(f"{retried} trial(s) whose worker died run again", file=sys.stderr)
     pending = [(t, d) for t, d in tasks if not (d / RESULT).exists()]
     tidy_finished([(t, d) for t, d in tasks if (d / RESULT).exists()])
     bar = progress_bar(

@@ -72,15 +72,46 @@ def check_trial_dir(trial: TrialConfig, directory: Path) -> bool:
     return True
 
 
-def forget_failure(directory: Path) -> bool:
+def forget_failure(directory: Path, died_only: bool = False) -> bool:
     """Delete a failed trial's result (and error.log) so that it runs again; whether it did.
-    Call it while holding the trial's claim."""
+    With `died_only`, only a trial whose worker process died (`record_death`). Call it while
+    holding the trial's claim."""
     path = directory / RESULT
-    if not path.exists() or load_result(path).get("status") != FAILED:
+    if not path.exists():
+        return False
+    result = load_result(path)
+    if result.get("status") != FAILED or (died_only and not result.get(WORKER_DIED)):
         return False
     path.unlink()
     (directory / ERROR_LOG).unlink(missing_ok=True)
     return True
+
+
+def record_death(trial: TrialConfig, directory: Path, error: str) -> dict[str, Any] | None:
+    """Record as failed a trial whose worker process died without a word (a segfault, the OOM
+    killer): the result names the exit, error.log says why there is no traceback, and the
+    checkpoint stays, so the sweep's next run retries it from there (`forget_failure` with
+    `died_only`). Returns the result: this one, or one another process stored meanwhile;
+    None while another process holds the trial."""
+    from benchmark.files import write_json
+
+    with claim(directory, wait=False) as claimed:
+        if not claimed:
+            return None
+        stored = read_result(directory, trial)
+        if stored is not None:
+            return stored
+        text = f"{error}\nNo traceback: the process ended without running any handler.\n"
+        write_error_log(directory, text)
+        result = {
+            **trial.to_dict(),
+            "trial_id": trial.trial_id,
+            "status": FAILED,
+            "error": f"WorkerDied: {error}",
+            WORKER_DIED: True,
+        }
+        write_json(directory / RESULT, result)
+        return result
 
 
 def remove_leftovers(directory: Path) -> None:
@@ -96,6 +127,7 @@ CHECKPOINT = "checkpoint.pt"  # what a trial resumes from; removed when its resu
 TRIAL_RECORD = "trial.json"  # the trial's config, written before it trains
 METRICS_LOG = "metrics.jsonl"  # losses every LOG_EVERY steps and every checkpoint's scores
 ERROR_LOG = "error.log"  # the traceback of a failed trial
+WORKER_DIED = "worker_died"  # in the result of a trial whose process died: retried on a rerun
 GENERATOR = "generator.pt"  # the final G's weights
 LOCK = ".lock"  # the claim: an exclusive flock while a process works on the trial
 # A checkpoint file is this magic, the sha256 of the payload (hex) and a newline, then the

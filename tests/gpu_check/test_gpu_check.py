@@ -14,6 +14,7 @@ from benchmark.gpu_check.checks import HostDraws, relative_difference
 from benchmark.gpu_check.report import JSON_NAME, MARKDOWN_NAME
 from benchmark.gpu_check.run import STOPPED_BY_WATCHDOG
 from benchmark.gpu_check.study import assign, plan_seeds, step_time
+from tests.helpers import alive, children
 
 SECTIONS = ("## Equivalence", "## Speed", "## Study", "## Not done")
 
@@ -273,27 +274,6 @@ sys.exit(main(["gpu-check", "--tiny", "--out", sys.argv[1]]))
 """
 
 
-def _children(pid: int) -> list[int]:
-    """Live processes whose parent is `pid` (from /proc: no dependency for one test)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # it ended meanwhile
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(stat.parent.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"  # a zombie has ended; only its exit status is left
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
 def test_a_sigkilled_gpu_check_leaves_no_child_training(tmp_path):
@@ -313,12 +293,12 @@ def test_a_sigkilled_gpu_check_leaves_no_child_training(tmp_path):
         while not list((tmp_path / "study").glob("*/seed*/metrics.jsonl")):
             assert process.poll() is None and time.monotonic() < deadline, "the study never ran"
             time.sleep(0.2)
-        children = _children(process.pid)
-        assert children
+        workers = children(process.pid)
+        assert workers
         process.send_signal(signal.SIGKILL)
         process.wait()
         time.sleep(5)
-        assert [pid for pid in children if _alive(pid)] == []
+        assert [pid for pid in workers if alive(pid)] == []
     finally:
         if process.poll() is None:
             process.kill()

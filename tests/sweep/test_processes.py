@@ -18,7 +18,7 @@ import torch
 
 from benchmark.files import read_json
 from benchmark.sweep.executors import threads_per_worker
-from tests.helpers import REPO, marker_counts, start_sweep, tiny_spec
+from tests.helpers import REPO, marker_counts, start_sweep, subprocess_env, tiny_spec
 
 
 def check_complete(directory: Path, n_trials: int, steps: int) -> None:
@@ -139,3 +139,37 @@ def test_quick_spec_end_to_end(tmp_path):
     for trial in ok["trial_id"]:
         with np.load(tmp_path / "quick" / "trials" / trial / "samples.npz") as stored:
             assert stored["points"].shape == (2500, 2) and stored["centres"].shape == (8, 2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("how", "named"), [("exit", "exit code 3"), ("SIGKILL", "SIGKILL")])
+def test_a_worker_that_dies_costs_only_its_own_trials(plugin_dir, tmp_path, how, named):
+    """Two workers; the `die` model's loss ends its worker process abruptly (standing for a
+    segfault or the OOM killer). Each such trial is recorded failed, naming its exit; the
+    `ns` trials beside them all finish; the sweep exits non-zero; a rerun retries only the
+    trials whose worker died."""
+    spec = tiny_spec(tmp_path / "tiny.toml", models=("ns", "die"), seeds=2, steps=6,
+                     eval_every=6, extra="[local]\ncpu_workers = 2\n")  # fmt: skip
+    argv = [sys.executable, "-m", "benchmark", "sweep", str(spec), "--no-report", "--no-progress"]
+    env = {**subprocess_env(plugin_dir), "GANBENCH_TEST_DIE": how}
+    first = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 1, first.stderr
+    assert "Traceback" not in first.stdout + first.stderr
+    frame = pd.read_csv(tmp_path / "tiny" / "results.csv")
+    assert sorted(zip(frame["model"], frame["status"], strict=True)) == [
+        ("die", "failed"), ("die", "failed"), ("ns", "ok"), ("ns", "ok")
+    ]  # fmt: skip
+    for trial_id in frame.loc[frame["model"] == "die", "trial_id"]:
+        result = read_json(tmp_path / "tiny" / "trials" / trial_id / "result.json")
+        assert named in result["error"] and result["worker_died"] is True
+        assert f"{trial_id} die/tiny seed" in first.stdout + first.stderr
+        assert named in (tmp_path / "tiny" / "trials" / trial_id / "error.log").read_text()
+    counts = marker_counts(tmp_path / "tiny")
+
+    second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 1, second.stderr
+    assert "2 trial(s) whose worker died run again" in second.stderr
+    again = marker_counts(tmp_path / "tiny")
+    for trial_id, (starts, ends) in counts.items():
+        retried = trial_id in set(frame.loc[frame["model"] == "die", "trial_id"])
+        assert again[trial_id] == ((starts + 1, ends) if retried else (starts, ends))

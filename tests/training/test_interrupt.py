@@ -21,7 +21,7 @@ from benchmark.cli import EXIT_WRITE_FAILED, main
 from benchmark.config import resolve_trial
 from benchmark.files import read_json
 from benchmark.training import loop
-from tests.helpers import SWEEP, TRIAL, marker_counts, subprocess_env, tiny_spec
+from tests.helpers import SWEEP, TRIAL, alive, children, marker_counts, subprocess_env, tiny_spec
 
 TRIAL += ("--steps", "12", "--eval-every-epochs", "4", "--batch-size", "16", "--no-progress")
 # Checkpoints at D steps 5, 9 and 12: every 4 from the reference's first, and the end.
@@ -329,19 +329,6 @@ def test_sigterm_to_the_parent_of_two_workers_leaves_no_worker(plugin_dir, tmp_p
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert {ends for _, ends in marker_counts(directory).values()} == {1}
-
-
-def children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
-
-
-def alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "\nState:\tZ" not in status
 
 
 def test_a_slurm_task_not_requeued_is_not_a_failure(plugin, tmp_path, monkeypatch):
