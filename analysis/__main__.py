@@ -6,13 +6,12 @@ Also `python -m benchmark report ...`, through `add_arguments` and `run`.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from analysis.report import build_report
-from benchmark.errors import ResultsError
-from benchmark.results import COLUMNS, SWEEP_RECORD
+from benchmark.errors import EXIT_WRITE_FAILED, ResultsError
+from benchmark.results import COLUMNS, read_sweep_record
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,28 +38,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def sweep_metric(sweep_dir: str | Path) -> tuple[str, str | None]:
-    """The metric and direction the sweep ranks by (its sweep.json), else fid_min."""
-    try:
-        record = json.loads((Path(sweep_dir) / SWEEP_RECORD).read_text())
-        return str(record["metric"]), record.get("direction")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    """The metric and direction the sweep ranks by (its sweep.json), else fid_min (a sweep
+    recorded before sweep.json named one, or a folder of trials from elsewhere)."""
+    record = read_sweep_record(sweep_dir) or {}
+    if "metric" not in record:
         return "fid_min", None
+    return str(record["metric"]), record.get("direction")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build the report; exit 2 with a one-line message when the results are unusable."""
+    """Build the report; exit 2 with a one-line message when the results are unusable, 74
+    (as the sweep's own rule) when a file cannot be written."""
     metric, direction = args.metric, args.direction
-    if metric is None:
-        metric, stored_direction = sweep_metric(args.sweep_dir)
-        direction = direction or stored_direction
     try:
+        if metric is None:
+            metric, stored_direction = sweep_metric(args.sweep_dir)
+            direction = direction or stored_direction
         path = build_report(args.sweep_dir, metric, args.out, args.expected_trials, direction)
     except (ResultsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a report folder or results.csv this process cannot write
         print(f"error: {error.filename}: cannot be written ({error.strerror})", file=sys.stderr)
-        return 2
+        return EXIT_WRITE_FAILED
     print(path)
     return 0
 

@@ -48,7 +48,7 @@ from analysis.scores import (
 )
 from analysis.stats import compare_groups, kruskal
 from analysis.tables import label_accuracy_lines, markdown, summarise, write_tables
-from benchmark.results import SWEEP_RECORD, Column
+from benchmark.results import Column, read_sweep_record
 
 SEARCH_PHASES = ("wide", "narrow")
 RANKED_PHASES = ("default", "wide", "narrow")  # the seeds phase has one setting per model
@@ -197,23 +197,13 @@ def make_figures(
 def _mark_default_settings(frame: pd.DataFrame, sweep_dir: Path) -> pd.DataFrame:
     """No trial runs a default setting when the sweep says its sample 0 is drawn at random
     (sweep.json `sample0_default`); otherwise sample 0 of a search is the default."""
-    try:
-        record = json.loads((sweep_dir / SWEEP_RECORD).read_text())
-        drawn = record.get("sample0_default") is False
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-        drawn = False
+    drawn = (read_sweep_record(sweep_dir) or {}).get("sample0_default") is False
     return frame.assign(**{DEFAULT_SETTING: False}) if drawn else frame
 
 
 def _description(sweep_dir: Path) -> list[str]:
     """The sweep's own description from sweep.json, as a quote; nothing when absent."""
-    path = sweep_dir / SWEEP_RECORD
-    if not path.exists():
-        return []
-    try:
-        description = json.loads(path.read_text()).get("description")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as error:
-        return [f"> (sweep.json could not be read: {error})", ""]
+    description = (read_sweep_record(sweep_dir) or {}).get("description")
     if not description:
         return []
     return [*(f"> {line}" if line else ">" for line in str(description).splitlines()), ""]

@@ -162,7 +162,10 @@ def _check(ok: bool, name: str, value: object, allowed: str) -> None:
 # Upper bounds on sizes, so a typo is refused instead of exhausting memory: a batch of 65,536
 # CelebA images is 3 GB as floats; z_dim 65,536 makes G's first layer 256 MB; 200,000 features
 # per side are 1.6 GB at 2048-d (the study uses 10,000). Seeds must fit torch's 64-bit seed.
+# A training length exhausts time, not memory: 10^8 D steps is a thousand times the longest
+# reference run (CelebA's 40 epochs, about 100,000 steps), so a typo of a few zeros is caught.
 MAX_BATCH = 65_536
+MAX_STEPS = 100_000_000
 MAX_Z_DIM = 65_536
 MAX_EVAL_IMAGES = 200_000
 MAX_POLYGON_STEPS = 100_000
@@ -200,7 +203,7 @@ def validate(trial: TrialConfig) -> None:
     _int_in(trial, "batch_size", 1, MAX_BATCH)
     _int_in(trial, "z_dim", 1, MAX_Z_DIM)
     if trial.steps is not None:
-        _int_in(trial, "steps", 1)
+        _int_in(trial, "steps", 1, MAX_STEPS)
     _check(
         trial.steps is None or trial.epochs is None,
         "epochs",
@@ -208,6 +211,9 @@ def validate(trial: TrialConfig) -> None:
         f"unset when steps is set (steps = {trial.steps})",
     )
     _check(trial.epochs is None or trial.epochs > 0, "epochs", trial.epochs, "a number > 0")
+    if trial.epochs is not None:  # as many D steps as `steps` allows at most
+        most = MAX_STEPS * trial.batch_size / dataset.epoch
+        _check(trial.epochs <= most, "epochs", trial.epochs, f"at most {most:g} (10^8 D steps)")
     _check(
         trial.eval_every_epochs > 0, "eval_every_epochs", trial.eval_every_epochs, "a number > 0"
     )

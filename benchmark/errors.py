@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# A file could not be written (a full disk, a read-only folder): EX_IOERR of sysexits.h.
+EXIT_WRITE_FAILED = 74
+
 
 class ConfigError(ValueError):
     """Bad user input: names the field, the value and what is allowed."""

@@ -73,13 +73,15 @@ def install() -> None:
 @contextmanager
 def handling() -> Iterator[None]:
     """SIGTERM and SIGINT handled for the body (in the main thread; elsewhere a no-op), the
-    previous handlers and a clear flag restored after it."""
+    previous handlers and a clear flag restored after it. A request made while these handlers
+    were already installed (`python -m benchmark` installs them before its imports) is kept."""
     global _requested
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
-    _requested = None
+    if any(handler is not _handle for handler in previous.values()):
+        _requested = None
     install()
     try:
         yield

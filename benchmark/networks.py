@@ -209,6 +209,16 @@ class AutoencoderDiscriminator(nn.Module):
 MLP_HIDDEN = 256
 
 
+def _images_only(opts: NetworkOptions, name: str) -> None:
+    """The MLP networks are for images: their sigmoid output is a pixel's range [0, 1], which
+    2-D mixture points (spread over [-5, 5]) lie mostly outside."""
+    if len(opts.shape) != 3:
+        raise ValueError(
+            f"{name} is made for images (C, H, W), whose pixels lie in [0, 1]; "
+            f"for points use the point networks (networks = 'points')"
+        )
+
+
 class MLPGenerator(nn.Module):
     """FC256-BN-LReLU, FC256-BN-LReLU, FC(c h w), sigmoid: the original GAN's kind of network
     (Goodfellow et al. 2014). On polygons it draws triangles after 3,000 steps, about half a
@@ -216,6 +226,7 @@ class MLPGenerator(nn.Module):
 
     def __init__(self, opts: NetworkOptions) -> None:
         super().__init__()
+        _images_only(opts, "the MLP generator")
         self.shape = opts.shape
         self.net = nn.Sequential(
             nn.Linear(opts.z_dim, MLP_HIDDEN),
@@ -239,6 +250,7 @@ class MLPDiscriminator(nn.Module):
 
     def __init__(self, opts: NetworkOptions) -> None:
         super().__init__()
+        _images_only(opts, "the MLP discriminator")
         self.net = nn.Sequential(
             nn.Flatten(-len(opts.shape)),
             nn.Linear(math.prod(opts.shape), MLP_HIDDEN),
@@ -261,6 +273,7 @@ class MLPAutoencoderDiscriminator(AutoencoderDiscriminator):
 
     def __init__(self, opts: NetworkOptions) -> None:
         nn.Module.__init__(self)
+        _images_only(opts, "the MLP autoencoder discriminator")
         self.shape = opts.shape
         pixels = math.prod(opts.shape)
         self.encode = nn.Sequential(

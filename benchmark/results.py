@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.files import atomic_write
+from benchmark.files import atomic_write, read_record
 from benchmark.registry import Registry
 
 # ---- statuses, phases, file names ----------------------------------------------------------
@@ -270,3 +270,14 @@ def results_frame(records: Sequence[dict[str, Any]]):
 def write_results_csv(frame, path: str | Path) -> Path:
     """Write a results table atomically (a reader never sees half of it); the one writer."""
     return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def read_sweep_record(sweep_dir: str | Path) -> dict[str, Any] | None:
+    """A sweep's sweep.json (its description, metric, phase); None when it has none (a folder
+    of trials from elsewhere). A damaged one is named (DamagedFile), never passed over: the
+    report would otherwise rank by another metric than the sweep's without a word."""
+    path = Path(sweep_dir) / SWEEP_RECORD
+    if not path.exists():
+        return None
+    remedy = "rerun the sweep, which rewrites it, or delete it (the report then ranks by fid_min)"
+    return read_record(path, (), remedy)

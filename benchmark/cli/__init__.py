@@ -17,11 +17,8 @@ from typing import Any
 
 from benchmark import interrupt
 from benchmark.datasets import DatasetMissing
-from benchmark.errors import ConfigError, WriteFailed
+from benchmark.errors import EXIT_WRITE_FAILED, ConfigError, WriteFailed
 from benchmark.registry import load_plugins
-
-# A file could not be written (a full disk, a read-only folder): EX_IOERR of sysexits.h.
-EXIT_WRITE_FAILED = 74
 
 # Subcommands whose code lives in other modules: name -> (module, help). Each module
 # provides add_arguments(parser) and run(args) -> int.
@@ -77,14 +74,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args = build_parser(command).parse_args(argv)
             except SystemExit as stop:  # --help, or a usage error already printed in one line
                 return stop.code if isinstance(stop.code, int) else 2
+            interrupt.check()  # a signal during start-up (`benchmark.__main__`) stops here
             return int(args._run(args) or 0)
         except (ConfigError, DatasetMissing) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        except interrupt.Interrupted as stop:
+        except (interrupt.Interrupted, KeyboardInterrupt) as stop:
+            # A KeyboardInterrupt here was raised by code (a plugin): Ctrl-C is a handled signal.
             resume = "every unfinished trial is resumable; rerun the same command to finish"
-            print(f"{stop}: {resume}", file=sys.stderr)
+            print(f"{str(stop) or 'interrupted by KeyboardInterrupt'}: {resume}", file=sys.stderr)
             return interrupt.EXIT_INTERRUPTED
+        except SystemExit as stop:
+            # sys.exit inside a run (a plugin's): a stop, never a trial's failure, since a
+            # SystemExit mid-step is also how submitit ends a job it requeues.
+            code = stop.code if isinstance(stop.code, int) and stop.code != 0 else 1
+            print(
+                f"stopped: SystemExit({stop.code!r}) raised inside the run (a plugin calling "
+                f"sys.exit?); every unfinished trial is resumable; exit code {code}",
+                file=sys.stderr,
+            )
+            return code
         except WriteFailed as error:
             resume = "free space (or make it writable) and rerun the same command to resume"
             print(

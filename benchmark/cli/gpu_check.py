@@ -6,6 +6,7 @@ import argparse
 import math
 import shlex
 import signal
+import sys
 import threading
 import time
 from datetime import datetime
@@ -49,6 +50,12 @@ def run(args: argparse.Namespace) -> int:
         limit = DEFAULT_TIME_LIMIT["tiny" if args.tiny else "full"]
     if not (math.isfinite(limit) and 0 < limit <= MAX_TIME_LIMIT):
         raise ConfigError("time-limit", limit, f"a number of seconds in (0, {MAX_TIME_LIMIT:g}]")
+    if args.tiny:  # a generated dataset on the CPU: an option that would be ignored is refused
+        if args.device not in (None, "cpu"):
+            raise ConfigError("device", args.device, "cpu or none with --tiny (it runs on the CPU)")
+        if args.data_root is not None:
+            allowed = "none with --tiny (it trains a generated dataset)"
+            raise ConfigError("data-root", args.data_root, allowed)
     out = check_writable_dir(args.out, "out")  # the text as given: Path("") would be "."
     imports = check_imports()
     from benchmark.gpu_check.run import Run
@@ -68,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
         run.record["started"] = datetime.now().isoformat(timespec="seconds")
         run.record["versions"] = _versions()
         return run.all()
+    except Terminated as stop:
+        name = signal.Signals(stop.signum).name
+        print(f"gpu-check: stopped by {name}; what finished is in {out}", file=sys.stderr)
+        return 128 + stop.signum
     finally:
         watchdog.cancel()
         watchdog.join()
@@ -84,5 +95,14 @@ def command_line(args: argparse.Namespace, limit: float) -> str:
     return shlex.join(words)
 
 
+class Terminated(BaseException):  # noqa: N818 - a stop request, like KeyboardInterrupt
+    """SIGTERM arrived: unwinds through the parts, which save what finished (a BaseException,
+    so no part records it as its own error)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 def _stop(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)  # unwinds through the parts, which save what finished
+    raise Terminated(signum)

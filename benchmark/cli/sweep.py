@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections import Counter
 
+from benchmark import interrupt
 from benchmark.sweep.executors import EXECUTORS, RunContext
 from benchmark.sweep.plan import plan, print_plan
 from benchmark.sweep.run import (
@@ -92,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     per_cell = Counter((t.dataset, t.model, t.extra.get("variant")) for t in trials)
     planned = max(per_cell.values(), default=0)  # trials planned per (dataset, arm) cell
     reported = args.no_report or not len(frame) or _report(spec, planned)
+    interrupt.check()  # a stop asked for during the report: it is written, then the line and 75
     return 0 if failed == 0 and unfinished == 0 and reported else 1
 
 

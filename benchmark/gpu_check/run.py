@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,12 @@ class Run:
             self.summary.note("the time limit stopped an item that had not finished")
         except Exception:  # the main thread was changing the record; files stay as they were
             pass
+        print(
+            f"gpu-check: the time limit ({self.limit:g} s) stopped an item that had not "
+            f"finished; what finished is in {self.summary.out} (exit {STOPPED_BY_WATCHDOG})",
+            file=sys.stderr,
+            flush=True,
+        )
         os._exit(STOPPED_BY_WATCHDOG)
 
     def _row(self, section: str, key: str):

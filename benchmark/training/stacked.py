@@ -105,7 +105,17 @@ class StackedNetwork:
     def __call__(self, x: Tensor, *extra: Tensor) -> Tensor:
         """Outputs (M, B, ...) of inputs (M, B, ...); `extra` are further per-member inputs
         (M, B, ...), such as a conditional network's labels."""
-        return self.forward(x, *extra)
+        out = self.forward(x, *extra)
+        if out.shape[:2] != x.shape[:2]:
+            # A network (a plugin's, most likely) that takes dimension 0 for the batch: its
+            # forward sees (M, B, ...) when stacked (README, "Adding a network").
+            raise ValueError(
+                f"network {type(self.prototype).__name__} returned shape {tuple(out.shape)} "
+                f"for inputs of shape {tuple(x.shape)}: its forward must keep every leading "
+                "dimension of its input (the member axis M, then the batch B), e.g. "
+                "x.flatten(-3) rather than x.view(x.size(0), -1) (README, 'Adding a network')"
+            )
+        return out
 
     def train(self, mode: bool = True) -> None:
         """Training (batch statistics) or eval mode (running statistics) for its calls."""

@@ -67,6 +67,20 @@ class _Stacked(nn.Module):
     def buffer(self, name: str) -> Tensor:
         return self.binding.buffers[self.prefix + name]
 
+    def check_members(self, x: Tensor, rank: int) -> None:
+        """Refuse an input without the member axis in front (of `rank` dimensions at least): a
+        network whose forward folds it into the batch would otherwise fail in a shape error
+        that names neither the cause nor the network."""
+        members = self.param("weight").shape[0]
+        if x.dim() < rank or x.shape[0] != members:
+            layer = self.prefix.rstrip(".") or "the network itself"
+            raise ValueError(
+                f"layer {layer!r} ({type(self).__name__}) got input of shape "
+                f"{tuple(x.shape)}, not (M={members}, B, ...): a network's forward must keep "
+                "the member axis and the batch axis in front of each sample's own, e.g. "
+                "x.flatten(-3) rather than x.view(x.size(0), -1) (README, 'Adding a network')"
+            )
+
 
 class _BatchedLinear(torch.autograd.Function):
     """x W^T + b per member, with the weight gradient computed as g^T x, (M, out, in) in the
@@ -121,6 +135,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
 
 class StackedLinear(_Stacked):
     def forward(self, x: Tensor) -> Tensor:
+        self.check_members(x, 3)
         return linear(x, self.param("weight"), self.param("bias"))
 
 
@@ -135,6 +150,7 @@ class StackedConv(_Stacked):
             self.options["output_padding"] = layer.output_padding
 
     def forward(self, x: Tensor) -> Tensor:
+        self.check_members(x, 5)
         weight, bias = self.param("weight"), self.param("bias")
         call = F.conv_transpose2d if self.transposed else F.conv2d
         # unbind, not x[i]: its backward stacks the members' gradients once, where indexing's

@@ -52,6 +52,7 @@ TRIAL_CASES = [
     (("--z-dim", "0"), "z_dim=0"),
     (("--z-dim", "1000000000"), "z_dim=1000000000"),
     (("--steps", "0"), "steps=0"),
+    (("--steps", "1000000000000"), "steps=1000000000000"),  # a typo: 10^12 D steps
     (("--steps", "1e3"), "--steps"),
     (("--eval-every-epochs", "0"), "eval_every_epochs=0.0"),
     (("--epochs", "inf"), "epochs=inf"),
@@ -94,6 +95,7 @@ TRIAL_CASES = [
     (("--metrics", "fid"), "weights=None"),  # no weights anywhere, and no --download
     (("--metrics", "fid", "--feature-extractor", "tiny", "--weights", "x.pt"), "weights='x.pt'"),
     (("--dataset", "mnist", "--data-root", "{root}/nodata"), "{root}/nodata/mnist"),
+    (("--dataset", "ring", "--networks", "mlp"), "generator='mlp'"),  # sigmoid: [0, 1] only
 ]
 if not torch.cuda.is_available():
     TRIAL_CASES.append((("--device", "cuda"), "device='cuda'"))

@@ -181,8 +181,12 @@ def test_watchdog_ends_an_overrunning_item_at_the_limit(tmp_path):
         "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])),
     }
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", OVERRUN, str(tmp_path)], env=env, timeout=60)
+    argv = [sys.executable, "-c", OVERRUN, str(tmp_path)]
+    done = subprocess.run(argv, env=env, timeout=60, capture_output=True, text=True)
     assert done.returncode == STOPPED_BY_WATCHDOG
+    # One line says why: 124 alone on a terminal explains nothing.
+    line = "the time limit (12 s) stopped an item that had not finished; what finished is in"
+    assert f"{line} {tmp_path}" in done.stderr
     record = json.loads((tmp_path / JSON_NAME).read_text())
     assert record["state"] == "stopped at the time limit"
     assert 11 <= record["elapsed_s"] <= 12
