@@ -19,6 +19,11 @@ class ConfigError(ValueError):
         prefix = f"{where}: " if where else ""
         super().__init__(f"{prefix}{field}={value!r} is not allowed; expected {allowed}")
 
+    def __reduce__(self):
+        # Rebuilt from its fields (pickle's default passes the message alone): a worker process
+        # sends its errors to the parent, which decides by their type.
+        return _rebuild, (type(self), self.__dict__, str(self))
+
 
 class DamagedFile(ConfigError):
     """A stored file cannot be read back as what it should be; says which and what to do."""
@@ -41,6 +46,14 @@ class WriteFailed(OSError):  # noqa: N818 - an OSError, as the callers of atomic
     def __str__(self) -> str:
         return f"cannot write {self.path}: {self.strerror}"
 
+    def __reduce__(self):
+        return _rebuild, (
+            type(self),
+            self.__dict__,
+            None,
+            (self.errno, self.strerror, self.filename),
+        )
+
 
 class TrialMismatch(ConfigError):
     """The directory holds a different trial than the one planned."""
@@ -48,3 +61,12 @@ class TrialMismatch(ConfigError):
 
 class ResultsError(ValueError):
     """A results file is missing, empty or malformed; the message names the file."""
+
+
+def _rebuild(kind: type, fields: dict, message: str | None, args: tuple = ()) -> BaseException:
+    """An error of `kind` with `fields`, without calling its __init__ (see __reduce__)."""
+    error = kind.__new__(kind)
+    base = OSError if issubclass(kind, OSError) else Exception  # OSError's init sets errno
+    base.__init__(error, *(args or (message,)))
+    error.__dict__.update(fields)
+    return error

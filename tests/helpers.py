@@ -183,6 +183,38 @@ def _marked(trials, directories, **kwargs):
 
 
 loop.run_population = _marked
+
+# Chaos hooks (tests/sweep/test_chaos.py), off unless asked for: each D step sleeps
+# $GANBENCH_TEST_STEP_SLEEP seconds (a longer run, not more arithmetic: the bits are the
+# same), and this process's $GANBENCH_TEST_FAIL_REPLACE-th os.replace fails as a full disk.
+if os.environ.get("GANBENCH_TEST_STEP_SLEEP"):
+    import time
+
+    from benchmark.training import step as _step
+
+    _pause = float(os.environ["GANBENCH_TEST_STEP_SLEEP"])
+    _train_step = _step.GANTraining.train_step
+
+    def _slow_step(self, *args, **kwargs):
+        time.sleep(_pause)
+        return _train_step(self, *args, **kwargs)
+
+    _step.GANTraining.train_step = _slow_step
+
+if os.environ.get("GANBENCH_TEST_FAIL_REPLACE"):
+    import errno
+
+    _fail_at = int(os.environ["GANBENCH_TEST_FAIL_REPLACE"])
+    _replace = os.replace
+    _replaced = [0]
+
+    def _failing_replace(src, dst, *args, **kwargs):
+        _replaced[0] += 1
+        if _replaced[0] == _fail_at:
+            raise OSError(errno.ENOSPC, "No space left on device (injected)", str(dst))
+        return _replace(src, dst, *args, **kwargs)
+
+    os.replace = _failing_replace
 '''
 
 TINY_SPEC = """

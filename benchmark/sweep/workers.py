@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -60,11 +61,22 @@ def _serve(conn: Connection, init: Callable[..., None], init_args: tuple) -> Non
         try:
             outcome = ("ok", function(*args))
         except BaseException as error:  # noqa: BLE001 - the parent decides what it means
-            outcome = ("raised", error)
+            outcome = ("raised", _sendable(error))
         try:
             conn.send(outcome)
         except Exception as error:  # an outcome that does not pickle
             conn.send(("raised", RuntimeError(f"its outcome could not be sent back: {error}")))
+
+
+def _sendable(error: BaseException) -> BaseException:
+    """The error itself if the parent can rebuild it from a pickle, else a RuntimeError with
+    its type and message (an exception whose __init__ takes other arguments than its args
+    would fail in the parent's recv, far from its cause)."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return RuntimeError(f"{type(error).__name__}: {error}")
+    return error
 
 
 @dataclass
