@@ -153,10 +153,10 @@ def check_data(
     if download:
         return
     what = f"{name}'s files" + (" with labels (conditional trials)" if labels else "")
-    if not path.is_dir():
-        allowed = f"an existing folder holding {what} (or --download)"
-        raise ConfigError("data_root", str(path), allowed, where=where)
-    absent = spec.missing(path, labels) if spec.missing else None
+    if spec.missing is not None:
+        absent = spec.missing(path, labels)
+    else:  # a plugin's dataset: only its root can be checked
+        absent = None if path.is_dir() else f"the folder {path}"
     if absent:
         allowed = f"a folder holding {what}; not found: {absent} (or --download)"
         raise ConfigError("data_root", str(path), allowed, where=where)
@@ -496,10 +496,10 @@ for _name in mixtures.MIXTURES:
             "none: generated from a seed (benchmark/mixtures.py)",
             _mixture_loader(_name),
             needs_root=False,
-            # An epoch is the 100,000 training points; the reference length is the mode-collapse
-            # literature's 25,000 steps of batch 512 (Unrolled GAN, VEEGAN, GDPP): 128 epochs.
-            epoch=mixtures.TRAIN_POINTS,
-            epochs=128,
+            # An epoch is the training points; the reference length is the mixture's own
+            # (benchmark/mixtures.py).
+            epoch=mixtures.MIXTURES.get(_name).train_points,
+            epochs=mixtures.MIXTURES.get(_name).epochs,
             classes=mixtures.MIXTURES.get(_name).modes,  # a point's label: its mode
         ),
     )

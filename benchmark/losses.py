@@ -10,6 +10,7 @@ Formulas follow the reference code (compare_gan v1), sp = softplus:
   mm:    L_D = E sp(-l(x)) + E sp(l(x^)),  L_G = -E sp(l(x^))
   ns:    same L_D,                          L_G = E sp(-l(x^))
   ls:    L_D = 1/2 (E (D(x)-1)^2 + E D(x^)^2), L_G = 1/2 E (D(x^)-1)^2, D = sigmoid(l)
+  ls_raw: the same on D's raw output, D = l (Welfert et al. 2023's LSGAN)
   wgan:  L_D = -E l(x) + E l(x^),           L_G = -E l(x^)
   hinge: L_D = E relu(1-l(x)) + E relu(1+l(x^)), L_G = -E l(x^)   (Kurach et al. 2019)
   began: L_D = E r(x) - k E r(x^),          L_G = E r(x^);
@@ -149,6 +150,15 @@ LOSSES.register(
         ),
         g=lambda fake, state: 0.5 * (torch.sigmoid(fake) - 1).square().mean(),
         d_targets=_least_squares_d_targets,
+    ),
+)
+# LSGAN on D's raw output, the 0-1 coding (Mao et al. 2017's a = 0, b = 1, c = 1), as Welfert
+# et al. 2023's code has it (their D drops its sigmoid for LSGAN: experiment1.py `LSLoss`).
+LOSSES.register(
+    "ls_raw",
+    Loss(
+        d=lambda real, fake, state: 0.5 * ((real - 1).square().mean() + fake.square().mean()),
+        g=lambda fake, state: 0.5 * (fake - 1).square().mean(),
     ),
 )
 LOSSES.register(

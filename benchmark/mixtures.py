@@ -9,6 +9,8 @@ The parameters are those of the authors' code (fjxmlzn/PacGAN `synthetic_data_ex
   build the ring with `linspace(0, 2 pi, 8)`, which puts the first and the last centre on the
   same point (seven distinct modes); this module does not.
 - grid: 25 equally weighted Gaussians centred at {-4, -2, 0, 2, 4}^2, standard deviation 0.05.
+- ring_welfert: the ring of Welfert et al. 2023's comparison of losses (below), with their
+  split sizes and centre order.
 
 A dataset is a float32 tensor of points (N, 2): 100,000 training points and 10,000 test
 points drawn from the mixture (the authors' code draws a fresh batch every step; sampling
@@ -38,6 +40,11 @@ class Mixture:
     name: str
     centres: tuple[tuple[float, float], ...]
     sigma: float
+    train_points: int = TRAIN_POINTS
+    test_points: int = TEST_POINTS
+    # The reference training length in epochs of `train_points`: the mode-collapse
+    # literature's 25,000 steps of batch 512 over 100,000 points (Unrolled GAN, VEEGAN, GDPP).
+    epochs: int = 128
 
     @property
     def centre_array(self) -> np.ndarray:
@@ -75,13 +82,35 @@ GRID = MIXTURES.register(
 )
 
 
+# Welfert, Otstot, Kurri and Sankar 2023 ("Towards addressing GAN training instabilities:
+# dual-objective GANs with tunable parameters", ISIT; SankarLab/AlphaGan-Papers-Results at
+# commit 5460544, experiment1.py `make_ring`, `--train_size`, `--test_size`, `--n_epochs`):
+# the ring's centres as listed there, (cos 2 pi i / 8, sin 2 pi i / 8) for i = 1..8 (the first
+# at 45 degrees: the order sets a tie's nearest mode), variance 1e-4, 50,000 training and
+# 25,000 test points, 400 epochs. Their points come from torch's and numpy's streams of
+# seed 1; these from this module's seed (the same distribution; their runs were not
+# bit-reproducible anyway: reruns of one seed differed in most cases).
+RING_WELFERT = MIXTURES.register(
+    "ring_welfert",
+    Mixture(
+        "ring_welfert",
+        tuple((math.cos(2 * math.pi * i / 8), math.sin(2 * math.pi * i / 8)) for i in range(1, 9)),
+        math.sqrt(1e-4),
+        train_points=50_000,
+        test_points=25_000,
+        epochs=400,
+    ),
+)
+
+
 def generate(mixture: Mixture, seed: int = SEED) -> dict[str, np.ndarray]:
-    """The splits `train` (100,000 points), `test` (10,000) and their `*_labels`, from one seed.
+    """The splits `train` (100,000 points unless the mixture says otherwise), `test` (10,000)
+    and their `*_labels`, from one seed.
 
     Train and test come from independent streams of one seed, so each split is the same
     whatever the other's size.
     """
     train_rng, test_rng = (np.random.default_rng([seed, i]) for i in (0, 1))
-    train, train_labels = mixture.sample(TRAIN_POINTS, train_rng)
-    test, test_labels = mixture.sample(TEST_POINTS, test_rng)
+    train, train_labels = mixture.sample(mixture.train_points, train_rng)
+    test, test_labels = mixture.sample(mixture.test_points, test_rng)
     return {"train": train, "train_labels": train_labels, "test": test, "test_labels": test_labels}

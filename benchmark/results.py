@@ -195,6 +195,24 @@ for _metric in (
         data="points",
         counts=("mixture_n",),
     ),
+    Metric(
+        "welfert",
+        "Welfert et al. 2023's ring metrics on 25,000 samples: modes covered by a sample within "
+        "3 sigma, success (all) and failure (none), HQ share, smoothed KL terms",
+        (
+            Column("welfert_modes", "modes covered (Welfert et al.)", True, 0),
+            Column("welfert_success", "all modes covered", True, 0),
+            Column("welfert_failure", "no mode covered", False, 0),
+            Column("welfert_hqs", "high-quality share (Welfert et al.)", True, 3),
+            Column("welfert_kl", "KL(real || fake) of the mode histogram", False, 3),
+            Column("welfert_rkl", "KL(fake || real) of the mode histogram", False, 3),
+            Column("welfert_jsd", "JS divergence of the mode histogram", False, 3),
+            Column("welfert_tvd", "total variation of the mode histogram", False, 3),
+        ),
+        f"{_EVALUATION}.welfert_metrics:score",
+        data="points",
+        samples=25_000,
+    ),
 ):
     register_metric(_metric)
 # Scored for every conditional trial, whatever its metrics (benchmark/conditional.py).

@@ -162,11 +162,13 @@ def reference_scores(dataset: str, n: int = SAMPLES, seed: int = 0) -> dict:
       (the tightest box around the test points, [-4.2, 4.2]^2, scores worse, 0.84 against
       0.73, since the outer modes' cells are cut short).
     """
-    from benchmark.mixtures import MIXTURES, TEST_POINTS, generate
+    from benchmark.mixtures import MIXTURES, generate
 
-    if 2 * n > TEST_POINTS:
-        raise ValueError(f"n = {n}: the perfect sampler needs 2n <= {TEST_POINTS} test points")
     mixture = MIXTURES.get(dataset, "dataset")
+    if 2 * n > mixture.test_points:
+        raise ValueError(
+            f"n = {n}: the perfect sampler needs 2n <= {mixture.test_points} test points"
+        )
     test = generate(mixture)["test"].astype(np.float64)
     real, centres = test[:n], mixture.centre_array
     gaps = np.linalg.norm(centres[:, None] - centres[None, :], axis=2)
