@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from analysis import paper, plots, samples
+from analysis import paper, plots, samples, welfert
 from analysis.best import MIN_SCORED, MIN_TRIALS, TEST_SHARE
 from analysis.cost import cost_sentence, cost_unit
 from analysis.load import load_results
@@ -111,6 +111,7 @@ def build_report(
             *_description(sweep_dir),
             *_answer_section(ranks, default_rows, chosen, _cost_note(split, ranks)),
             *standing_lines(references, ranks, chosen),
+            *welfert.comparison_lines(frame, out),
             *([f"({reference_note})", ""] if reference_note else []),
             *power_lines(split, ranks, chosen),
             *_samples_section(by_phase, chosen, sweep_dir, out),

@@ -85,6 +85,18 @@ MODELS.register(
 # available to any model through the `spectral_norm` option.
 MODELS.register("hinge", ModelPreset(loss="hinge", lr=2e-4, beta1=0.5, n_disc=1, d_bn=True))
 
+# LSGAN on D's raw output as Welfert et al. 2023 train it on the ring (SankarLab/AlphaGan-
+# Papers-Results, commit 5460544, experiment1.py): Adam lr 1e-4 with PyTorch's default betas
+# (0.9, 0.999) (:185-186), batch 128, z ~ N(0, I) (:91), one D step per G step, the G update
+# on the D update's fakes (gan.py :62-70), no batch norm in their networks (:140-181).
+MODELS.register(
+    "ls_raw",
+    ModelPreset(
+        loss="ls_raw", lr=1e-4, beta1=0.9, beta2=0.999, d_bn=False, batch_size=128,
+        latent="normal",
+    ),
+)  # fmt: skip
+
 # Relativistic losses (Jolicoeur-Martineau 2018) at the author's "DCGAN setup" for CIFAR-10,
 # AlexiaJM/RelativisticGAN code/stable.sh:13 (RSGAN, --loss_D 5) and :15 (RaSGAN, --loss_D 6):
 # lr 2e-4, batch 32, one D step per G step, Adam betas (0.5, 0.999), --spectral True, which

@@ -12,7 +12,7 @@ import pytest
 import torch
 from scipy import stats
 
-from analysis.published import WELFERT_2023, compare_rate
+from analysis.welfert import WELFERT_2023, compare_rate
 from benchmark.datasets import DATASETS
 from benchmark.evaluation.welfert_metrics import welfert_scores
 from benchmark.losses import LOSSES
@@ -119,3 +119,53 @@ def test_a_rate_beside_a_published_one():
     low, high = stats.beta.ppf(0.025, 10, 31), stats.beta.ppf(0.975, 11, 30)
     assert result["ours_ci"] == pytest.approx((low, high))
     assert (result["ours"], result["theirs"]) == (0.25, 0.465)
+
+
+def test_the_spec_end_to_end_at_a_short_length(tmp_path, capsys):
+    """runs/ring-welfert.toml as committed, cut to 3 seeds of 30 D steps on the CPU: the
+    sweep trains and scores every trial, and the report sets the rates beside theirs."""
+    from benchmark.cli import main
+    from benchmark.sweep.spec import load_spec
+    from tests.helpers import REPO
+
+    text = (REPO / "runs" / "ring-welfert.toml").read_text()
+    for old, new in [
+        ("seeds = 200", "seeds = 3"),
+        ("epochs = 400\n", "steps = 30\n"),
+        ('device = "auto"', 'device = "cpu"'),
+        ("population = 50", "population = 3"),
+        ("compile = true", "compile = false"),
+    ]:
+        assert old in text
+        text = text.replace(old, new)
+    spec = tmp_path / "ring-welfert.toml"
+    spec.write_text(text)
+    assert load_spec(spec).models == ("mm", "ns", "ls_raw")
+    assert main(["sweep", str(spec), "--no-progress"]) == 0
+    frame = __import__("pandas").read_csv(tmp_path / "ring-welfert" / "results.csv")
+    assert len(frame) == 9 and set(frame["status"]) == {"ok"}
+    assert frame["welfert_modes"].between(0, 8).all() and (frame["d_steps"] == 30).all()
+    report = (tmp_path / "ring-welfert" / "report" / "report.md").read_text()
+    assert "### Against the published study (Welfert et al. 2023)" in report
+    for row in ("| mm | success |", "| mm | failure |", "| ns | failure |", "| ls_raw | success |"):
+        assert row in report
+    assert "| ls_raw | failure |" not in report  # not published
+    assert "93/200 (46.5%)" in report and "65/200 (32.5%)" in report
+    assert (tmp_path / "ring-welfert" / "report" / "welfert.png").exists()
+
+
+def test_a_trial_without_a_final_score_counts_as_no_mode_covered():
+    import pandas as pd
+
+    from analysis.welfert import comparison_rows, outcomes
+
+    frame = pd.DataFrame(
+        {
+            "dataset": ["ring_welfert"] * 4 + ["ring"],
+            "model": ["mm", "mm", "mm", "hinge", "mm"],
+            "welfert_modes": [8, float("nan"), 3, 8, 8],  # the ring's row is another study
+        }
+    )
+    assert outcomes(frame) == {"mm": [0, 3, 8], "hinge": [8]}
+    rows = {(r["model"], r["rate"]): (r["count"], r["n"]) for r in comparison_rows(frame)}
+    assert rows == {("mm", "success"): (1, 3), ("mm", "failure"): (1, 3)}  # hinge: unpublished
