@@ -29,4 +29,4 @@ def test_the_analysis_and_the_results_vocabulary_import_without_torch():
         [sys.executable, "-c", NO_TORCH], capture_output=True, text=True, cwd=REPO, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert int(done.stdout) == 5  # fid, kid, ipr, polygon, mixture
+    assert int(done.stdout) == 6  # fid, kid, ipr, polygon, mixture, welfert
