@@ -65,6 +65,12 @@ class TrialConfig:
     label_smoothing: float = 0.0
     label_flip: float = 0.0
     latent: str = "uniform"
+    # The order of the step's draws (benchmark/training/order.py): "uniform", each real batch
+    # drawn with replacement (the reference), or "epochs", a walk through the training set
+    # reshuffled every epoch; `latent_pool` N > 0 walks a fixed set of N z the same way
+    # (0: a fresh z every step). Welfert et al. 2023 train so.
+    data_order: str = "uniform"
+    latent_pool: int = 0
     # Class-conditional G(z, y) and D(x, y) (benchmark/conditional.py), for a dataset with
     # labels; `conditioning` is D's way to take the label: "projection" or "concat" (unset: the
     # D's default, projection, or concat for BEGAN's autoencoder; written out when conditional).
@@ -151,7 +157,13 @@ class TrialConfig:
         return cls(**data)
 
 
-OMITTED_AT_DEFAULT = {"resample_real_for_g": False, "conditional": False, "conditioning": None}
+OMITTED_AT_DEFAULT = {
+    "resample_real_for_g": False,
+    "conditional": False,
+    "conditioning": None,
+    "data_order": "uniform",
+    "latent_pool": 0,
+}
 
 
 def _check(ok: bool, name: str, value: object, allowed: str) -> None:
@@ -166,6 +178,8 @@ def _check(ok: bool, name: str, value: object, allowed: str) -> None:
 # reference run (CelebA's 40 epochs, about 100,000 steps), so a typo of a few zeros is caught.
 MAX_BATCH = 65_536
 MAX_STEPS = 100_000_000
+MAX_LATENT_POOL = 10_000_000  # 10^7 z of 64 floats: 2.6 GB
+DATA_ORDERS = ("uniform", "epochs")
 MAX_Z_DIM = 65_536
 MAX_EVAL_IMAGES = 200_000
 MAX_POLYGON_STEPS = 100_000
@@ -275,6 +289,16 @@ def validate(trial: TrialConfig) -> None:
             metric,
             f"a subset of {sorted(allowed)} (dataset {trial.dataset!r} holds {kind})",
         )
+    _check(trial.data_order in DATA_ORDERS, "data_order", trial.data_order, f"one of {DATA_ORDERS}")
+    _int_in(trial, "latent_pool", 0, MAX_LATENT_POOL)
+    if trial.data_order == "epochs":  # a walk hands out one batch per D step
+        _check(not trial.resample_real_for_g, "resample_real_for_g", True,
+               "false with data_order 'epochs' (one batch of the walk per step)")  # fmt: skip
+    if trial.latent_pool:
+        _check(not trial.resample_z_for_g, "resample_z_for_g", True,
+               "false with a latent_pool (one batch of the walk per step)")  # fmt: skip
+        _check(trial.latent_pool >= trial.batch_size, "latent_pool", trial.latent_pool,
+               f"0, or at least batch_size ({trial.batch_size})")  # fmt: skip
     _check_networks(trial.generator, trial.discriminator, dataset.shape, trial.dataset)
     _check_conditional(trial, dataset)
     for name in ("fid_n_real", "fid_n_fake"):

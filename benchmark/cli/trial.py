@@ -47,6 +47,10 @@ FIELD_HELP = {
     "steps": "training length in D steps, for short runs (one D step = one real batch)",
     "eval_every_epochs": "reference epochs between evaluated checkpoints (and the last step)",
     "resample_z_for_g": "a fresh z for the G update instead of the D update's (WGAN-GP)",
+    "data_order": "uniform (each real batch drawn with replacement) or epochs (a walk through "
+    "the training set, reshuffled every epoch)",
+    "latent_pool": "0 (a fresh z every step), or N: a fixed set of N z walked in an order "
+    "reshuffled every epoch",
     "resample_real_for_g": "a fresh real batch for a relativistic G update instead of the D "
     "update's",
     "seed": "random seed of init, batches and z",

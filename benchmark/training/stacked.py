@@ -235,7 +235,12 @@ class MemberStreams:
             self.generators.append(generator)
 
     def draw(self, sample: Callable[[torch.Generator], Tensor]) -> Tensor:
-        """Stack one draw per member: `sample(generator)` is one member's."""
+        """Stack one draw per member: `sample(generator)` is one member's (a `PerMember`
+        draw takes the member's index instead and leaves its stream alone)."""
+        from benchmark.training.order import PerMember
+
+        if isinstance(sample, PerMember):
+            return torch.stack([sample(i) for i in range(len(self.generators))])
         return torch.stack([sample(generator) for generator in self.generators])
 
     def uniform(self, shape: Sequence[int], dtype: torch.dtype = torch.float32) -> Tensor:

@@ -22,6 +22,7 @@ from benchmark.penalties import PENALTIES
 from benchmark.schedule import is_g_step
 from benchmark.training.compiled import CompiledStep
 from benchmark.training.memory import keep_freed_memory
+from benchmark.training.order import EpochWalk, PerMember
 from benchmark.training.population import SOLO_OPTIONS, population_key
 from benchmark.training.stacked import MemberStreams, StackedAdam, StackedNetwork
 
@@ -67,6 +68,11 @@ def _map(function: Callable[[Tensor], Tensor], value: Tensor | dict[str, Tensor]
     if isinstance(value, dict):
         return {name: function(t) for name, t in value.items()}
     return function(value)
+
+
+# The fixed latent pool's seed (`latent_pool`): one set of z for every trial, as code that
+# draws its z set once before seeding each run (Welfert et al. 2023: seed 1) has it.
+LATENT_POOL_SEED = 1
 
 
 class GANTraining:
@@ -135,6 +141,16 @@ class GANTraining:
         # pass validation).
         self.targets = trial.label_smoothing > 0 or trial.label_flip > 0
         self.streams = MemberStreams([t.seed for t in trials], device)
+        # Walks reshuffled every epoch instead of fresh draws (benchmark/training/order.py):
+        # over the training set, and over a fixed set of z drawn once, shared by every trial.
+        seeds = [t.seed for t in trials]
+        self.data_walk = self.latent_walk = self.latent_pool = None
+        if trial.data_order == "epochs":
+            self.data_walk = EpochWalk(seeds, len(self.images), trial.batch_size, "data", device)
+        if trial.latent_pool:
+            pool_rng = torch.Generator(device=device).manual_seed(LATENT_POOL_SEED)
+            self.latent_pool = self.latent.sample(trial.latent_pool, trial.z_dim, pool_rng, device)
+            self.latent_walk = EpochWalk(seeds, trial.latent_pool, trial.batch_size, "z", device)
         self.step = 0
         self.g_steps = 0
         self.finite = torch.ones(len(trials), dtype=torch.bool, device=device)
@@ -179,7 +195,11 @@ class GANTraining:
         return self.discriminator.member_module(0)
 
     def _indices(self) -> Tensor:
-        """(M, B) training-set indices, uniform with replacement, from each member's stream."""
+        """(M, B) training-set indices, uniform with replacement, from each member's stream (or
+        the step's batch of each member's epoch walk)."""
+        if self.data_walk is not None:
+            walk = self.data_walk
+            return self.streams.draw(PerMember(lambda i: walk.indices(i, self.step)))
         n, batch = len(self.images), self.trial.batch_size
         return self.streams.draw(
             lambda g: torch.randint(n, (batch,), generator=g, device=self.device)
@@ -214,7 +234,11 @@ class GANTraining:
         return self.discriminator(x) if y is None else self.discriminator(x, y)
 
     def sample_z(self) -> Tensor:
-        """(M, B, z_dim), each member's z from its own stream."""
+        """(M, B, z_dim), each member's z from its own stream (or the step's batch of each
+        member's walk over the fixed latent pool)."""
+        if self.latent_pool is not None:
+            pool, walk = self.latent_pool, self.latent_walk
+            return self.streams.draw(PerMember(lambda i: pool[walk.indices(i, self.step)]))
         trial = self.trial
         return self.streams.draw(
             lambda g: self.latent.sample(trial.batch_size, trial.z_dim, g, self.device)

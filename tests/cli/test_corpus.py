@@ -53,6 +53,9 @@ TRIAL_CASES = [
     (("--z-dim", "1000000000"), "z_dim=1000000000"),
     (("--steps", "0"), "steps=0"),
     (("--steps", "1000000000000"), "steps=1000000000000"),  # a typo: 10^12 D steps
+    (("--data-order", "sideways"), "data_order='sideways'"),
+    (("--latent-pool", "-1"), "latent_pool=-1"),
+    (("--latent-pool", "8"), "latent_pool=8"),  # fewer z than a batch of 16
     (("--steps", "1e3"), "--steps"),
     (("--eval-every-epochs", "0"), "eval_every_epochs=0.0"),
     (("--epochs", "inf"), "epochs=inf"),

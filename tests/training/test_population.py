@@ -223,16 +223,27 @@ def test_a_killed_population_resumes_to_the_same_weights(tmp_path, monkeypatch, 
             assert torch.equal(killed[name], tensor), name
 
 
-def test_members_killed_between_their_checkpoints_resume_apart(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"steps": 6},
+        # walks reshuffled every epoch (benchmark/training/order.py): the 256 images in 8
+        # batches and a pool of 64 z in 2, so that both pass an epoch boundary
+        {"steps": 10, "data_order": "epochs", "latent_pool": 64},
+    ],
+    ids=["draws", "walks"],
+)
+def test_members_killed_between_their_checkpoints_resume_apart(tmp_path, monkeypatch, options):
     """Member 0 saved its checkpoint, member 1 had not: they resume as two populations of one
     (from that step and from 0), and end with the bits of the population never killed (at a
     batch that is a multiple of 32, a member's bits do not depend on its population)."""
-    trials = _trials("ns", batch_size=32, steps=6)
+    trials = _trials("ns", batch_size=32, **options)
+    steps = options["steps"]
     run_population(trials, [tmp_path / "s0", tmp_path / "s1"], progress=False)
     calls = _kill_after_saves(monkeypatch, 1)
     with pytest.raises(KeyboardInterrupt):
         run_population(trials, [tmp_path / "k0", tmp_path / "k1"], progress=False)
-    assert 0 < calls[0] < 6
+    assert 0 < calls[0] < steps
     monkeypatch.undo()
     built = []
     real = loop.GANTraining
@@ -240,7 +251,7 @@ def test_members_killed_between_their_checkpoints_resume_apart(tmp_path, monkeyp
         loop, "GANTraining", lambda p, *a, **k: built.append(len(p)) or real(p, *a, **k)
     )
     resumed = run_population(trials, [tmp_path / "k0", tmp_path / "k1"], progress=False)
-    assert built == [1, 1] and [r["d_steps"] for r in resumed] == [6, 6]
+    assert built == [1, 1] and [r["d_steps"] for r in resumed] == [steps, steps]
     for straight, killed in zip(
         _generators(tmp_path, "s"), _generators(tmp_path, "k"), strict=True
     ):
