@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--time-limit",
         type=float,
         default=None,
-        help="seconds for the whole run (default 480; --tiny: 100)",
+        help="seconds for the whole run (default 480; --tiny: 125)",
     )
     parser.add_argument("--tiny", action="store_true", help="tiny sizes on the CPU (CI)")
     parser.add_argument(

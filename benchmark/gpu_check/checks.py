@@ -69,6 +69,10 @@ class HostDraws:
         self.generators = [torch.Generator().manual_seed(t.seed) for t in training.trials]
 
     def draw(self, sample: Callable[[torch.Generator], Tensor]) -> Tensor:
+        from benchmark.training.order import PerMember
+
+        if isinstance(sample, PerMember):  # a walk's batch: no generator, the same anywhere
+            return torch.stack([sample(i) for i in range(len(self.generators))]).to(self.device)
         return torch.stack([sample(g) for g in self.generators]).to(self.device)
 
     def uniform(self, shape, dtype: torch.dtype = torch.float32) -> Tensor:

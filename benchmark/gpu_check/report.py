@@ -166,6 +166,26 @@ def markdown(record: dict[str, Any]) -> str:
     spread = speed.get("precision_effect")
     if spread:
         lines += ["", spread["text"]]
+    ring = record.get("ring", {})
+    lines += ["", "## Ring (Welfert et al. 2023)", ""]
+    if ring.get("rows"):
+        lines.append(
+            f"`{ring['spec']}`, minimax and NS, {ring['seeds']} seeds each at {ring['steps']} "
+            f"D steps ({_number(ring.get('seconds'), 1)} s"
+            + (", stopped at the time limit" if ring.get("stopped") else "")
+            + "): success is all 8 modes covered at the end, failure none."
+        )
+        lines.append("")
+        lines += _table(
+            ["model", "rate", "ours", "95% CI", "published", "Fisher p"],
+            [
+                [r["model"], r["rate"], f"{r['count']}/{r['seeds']}",
+                 _interval(r.get("ours_ci")), r["published"], _number(r.get("fisher_p"))]
+                for r in ring["rows"]
+            ],
+        )  # fmt: skip
+    elif ring.get("skipped"):
+        lines.append(ring["skipped"])
     study = record.get("study", {})
     lines += ["", "## Study", ""]
     if study.get("plan"):
@@ -200,3 +220,7 @@ def _mean_sd(mean: float | None, sd: float | None, n: int) -> str:
     if mean is None:
         return "-"
     return f"{mean:.3g}" + (f" ± {sd:.2g}" if sd is not None else "") + f" ({n})"
+
+
+def _interval(bounds) -> str:
+    return "" if not bounds else f"{100 * bounds[0]:.1f}–{100 * bounds[1]:.1f}%"

@@ -40,6 +40,9 @@ from benchmark.training.devices import resolve_device
 # Study time of populations in parallel processes on one device over the sum of their
 # times alone: an assumption (see study()).
 PARALLEL_SPEEDUP = {"cpu": 1.0, "cuda": 2.0}
+# The ring part's least time to be worth starting: a measurement (with compiling, on a GPU)
+# and a child process's start.
+RING_LEAST_S = {"tiny": 12.0, "cpu": 30.0, "cuda": 90.0}
 # The exit code when the watchdog ends an item that overran the time limit (as `timeout`).
 STOPPED_BY_WATCHDOG = 124
 # Sizes of the two modes. Full: the paper's MNIST setting on the device; tiny: the MLP
@@ -144,6 +147,7 @@ class Run:
             for name, part in (
                 ("equivalence", self.equivalence),
                 ("speed", self.speed),
+                ("ring", self.ring),
                 ("study", self.study),
             ):
                 if self.clock.deadline - time.monotonic() < 1.0:
@@ -338,6 +342,26 @@ class Run:
         counted as a fifth of the extraction), and one Frechet distance."""
         dim = 64 if self.extractor_name == "tiny" else 2048
         return self.sizes["fid_images"] / images_per_s * 1.2 + frechet_seconds(dim)
+
+    def ring(self) -> None:
+        """Welfert et al. 2023's ring study, minimax and NS, beside the published rates."""
+        from benchmark.gpu_check.ring import run_ring
+
+        if str(self.record["imports"].get("scipy", "")).startswith("missing"):
+            self.summary.note("ring: not started: scipy is missing")
+            return
+        shares = budgets(self.limit, self.tiny)
+        self.clock.start_part(shares["ring"])
+        # measuring (compiling, on a GPU) and one child's start, at the least
+        least = RING_LEAST_S["tiny" if self.tiny else self.device.type]
+        if not self.clock.fits(least):
+            self.summary.note(f"ring: not started: it needs {least:.0f} s at the least, "
+                              f"{self.clock.left():.0f} s were left")  # fmt: skip
+            return
+        self.record["ring"] = run_ring(self, self.clock.left(), shares["ring"] / self.limit)
+        if "skipped" in self.record["ring"]:
+            self.summary.note(f"ring: {self.record['ring']['skipped']}")
+        self.summary.save()
 
     def study(self) -> None:
         remaining = self.clock.deadline - time.monotonic()

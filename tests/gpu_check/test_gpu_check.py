@@ -16,7 +16,13 @@ from benchmark.gpu_check.run import STOPPED_BY_WATCHDOG
 from benchmark.gpu_check.study import assign, plan_seeds, step_time
 from tests.helpers import alive, children
 
-SECTIONS = ("## Equivalence", "## Speed", "## Study", "## Not done")
+SECTIONS = (
+    "## Equivalence",
+    "## Speed",
+    "## Ring (Welfert et al. 2023)",
+    "## Study",
+    "## Not done",
+)
 
 
 def _run(tmp_path, *extra: str) -> tuple[int, float, dict, str]:
@@ -42,7 +48,14 @@ def _run(tmp_path, *extra: str) -> tuple[int, float, dict, str]:
 def test_tiny_run_end_to_end(tmp_path):
     code, seconds, record, text = _run(tmp_path)
     assert code == 0
-    assert seconds < 120
+    assert seconds < 145
+    ring = record["ring"]
+    assert ring["seeds"] == 2 and ring["steps"] == 10
+    assert [(r["model"], r["rate"]) for r in ring["rows"]] == [
+        ("mm", "success"), ("mm", "failure"), ("ns", "success"), ("ns", "failure")
+    ]  # fmt: skip
+    assert all(r["seeds"] == 2 and r["published"].endswith("/200") for r in ring["rows"])
+    assert "| mm | success |" in text and "| ns | failure |" in text
     assert record["state"] == "finished" and record["tiny"] is True
     for section in SECTIONS:
         assert section in text
@@ -306,3 +319,18 @@ def test_a_sigkilled_gpu_check_leaves_no_child_training(tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_the_ring_plans_the_most_seeds_that_fit():
+    from benchmark.gpu_check.ring import plan_ring, ring_trials
+
+    # 1 ms a step at 64 members, 2 ms at 128: two populations of 1,000 steps
+    measured = {64: 1e-3, 128: 2e-3}
+    assert plan_ring(measured, 1000, budget=2.0, most=256) == 64
+    assert plan_ring(measured, 1000, budget=3.0, most=256) == 96  # 1.5 ms at 96
+    # below the smallest size measured a step costs what it costs there: none fits in 1 s
+    assert plan_ring(measured, 1000, budget=1.0, most=256) == 0
+    assert plan_ring(measured, 1000, budget=100.0, most=256) == 256
+    trials = ring_trials(tiny=True, compile=False)
+    assert sorted(trials) == ["mm", "ns"] and trials["mm"].steps == 10
+    assert trials["ns"].data_order == "epochs" and trials["ns"].latent_pool == 50_000
