@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark import celeba, datasets, mixtures, polygons
+from benchmark import celeba, cifar10, datasets, mixtures, polygons
 from benchmark.datasets import DATASETS, DatasetMissing, ImageData, load_dataset
 from benchmark.errors import ConfigError
 
@@ -140,7 +140,7 @@ def test_data_root_argument_then_environment_then_error(tmp_path, monkeypatch):
 
 
 def test_held_out_size():
-    assert [datasets.held_out_size(n) for n in (25, 4000, 50_000, 200_000)] == [
+    assert [cifar10.held_out_size(n) for n in (25, 4000, 50_000, 200_000)] == [
         2,
         400,
         5000,
@@ -183,7 +183,7 @@ def test_cifar10_python_batches(tmp_path):
     folder = tmp_path / "cifar10" / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     rows = {}
-    for i, name in enumerate([*datasets.CIFAR10_BATCHES, "test_batch"]):
+    for i, name in enumerate([*cifar10.CIFAR10_BATCHES, "test_batch"]):
         rows[name] = np.full((2, 3072), i, dtype=np.uint8)
         rows[name][:, 1024:2048] = 100 + i  # the green plane
         with open(folder / name, "wb") as handle:
@@ -198,7 +198,7 @@ def test_cifar10_python_batches(tmp_path):
 
 def write_cifar_batches(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    for i, name in enumerate([*datasets.CIFAR10_BATCHES, "test_batch"]):
+    for i, name in enumerate([*cifar10.CIFAR10_BATCHES, "test_batch"]):
         with open(folder / name, "wb") as handle:
             pickle.dump({b"data": np.full((1, 3072), i, np.uint8), b"labels": [0]}, handle)
 

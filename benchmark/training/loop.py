@@ -283,15 +283,13 @@ def run_population(
     interrupt.check()  # a stopping process starts no trial
     trial = pending[0][1]
     data = load_dataset(trial.dataset, data_root, download=download)
-    if trial.conditional and not data.labelled:
-        from benchmark.datasets import DATASETS, DatasetMissing
-        from benchmark.datasets import data_root as resolve_root
+    if trial.conditional and not data.labelled:  # a sweep's preflight refuses this sooner
+        from benchmark.datasets import DATASETS, DatasetMissing, check_data
 
-        spec = DATASETS.get(trial.dataset)
-        absent = spec.missing(resolve_root(data_root), True) if spec.missing else None
+        check_data(trial.dataset, data_root, labels=True, download=False)  # names the files
         raise DatasetMissing(
             f"dataset {trial.dataset!r} has no labels here, which a conditional trial needs: "
-            f"not found: {absent or spec.files}"
+            f"{DATASETS.get(trial.dataset).files}"
         )
     # One evaluator for all: the members share dataset and metric settings, so the weights and
     # the real statistics are loaded once.

@@ -61,7 +61,12 @@ def test_phase_sets_the_space_and_fields_go_to_the_trial(tmp_path):
         ("[slurm]\ngpus = 2\n", "gpus", "2", "one of ['additional', 'array_parallelism'"),
         ("[local]\nworkers_per_gpu = 0\n", "workers_per_gpu", "0", "an integer >= 1"),
         ("[local]\ncpu_workers = 0\n", "cpu_workers", "0", "an integer >= 1 (trials at once"),
-        ('networks = "resnet"\n', "networks", "'resnet'", "one of ['infogan', 'mlp', 'points', 'welfert']"),
+        (
+            'networks = "resnet"\n',
+            "networks",
+            "'resnet'",
+            "one of ['infogan', 'mlp', 'points', 'welfert']",
+        ),
         ('networks = "mlp"\ngenerator = "infogan"\n', "generator", "'infogan'", "nothing when"),
         ("description = 3\n", "description", "3", "a string"),
         ("seed = 3\n", "seed", "3", "a known key"),
