@@ -53,7 +53,7 @@ def tests_floor(session: nox.Session) -> None:
         session.error(f"a floor is missing in pyproject.toml: found {pins} for {names}")
     session.install(*pins)
     session.install("--no-deps", "-e", ".")
-    tests = sorted(glob("tests/analysis/test_*.py")) + ["tests/test_selection.py"]
+    tests = sorted(glob("tests/analysis/test_*.py")) + ["tests/test_best_setting.py"]
     session.run("pytest", "-W", "ignore::DeprecationWarning", *tests, *session.posargs)
 
 

@@ -4,7 +4,7 @@ Source: M. Lucic, K. Kurach, M. Michalski, S. Gelly, O. Bousquet, "Are GANs Crea
 A Large-Scale Study", NeurIPS 2018 (arXiv:1711.10337v4), Table 2: the best FID of each
 model and dataset, mean ± std of FID over the seeds of the setting chosen by the wide
 search (100 hyperparameter samples), FID on 10,000 real and 10,000 generated images, at the
-training lengths of DESIGN.md ("What the study fixes").
+training lengths of docs/fidelity.md ("What is followed").
 
 TO VERIFY: these numbers were transcribed from two secondary sources that quote Table 2
 (Dai & Wipf 2019, "Diagnosing and Enhancing VAE Models", Table 1; Zhang & Khoreva 2019,

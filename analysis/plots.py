@@ -22,10 +22,10 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 from matplotlib.transforms import blended_transform_factory
 
-from analysis.best import TEST_SHARE, band
+from analysis.answer import compute_budget, random_samples
+from analysis.best_arm import TEST_SHARE, band
 from analysis.cost import cost_unit
 from analysis.load import step_columns
-from analysis.ranking import compute_budget, random_samples
 from analysis.references import LEGEND, draw_references, reference_values
 from analysis.scores import DATASET_ORDER, dataset_label, label, ordered, ordered_arms
 from analysis.stats import expected_best

@@ -4,7 +4,7 @@ A study that finds nothing should say how big a difference it could have found. 
 and trial counts a dataset has, sweeps are simulated in which every arm's scores come from one
 distribution and one arm's are shifted by delta (a location shift of the whole distribution,
 so that arm's expected best of k is worse by exactly delta at every k); the power at delta is
-the share of simulated sweeps in which the report's own test (`analysis.best.best_set`, at
+the share of simulated sweeps in which the report's own test (`analysis.best_arm.best_set`, at
 the same n_boot) marks that arm worse. The shifted arm is the one with the fewest trials.
 
 The scores are drawn from the sweep's own spread: the scored trials of every arm, centred on
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.best import N_BOOT, best_set, bootstrap_arm, testable
+from analysis.best_arm import N_BOOT, best_set, bootstrap_arm, testable
 from analysis.scores import DATASET_ORDER, dataset_label, ordered
 from benchmark.results import Column
 

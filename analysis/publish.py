@@ -26,12 +26,11 @@ from analysis.load import load_results
 from analysis.report import build_report
 from analysis.samples import best_trials
 from analysis.scores import add_scores, choose_metric
+from benchmark.data_kinds import SAMPLES_NPZ, SAMPLES_PNG
 from benchmark.results import (
     REFERENCES,
     RESULT,
     RESULTS_CSV,
-    SAMPLES_NPZ,
-    SAMPLES_PNG,
     SWEEP_RECORD,
     TRIALS,
 )

@@ -21,12 +21,7 @@ import pandas as pd
 import seaborn as sns
 
 from analysis import paper, plots, samples, welfert
-from analysis.best import MIN_SCORED, MIN_TRIALS, TEST_SHARE
-from analysis.cost import cost_sentence, cost_unit
-from analysis.load import load_results
-from analysis.power import power_lines
-from analysis.protocol import protocol
-from analysis.ranking import (
+from analysis.answer import (
     DEFAULT_SETTING,
     defaults,
     markdown_table,
@@ -34,6 +29,12 @@ from analysis.ranking import (
     ranking,
     verdict,
 )
+from analysis.best_arm import MIN_SCORED, MIN_TRIALS, TEST_SHARE
+from analysis.cost import cost_sentence, cost_unit
+from analysis.labels import label_accuracy_lines
+from analysis.load import load_results
+from analysis.power import power_lines
+from analysis.protocol import protocol
 from analysis.references import load_references, standing_lines
 from analysis.scores import (
     DATASET_ORDER,
@@ -47,7 +48,7 @@ from analysis.scores import (
     rank_groups,
 )
 from analysis.stats import compare_groups, kruskal
-from analysis.tables import label_accuracy_lines, markdown, summarise, write_tables
+from analysis.tables import markdown, summarise, write_tables
 from benchmark.results import Column, read_sweep_record
 
 SEARCH_PHASES = ("wide", "narrow")

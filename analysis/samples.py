@@ -18,7 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
 from analysis.scores import DATASET_ORDER, dataset_label, label, ordered, ordered_arms
-from benchmark.results import SAMPLES_NPZ, SAMPLES_PNG, TRIALS, Column
+from benchmark.data_kinds import SAMPLES_NPZ, SAMPLES_PNG
+from benchmark.results import TRIALS, Column
 
 COLUMNS = 4  # panels per row
 

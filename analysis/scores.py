@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from benchmark.best_setting import best_setting
+from benchmark.options import HYPERPARAMETERS
 from benchmark.results import DIVERGED, FAILED, FALLBACK_METRIC, OK, SCORED, Column, get_column
-from benchmark.selection import best_setting
 
 MODEL_ORDER = ("mm", "ns", "ls", "wgan", "wgan_gp", "dragan", "began")
 DATASET_ORDER = ("mnist", "fashion_mnist", "cifar10", "celeba", "polygons", "ring", "grid")
@@ -37,9 +38,8 @@ UNSCORED_RULE = (
 )
 #: The results column naming a trial's ablation variant (a spec's [[variants]] table).
 VARIANT = "extra_variant"
-#: A conditional trial's arm carries this after its model's name (README, "Conditional GANs").
+#: A conditional trial's arm carries this after its model's name (docs/conditional.md).
 CONDITIONAL = " (cond.)"
-HYPERPARAMETERS = ("lr", "beta1", "beta2", "n_disc", "d_bn", "clip", "lam", "lambda_k", "gamma")
 
 
 def ordered(values, known: tuple[str, ...]) -> list[str]:

@@ -84,7 +84,7 @@ def expected_best(values: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
 
 #: The confidence interval of `expected_best` is given only for k <= BAND_SHARE * n: there
 #: the nominal 95% percentile bootstrap covers E[best of k] at 0.92 to 0.95 (measured on
-#: lognormal scores, n = 50 and 100; tests/test_analysis_stats.py), and ever worse beyond:
+#: lognormal scores, n = 50 and 100; tests/analysis/test_stats.py), and ever worse beyond:
 #: 0.88 at k = n/5, 0.73 at n/2, about 0.5 at k = n, because the best of n trials cannot
 #: tell how much better an unseen trial could be. No resampling method fixes that.
 BAND_SHARE = 0.1
@@ -250,7 +250,7 @@ def bootstrap_ci(
 def t_interval(values: ArrayLike, level: float = 0.95) -> tuple[float, float]:
     """Student-t interval of the mean (mean ± t_(n-1) · s / sqrt(n)); NaN for fewer than 2
     values. At 10 seeds it covers 0.92 to 0.95 where the bootstrap's covered 0.89 to 0.90
-    (tests/test_analysis_stats.py)."""
+    (tests/analysis/test_stats.py)."""
     x = np.asarray(values, dtype=float)
     if x.size < 2:
         return (np.nan, np.nan)

@@ -1,8 +1,8 @@
 """Class-conditional networks: any registered G and D made to take labels, and their labels.
 
 A conditional trial (`conditional = true`) trains G(z, y) and D(x, y); the losses and the
-penalties do not change, since conditioning lives in the networks only (README, "Conditional
-GANs"). Both wrap the registered networks of any family:
+penalties do not change, since conditioning lives in the networks only (docs/conditional.md).
+Both wrap the registered networks of any family:
 
 - G: a learned embedding of the label (K -> K numbers) concatenated to z, as the conditional
   GAN (Mirza and Osindero 2014) and InfoGAN's FC front feed their codes. It fits every
@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from benchmark.errors import ConfigError
-from benchmark.networks import (
+from benchmark.networks.core import (
     AutoencoderDiscriminator,
     NetworkOptions,
     PointAutoencoderDiscriminator,

@@ -2,45 +2,65 @@
 
 A preset is data, not code: wgan_gp is the wgan loss plus the gp penalty (and a fresh z
 for the G update), dragan is the ns loss plus the dragan penalty. The defaults are the
-reference study's (DESIGN.md, "Defaults"); they are sample #0 of every hyperparameter search.
+reference study's (docs/options.md, "Models and their defaults"); they are sample #0 of
+every hyperparameter search.
 A newer model's defaults are every number and choice its authors' code fixes (each preset
 names the file and line it follows): the G update's draws, the penalty's strength on this
 project's [0, 1] pixel scale, Adam's betas, D's normalisation, the batch size and p(z). The
 networks (InfoGAN), the D-step budget, the evaluation and constant hyperparameters are the
-study's for every model (README, "Models and options").
+study's for every model (docs/options.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
 
+from benchmark.config import TrialConfig
+from benchmark.data_kinds import DATA_KINDS
+from benchmark.datasets import DATASETS
+from benchmark.errors import ConfigError
+from benchmark.networks import FAMILIES
+from benchmark.options import BY_NAME, OPTIONS
 from benchmark.penalties import lam_from_source
-from benchmark.registry import Registry
+from benchmark.registry import Registry, load_plugins
+
+#: The options a preset may set (`Option.preset`): loss, penalty, networks, the optimiser's
+#: numbers, D's normalisation, the loss's hyperparameters, the batch, p(z) and the G update's
+#: draws.
+PRESET_OPTIONS = tuple(option.name for option in OPTIONS if option.preset)
 
 
-@dataclass(frozen=True)
 class ModelPreset:
-    loss: str
-    penalty: str = "none"
-    generator: str = "infogan"
-    discriminator: str = "infogan"
-    lr: float = 1e-4
-    beta1: float = 0.5
-    n_disc: int = 1
-    d_bn: bool = True
-    clip: float | None = None
-    lam: float | None = None
-    lambda_k: float | None = None
-    gamma: float | None = None
-    beta2: float = 0.999
-    batch_size: int = 64
-    spectral_norm: bool = False
-    latent: str = "uniform"
-    # The G update's z: a fresh draw, or the z of that step's D update (the reference's
-    # `resample_before_generator`, true only for WGAN-GP); and, for a loss whose G update
-    # needs a real batch, a fresh one or the D update's.
-    resample_z_for_g: bool = False
-    resample_real_for_g: bool = False
+    """A model: the values it gives to preset options; every other keeps its declared default
+    (benchmark/options.py). `preset.lr` reads the preset's value, or the default."""
+
+    def __init__(self, **values: Any) -> None:
+        unknown = sorted(set(values) - set(PRESET_OPTIONS))
+        if unknown:
+            raise ValueError(f"preset option {unknown[0]!r}: allowed {list(PRESET_OPTIONS)}")
+        if "loss" not in values:
+            raise ValueError("a model preset names its loss")
+        self.values: Mapping[str, Any] = MappingProxyType(dict(values))
+
+    def __getattr__(self, name: str) -> Any:
+        if name in PRESET_OPTIONS and "values" in self.__dict__:
+            return self.values.get(name, BY_NAME[name].default)
+        raise AttributeError(name)
+
+    def settings(self) -> dict[str, Any]:
+        """Every preset option's value."""
+        return {name: getattr(self, name) for name in PRESET_OPTIONS}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ModelPreset) and self.settings() == other.settings()
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.settings().items())))
+
+    def __repr__(self) -> str:
+        return f"ModelPreset({', '.join(f'{k}={v!r}' for k, v in self.values.items())})"
 
 
 MODELS: Registry[ModelPreset] = Registry("model")
@@ -167,3 +187,41 @@ MODELS.register(
 
 PAPER_MODELS = ("mm", "ns", "ls", "wgan", "wgan_gp", "dragan", "began")
 MODERN_MODELS = ("rsgan", "ragan", "rpgan", "ns_r1")
+
+
+def networks_for(model: str, dataset: str, family: str | None = None) -> dict[str, str]:
+    """The generator and discriminator of `model` on `dataset`: those of `family` when given,
+    else the model's own, except that a model with the paper's networks takes the dataset's
+    family (`DatasetSpec.networks`: points for the 2-D mixtures), BEGAN's autoencoder D
+    becoming that family's autoencoder."""
+    preset = MODELS.get(model, "model")
+    own = {"generator": preset.generator, "discriminator": preset.discriminator}
+    if family is None:
+        family = DATASETS.get(dataset, "dataset").networks
+        paper = FAMILIES.get("infogan")
+        on_paper_networks = (
+            own["generator"] == paper.generator
+            and own["discriminator"] in paper.discriminators.values()
+        )
+        if family == "infogan" or not on_paper_networks:
+            return own
+    return FAMILIES.get(family, "networks").networks_for(preset.discriminator)
+
+
+def resolve_trial(model: str, dataset: str, **overrides: Any) -> TrialConfig:
+    """The model's preset on the dataset's networks (`networks_for`) and its kind's metrics
+    (benchmark/data_kinds.py), with `overrides` applied; None in overrides means "keep the
+    preset"."""
+    load_plugins(overrides.get("plugins") or ())
+    values = MODELS.get(model, "model").settings()
+    if dataset in DATASETS:  # else TrialConfig names the unknown dataset
+        values.update(networks_for(model, dataset))
+        values["metrics"] = DATA_KINDS.get(DATASETS.get(dataset).kind).metrics
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    unknown = sorted(set(values) - set(TrialConfig.options))
+    if unknown:
+        raise ConfigError("parameter", unknown[0], f"one of {sorted(TrialConfig.options)}")
+    for name, value in values.items():
+        if isinstance(value, list):
+            values[name] = tuple(value)
+    return TrialConfig(dataset=dataset, model=model, **values)

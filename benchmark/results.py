@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark.data_kinds import DATA_KINDS
 from benchmark.files import atomic_write, read_record
+from benchmark.options import NUMERIC
 from benchmark.registry import Registry
 
 # ---- statuses, phases, file names ----------------------------------------------------------
@@ -33,8 +36,6 @@ SWEEP_RECORD = "sweep.json"
 REFERENCES = "references.json"
 TRIALS = "trials"  # runs/<name>/trials/<trial id>/
 RESULT = "result.json"
-SAMPLES_PNG = "samples.png"  # what the final G of an image trial makes
-SAMPLES_NPZ = "samples.npz"  # ... of a point trial: the scored points, the centres, the radius
 #: A running sweep holds a shared lock on this file of its directory for its whole run.
 RUNNING_LOCK = ".running"
 
@@ -85,6 +86,10 @@ class Metric:
     needs_features: bool = False
     counts: tuple[str, ...] = field(default_factory=tuple)
     samples: int = 0
+    # How a result keeps the checkpoints' scores (`summarise`): "final", each at the final
+    # checkpoint; "min_and_final", the score `compute` returns under the metric's name kept
+    # as `<name>_min` (the best over the checkpoints evaluated) and `<name>_final` (FID).
+    summary: str = "final"
 
     def computation(self) -> Callable[..., dict[str, float]]:
         if callable(self.compute):
@@ -94,6 +99,23 @@ class Metric:
 
 
 METRICS: Registry[Metric] = Registry("metric")
+#: Feature networks by name (`TrialConfig.feature_extractor`, `fid --extractor`): a factory
+#: `(weights=, device=, [download=]) -> FeatureExtractor` or "module:Class", imported on first
+#: use (`feature_extractor_factory`), so a trial's checks know the names without loading torch.
+FEATURE_EXTRACTORS: Registry[str | Callable[..., Any]] = Registry("feature_extractor")
+FEATURE_EXTRACTORS.register("inception", "benchmark.evaluation.extractors:InceptionExtractor")
+FEATURE_EXTRACTORS.register("tiny", "benchmark.evaluation.extractors:TinyExtractor")
+
+
+def feature_extractor_factory(name: str) -> Callable[..., Any]:
+    """The registered factory of feature extractor `name` (ConfigError naming it otherwise)."""
+    entry = FEATURE_EXTRACTORS.get(name, "feature_extractor")
+    if callable(entry):
+        return entry
+    module, attribute = entry.split(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
 #: Every score column, by name: the metrics' and those scored outside them.
 COLUMNS: dict[str, Column] = {}
 
@@ -107,8 +129,14 @@ def register_column(column: Column) -> Column:
 
 def register_metric(metric: Metric) -> Metric:
     """Add a metric and its columns; the one step a new metric takes."""
-    if metric.data not in ("images", "points"):
-        raise ValueError(f"metric {metric.name!r}: data={metric.data!r}; allowed: images, points")
+    if metric.data not in DATA_KINDS:
+        raise ValueError(
+            f"metric {metric.name!r}: data={metric.data!r}; allowed: {DATA_KINDS.names()}"
+        )
+    if metric.summary not in ("final", "min_and_final"):
+        raise ValueError(
+            f"metric {metric.name!r}: summary={metric.summary!r}; allowed: final, min_and_final"
+        )
     if not metric.columns:
         raise ValueError(f"metric {metric.name!r} declares no result column")
     taken = [c.name for c in metric.columns if c.name in COLUMNS and COLUMNS[c.name] != c]
@@ -153,6 +181,7 @@ for _metric in (
         f"{_EVALUATION}.metrics:score_fid",
         needs_features=True,
         counts=("fid_n_real", "fid_n_fake"),
+        summary="min_and_final",
     ),
     Metric(
         "kid",
@@ -218,6 +247,34 @@ for _metric in (
 # Scored for every conditional trial, whatever its metrics (benchmark/conditional.py).
 register_column(Column("label_accuracy", "share of conditional samples in their class", True, 3))
 
+#: Metrics whose columns every result carries, NaN when not scored: FID's, the default
+#: ranking column, which every result has carried since the first.
+ALWAYS_RECORDED = ("fid",)
+
+
+def summarise(evaluations: list[dict[str, Any]], final_reached: bool) -> dict[str, Any]:
+    """A result's scores from its checkpoints' (benchmark/training/loop.py), by each metric's
+    `summary`: the best over the checkpoints and the final value for "min_and_final", the
+    final value of everything else; NaN at the final checkpoint when the trial stopped before
+    it (the same columns, with no value)."""
+    final = {k: v for k, v in (evaluations[-1] if evaluations else {}).items() if k != "d_steps"}
+    if not final_reached:
+        final = dict.fromkeys(final, math.nan)
+    summary: dict[str, Any] = {}
+    for metric in METRICS.values():
+        if metric.summary != "min_and_final":
+            continue
+        scores = [e[metric.name] for e in evaluations if _finite(e.get(metric.name))]
+        if scores or metric.name in final or metric.name in ALWAYS_RECORDED:
+            summary[f"{metric.name}_min"] = min(scores) if scores else math.nan
+            summary[f"{metric.name}_final"] = final.pop(metric.name, math.nan)
+    return {**summary, **final}
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
 #: Used when the requested FID column holds no value at all (no Inception weights).
 FALLBACK_METRIC = "f1"
 
@@ -225,11 +282,9 @@ FALLBACK_METRIC = "f1"
 # ---- results.csv -----------------------------------------------------------------------------
 
 REQUIRED_COLUMNS = ("trial_id", "phase", "dataset", "model", "status")
-_NUMERIC = (
-    "seed", "sample", "lr", "beta1", "beta2", "n_disc", "clip", "lam", "lambda_k", "gamma",
-    "d_steps", "g_steps", "images_seen", "seconds", "diverged_at", "label_accuracy_n",
-    "classifier_accuracy", "train_flops", "eval_flops", "flops",
-)  # fmt: skip
+# Options recorded as numbers (benchmark/options.py), and the counts every result has.
+_NUMERIC = (*NUMERIC, "d_steps", "g_steps", "images_seen", "seconds", "diverged_at")
+_NUMERIC += ("label_accuracy_n", "classifier_accuracy", "train_flops", "eval_flops", "flops")
 #: A trial's compute in floating-point operations (benchmark/flops.py): `train_flops` of its
 #: D and G steps, `eval_flops` of its evaluations, `flops` their sum, the unit of the
 #: analysis's equal-compute budget. Results recorded before they existed lack them.

@@ -1,7 +1,7 @@
 """Hyperparameter search spaces as data (wide, narrow, default, quick, mixture), sampled
 deterministically.
 
-The ranges are the reference study's (DESIGN.md, "Search spaces"); `quick` is the polygon
+The ranges are the reference study's (docs/options.md, "Search spaces"); `quick` is the polygon
 demonstration's, `mixture` the 2-D mixture study's (the default sweep). A parameter a
 model's preset leaves unset (None) does not apply to that model and is never searched: clip
 only for wgan, lam only for the gradient penalties (its range depends on the penalty: GP and
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.models import MODELS, ModelPreset
+from benchmark.options import HYPERPARAMETERS
 from benchmark.registry import Registry
 
 
@@ -84,6 +85,16 @@ class Space:
     by_penalty: Mapping[str, Mapping[str, Range]] = field(default_factory=dict)
     # Sample #0 is the model's preset, unless the presets do not fit the space's purpose.
     preset_first: bool = True
+
+    def __post_init__(self) -> None:
+        drawn = {*self.ranges, *self.with_penalty}
+        drawn.update(name for ranges in self.by_penalty.values() for name in ranges)
+        undeclared = sorted(drawn - set(HYPERPARAMETERS))
+        if undeclared:  # a draw belongs to an option declared a hyperparameter
+            raise ValueError(
+                f"search space draws {undeclared[0]!r}: not a hyperparameter option "
+                f"(benchmark/options.py: {list(HYPERPARAMETERS)})"
+            )
 
     def ranges_for(self, preset: ModelPreset) -> dict[str, Range]:
         """The ranges that apply to a model: those of parameters its preset sets."""

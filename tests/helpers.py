@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from benchmark.config import resolve_trial
 from benchmark.datasets import DATASETS, DatasetSpec, ImageData
 from benchmark.losses import LOSSES, Loss
+from benchmark.models import resolve_trial
 from benchmark.training import loop
 
 # ---- an 8x8 image dataset of squares, a loss that goes NaN ---------------------------------

@@ -16,13 +16,13 @@ from benchmark.conditional import (
     ConditionalGenerator,
     balanced_labels,
 )
-from benchmark.config import TrialConfig, resolve_trial
+from benchmark.config import TrialConfig
 from benchmark.datasets import DATASETS
 from benchmark.errors import ConfigError
 from benchmark.evaluation.mixture_metrics import mode_label_accuracy, nearest_mode
 from benchmark.losses import LOSSES
 from benchmark.mixtures import GRID
-from benchmark.models import MODELS
+from benchmark.models import MODELS, resolve_trial
 from benchmark.networks import NetworkOptions
 from benchmark.penalties import PENALTIES
 from benchmark.training.stacked import StackedNetwork

@@ -15,8 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark import celeba, cifar10, datasets, mixtures, polygons
-from benchmark.datasets import DATASETS, DatasetMissing, ImageData, load_dataset
+from benchmark import datasets, mixtures, polygons
+from benchmark.datasets import DATASETS, DatasetMissing, ImageData, celeba, cifar10, load_dataset
 from benchmark.errors import ConfigError
 
 REAL = os.environ.get("GANBENCH_DATA")
@@ -223,10 +223,10 @@ def test_download_checks_md5_and_writes_atomically(tmp_path):
     source = tmp_path / "source.bin"
     source.write_bytes(b"ganbench")
     good = hashlib.md5(b"ganbench").hexdigest()
-    datasets._download(source.as_uri(), tmp_path / "out" / "copy.bin", good)
+    datasets.core._download(source.as_uri(), tmp_path / "out" / "copy.bin", good)
     assert (tmp_path / "out" / "copy.bin").read_bytes() == b"ganbench"
     with pytest.raises(OSError, match=f"differs from the published {'0' * 32}"):
-        datasets._download(source.as_uri(), tmp_path / "out" / "bad.bin", "0" * 32)
+        datasets.core._download(source.as_uri(), tmp_path / "out" / "bad.bin", "0" * 32)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["copy.bin"]
 
 

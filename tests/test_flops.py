@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from benchmark.config import resolve_trial
 from benchmark.flops import step_flops
+from benchmark.models import resolve_trial
 
 POINTS = {"generator": "points", "discriminator": "points", "d_bn": False, "metrics": ()}
 BATCH = 64

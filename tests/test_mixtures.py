@@ -10,7 +10,6 @@ import scipy.stats
 import torch
 from torch import nn
 
-from benchmark.config import resolve_trial
 from benchmark.datasets import load_dataset
 from benchmark.errors import ConfigError
 from benchmark.evaluation.mixture_metrics import (
@@ -20,6 +19,7 @@ from benchmark.evaluation.mixture_metrics import (
     mode_statistics,
 )
 from benchmark.mixtures import GRID, MIXTURES, RING, generate
+from benchmark.models import resolve_trial
 from benchmark.networks import NetworkOptions, PointDiscriminator, PointGenerator
 
 PERFECT_HQ = 1 - math.exp(-4.5)  # P(|N(0, I_2)| <= 3): a chi with 2 degrees of freedom
@@ -183,10 +183,11 @@ def test_point_networks_shapes_and_orthogonal_init():
 
 
 def test_points_and_images_refuse_each_others_networks_and_metrics():
+    paper = {"generator": "infogan", "discriminator": "infogan"}
     with pytest.raises(ConfigError, match="generator='infogan'.*shape \\(2,\\)"):
-        resolve_trial("ns", "grid", metrics=("mixture",), steps=5)
+        resolve_trial("ns", "grid", metrics=("mixture",), steps=5, **paper)
     with pytest.raises(ConfigError, match="metrics='fid'.*holds points"):
-        resolve_trial("ns", "grid", generator="points", discriminator="points", steps=5)
+        resolve_trial("ns", "grid", metrics=("fid",), steps=5)
     with pytest.raises(ConfigError, match="metrics='mixture'.*holds images"):
         resolve_trial("ns", "mnist", metrics=("mixture",), steps=5)
     with pytest.raises(ConfigError, match="generator='points'"):

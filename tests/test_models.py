@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.config import TrialConfig, resolve_trial
+from benchmark.config import TrialConfig
 from benchmark.errors import ConfigError
-from benchmark.models import MODELS, PAPER_MODELS
+from benchmark.models import MODELS, PAPER_MODELS, resolve_trial
 
 RSGAN = "AlexiaJM/RelativisticGAN code/stable.sh:13 (--loss_D 5)"
 RAGAN = "AlexiaJM/RelativisticGAN code/stable.sh:15 (--loss_D 6)"

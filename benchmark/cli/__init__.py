@@ -1,8 +1,8 @@
 """The command line: `python -m benchmark trial|sweep|fid|report|list|gpu-check ...`.
 
-Trial options are generated from the fields of TrialConfig, so an option has the same
-name on the command line (`--n-disc`), in a sweep spec (`n_disc`) and in the results
-(`n_disc`). Bad input stops with a one-line error and exit code 2, before any work.
+Trial options are generated from their declarations (benchmark/options.py), so an option
+has the same name on the command line (`--n-disc`), in a sweep spec (`n_disc`) and in the
+results (`n_disc`). Bad input stops with a one-line error and exit code 2, before any work.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import importlib
 import sys
 import typing
 from collections.abc import Callable, Sequence
-from dataclasses import fields
 from typing import Any
 
 from benchmark import interrupt
 from benchmark.datasets import DatasetMissing
 from benchmark.errors import EXIT_WRITE_FAILED, ConfigError, WriteFailed
+from benchmark.options import Option
 from benchmark.registry import load_plugins
 
 # Subcommands whose code lives in other modules: name -> (module, help). Each module
@@ -107,38 +107,51 @@ def option_name(field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
 
-def add_dataclass_options(
-    parser: argparse.ArgumentParser, cls: type, skip: set[str], help_of: Callable[[str], str]
+def add_trial_options(
+    parser: argparse.ArgumentParser, cls: type, help_of: Callable[[Option], str] | None = None
 ) -> None:
-    """One --option per dataclass field, typed from its annotation; unset means "default".
-
-    `help_of(field name)` gives its one-line help, so the help comes from the same fields.
-    """
-    hints = typing.get_type_hints(cls)
-    for f in fields(cls):
-        if f.name in skip:
+    """One --option per declared trial option of `cls` that the command line sets (benchmark/
+    options.py), typed from its declaration; unset means "default"."""
+    for option in cls.options.values():
+        if not option.cli:
             continue
-        hint = hints[f.name]
-        args = typing.get_args(hint)
-        base = next((a for a in args if a is not type(None)), hint) if args else hint
-        name = option_name(f.name)
-        text = help_of(f.name)
-        if base is bool:
-            parser.add_argument(
-                name, action=argparse.BooleanOptionalAction, default=None, help=text
-            )
-        elif typing.get_origin(hint) is tuple:
+        name, text = option_name(option.name), (help_of or option_help)(option)
+        if option.base_type == "bool":
+            action = argparse.BooleanOptionalAction
+            parser.add_argument(name, action=action, default=None, help=text)
+        elif option.base_type.startswith("tuple"):
             parser.add_argument(name, type=_comma_list, default=None, metavar="A,B", help=text)
         else:
-            parser.add_argument(name, type=base, default=None, help=text)
+            kind = {"int": int, "float": float, "str": str}[option.base_type]
+            parser.add_argument(name, type=kind, default=None, help=text)
+
+
+def option_default(option: Option) -> str:
+    """The default of a trial option, as --help shows it."""
+    if option.cli_default is not None:
+        return option.cli_default
+    if option.preset:
+        return "the model's preset"
+    value = option.default
+    if isinstance(value, tuple):
+        return ",".join(value) or "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def option_help(option: Option) -> str:
+    """The option's help line: its text, its unit and its default."""
+    unit = f"{option.unit}; " if option.unit else ""
+    return f"{option.help} ({unit}default: {option_default(option)})"
 
 
 def _comma_list(text: str) -> tuple[str, ...]:
     return tuple(item for item in (part.strip() for part in text.split(",")) if item)
 
 
-def overrides_from(args: argparse.Namespace, cls: type, skip: set[str]) -> dict[str, Any]:
-    return {f.name: getattr(args, f.name) for f in fields(cls) if f.name not in skip}
+def overrides_from(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    return {name: getattr(args, name) for name, o in cls.options.items() if o.cli}
 
 
 if __name__ == "__main__":

@@ -16,11 +16,11 @@ import torch
 
 from benchmark.errors import ConfigError
 from benchmark.evaluation.extractors import (
-    FEATURE_EXTRACTORS,
     build_extractor,
     extract_features,
 )
 from benchmark.evaluation.metrics import frechet_distance, improved_precision_recall, kid, mean_cov
+from benchmark.results import FEATURE_EXTRACTORS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -114,7 +114,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print `FID: x.xxx` (and KID / Precision / Recall lines); 2 on bad input."""
-    from benchmark.config import MAX_BATCH
+    from benchmark.options import MAX_BATCH
     from benchmark.training.devices import resolve_device
 
     if not 1 <= args.batch_size <= MAX_BATCH:

@@ -10,7 +10,6 @@ cache `load_or_compute`.
 from benchmark.evaluation.evaluator import Evaluator, NonFiniteGenerator, fixed_z
 from benchmark.evaluation.extractors import (
     ENV_INCEPTION,
-    FEATURE_EXTRACTORS,
     FeatureExtractor,
     WeightsUnavailable,
     build_extractor,
@@ -25,7 +24,7 @@ from benchmark.evaluation.metrics import (
 from benchmark.evaluation.polygon_metrics import PolygonSettings, polygon_metrics
 from benchmark.evaluation.preprocess import FID_RESIZE, preprocess, to_uint8
 from benchmark.evaluation.refstats import RefStats, key_fields, load_or_compute
-from benchmark.results import METRICS
+from benchmark.results import FEATURE_EXTRACTORS, METRICS
 
 __all__ = [
     "ENV_INCEPTION",

@@ -12,7 +12,7 @@ a classifier that is 90% right on real test images bounds what a score near 1 ca
 Network: conv 5x5/2 (16) - ReLU - conv 5x5/2 (32) - ReLU - FC K, on images in [0, 1]; Adam
 (lr 1e-3), batch 128, 5 epochs. Measured (CPU, one thread): MNIST 98.45% test accuracy in
 18 s, Fashion-MNIST 88.2% in 21 s, the staged 4,000-image CIFAR-10 subset 40.0% (on its 400
-held-out images) in 2 s; with 2 epochs 98.0%, 85.8% and 30.8% (README, "Conditional GANs").
+held-out images) in 2 s; with 2 epochs 98.0%, 85.8% and 30.8% (docs/conditional.md).
 """
 
 from __future__ import annotations

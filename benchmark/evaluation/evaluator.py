@@ -26,7 +26,6 @@ from torch import Tensor, nn
 
 from benchmark.errors import ConfigError
 from benchmark.evaluation.extractors import (
-    FEATURE_EXTRACTORS,
     FeatureExtractor,
     build_extractor,
     extract_features,
@@ -36,7 +35,7 @@ from benchmark.evaluation.polygon_metrics import PolygonSettings
 from benchmark.evaluation.preprocess import FID_RESIZE, to_uint8
 from benchmark.evaluation.refstats import RefStats, images_sha256, key_fields, load_or_compute
 from benchmark.latents import LATENTS
-from benchmark.results import METRICS
+from benchmark.results import FEATURE_EXTRACTORS, METRICS
 
 
 def fixed_z(n: int, z_dim: int, seed: int, latent: str = "uniform") -> Tensor:

@@ -21,7 +21,6 @@ import hashlib
 import os
 import warnings
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -29,7 +28,7 @@ from torch import Tensor, nn
 
 from benchmark.errors import ConfigError
 from benchmark.evaluation.preprocess import preprocess, preprocessing_id, to_rgb, to_uint8
-from benchmark.registry import Registry
+from benchmark.results import feature_extractor_factory
 
 ENV_INCEPTION = "GANBENCH_INCEPTION"
 INCEPTION_SIZE = 299
@@ -51,9 +50,6 @@ class FeatureExtractor(nn.Module):
     @property
     def preprocessing(self) -> str:
         return preprocessing_id(self.size)
-
-
-FEATURE_EXTRACTORS: Registry[Callable[..., FeatureExtractor]] = Registry("feature_extractor")
 
 
 def file_sha256(path: str | Path, _memo: dict[tuple[str, int, int], str] = {}) -> str:  # noqa: B006
@@ -236,10 +232,6 @@ class TinyExtractor(FeatureExtractor):
         return self.net(preprocess(images, self.size)).float()
 
 
-FEATURE_EXTRACTORS.register("inception", InceptionExtractor)
-FEATURE_EXTRACTORS.register("tiny", TinyExtractor)
-
-
 def build_extractor(
     name: str,
     weights: str | Path | None = None,
@@ -248,7 +240,7 @@ def build_extractor(
 ) -> FeatureExtractor:
     """The registered extractor `name` on `device`, in eval mode; `download` allows fetching
     weights that are neither given nor cached (nothing reaches for the network otherwise)."""
-    factory = FEATURE_EXTRACTORS.get(name, "feature_extractor")
+    factory = feature_extractor_factory(name)
     extra = {"download": True} if download else {}  # a plugin's extractor may not take it
     return factory(weights=weights, device=device, **extra)
 

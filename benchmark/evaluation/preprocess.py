@@ -13,23 +13,15 @@ saved as PNG and read back gives exactly the features it gave in memory:
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
-from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 
 from benchmark.errors import ConfigError
+from benchmark.images import resize_tf1, to_uint8
+
+__all__ = ["FID_RESIZE", "preprocess", "preprocessing_id", "resize_tf1", "to_rgb", "to_uint8"]
 
 # Stored with every result (`fid_resize`), so the resize behind a number is never guessed.
 FID_RESIZE = "tf1-bilinear (torch-fidelity)"
-
-
-def to_uint8(images: Tensor) -> Tensor:
-    """Quantise float images in [0, 1] to uint8 by rounding half up; uint8 passes through."""
-    if images.dtype == torch.uint8:
-        return images
-    if not images.is_floating_point():
-        raise TypeError(f"images must be uint8 or float in [0, 1], got {images.dtype}")
-    return torch.floor(images.float() * 255.0 + 0.5).clamp_(0, 255).to(torch.uint8)
 
 
 def to_rgb(images: Tensor) -> Tensor:
@@ -42,13 +34,6 @@ def to_rgb(images: Tensor) -> Tensor:
     if channels == 3:
         return images
     raise ConfigError("channels", channels, "1 (gray) or 3 (RGB)")
-
-
-def resize_tf1(images: Tensor, size: int) -> Tensor:
-    """TF1-compatible bilinear resize of float (N, C, H, W) to (size, size)."""
-    return interpolate_bilinear_2d_like_tensorflow1x(
-        images.float(), size=(size, size), align_corners=False
-    )
 
 
 def preprocess(images: Tensor, size: int) -> Tensor:

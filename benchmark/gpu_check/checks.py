@@ -31,8 +31,9 @@ from benchmark.training.step import GANTraining
 # Weights after a few float64 steps on two devices (or of a population member and its trial
 # alone) agree to this, relative to the largest weight of each tensor: the same arithmetic in
 # other kernels differs in summation order only (about 1e-16 per operation; batch norm
-# amplifies it, tests/test_population.py measured up to 5e-10 after 20 steps), while any real
-# difference of a step (another z, batch or lr) moves weights by about lr, 1e-4 and more.
+# amplifies it, tests/training/test_population.py measured up to 5e-10 after 20 steps),
+# while any real difference of a step (another z, batch or lr) moves weights by about lr,
+# 1e-4 and more.
 WEIGHT_TOLERANCE = 1e-9
 # FID features (fp32, TF32 off) of the same images on two devices: other conv algorithms
 # change the summation order of 2048-long sums of float32 products (about 1e-6 relative); a

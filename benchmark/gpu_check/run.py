@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from benchmark.config import TrialConfig, resolve_trial
+from benchmark.config import TrialConfig
 from benchmark.datasets import load_dataset
 from benchmark.evaluation import ENV_INCEPTION, Evaluator, build_extractor
 from benchmark.gpu_check import (
@@ -32,7 +32,7 @@ from benchmark.gpu_check.checks import (
 )
 from benchmark.gpu_check.report import Summary
 from benchmark.gpu_check.study import plan_seeds, run_study
-from benchmark.models import MODELS, PAPER_MODELS
+from benchmark.models import MODELS, PAPER_MODELS, resolve_trial
 from benchmark.networks import FAMILIES
 from benchmark.perf.bench import frechet_seconds
 from benchmark.training.devices import resolve_device

@@ -29,9 +29,9 @@ import torch
 from torch import Tensor
 
 import benchmark
-from benchmark.config import TrialConfig, resolve_trial
+from benchmark.config import TrialConfig
 from benchmark.datasets import DATASETS
-from benchmark.models import PAPER_MODELS
+from benchmark.models import PAPER_MODELS, resolve_trial
 from benchmark.perf import bench_populations
 from benchmark.perf.bench_fid import bench_fid, fid_extractor, frechet_seconds, random_images
 from benchmark.perf.bench_populations import log, steps_per_second

@@ -33,8 +33,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from benchmark.config import TrialConfig, resolve_trial
-from benchmark.models import MODELS
+from benchmark.config import TrialConfig
+from benchmark.models import MODELS, resolve_trial
 from benchmark.networks import FAMILIES as NETWORK_FAMILIES
 from benchmark.perf.plain_loop import EagerBaseline
 from benchmark.training.devices import default_device

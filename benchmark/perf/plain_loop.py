@@ -12,7 +12,7 @@
 
 The step's maths and its random draws are those of `GANTraining`: on the CPU the batch indices
 come from the same generator as the noise, in the same order, so both give the same losses for
-the same seed (tests/test_speed_equivalence.py).
+the same seed (tests/training/test_speed_equivalence.py).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from benchmark.losses import LOSSES, discriminator_targets
 from benchmark.networks import clip_parameters
 from benchmark.penalties import PENALTIES
 from benchmark.schedule import is_g_step
+from benchmark.training.build import build_networks
 from benchmark.training.stacked import single_stream_uniform
-from benchmark.training.step import build_networks
 
 
 class EagerBaseline:

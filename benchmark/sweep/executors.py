@@ -293,6 +293,3 @@ EXECUTORS.register(
         },
     ),
 )
-
-
-import benchmark.sweep.slurm  # noqa: E402,F401  (registers the "slurm" executor)

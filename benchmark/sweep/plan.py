@@ -15,15 +15,14 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.config import TrialConfig, resolve_trial
+from benchmark.best_setting import best_setting
+from benchmark.config import TrialConfig
 from benchmark.errors import ConfigError
-from benchmark.models import MODELS
-from benchmark.networks import FAMILIES
+from benchmark.models import networks_for, resolve_trial
 from benchmark.registry import load_plugins
 from benchmark.results import RESULT, SCORED, TRIALS, results_frame
 from benchmark.schedule import trial_schedule
 from benchmark.search import sample_hyperparameters
-from benchmark.selection import best_setting
 from benchmark.sweep.spec import SweepSpec
 from benchmark.training.trial_dir import TRIAL_RECORD, load_result, read_trial_record
 
@@ -58,8 +57,7 @@ def _plan_search(spec: SweepSpec) -> Iterable[TrialConfig]:
                 )
                 networks = {}
                 if spec.networks is not None:
-                    family = FAMILIES.get(spec.networks)
-                    networks = family.networks_for(MODELS.get(model).discriminator)
+                    networks = networks_for(model, dataset, spec.networks)
                 for options, extra in _variant_options(spec, model):
                     for seed in spec.seeds:
                         yield resolve_trial(
@@ -100,7 +98,7 @@ def best_settings(
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """Per (dataset, model), the record of the best setting in a finished sweep.
 
-    A setting is one sample of the search, chosen by the one rule (benchmark/selection.py):
+    A setting is one sample of the search, chosen by the one rule (benchmark/best_setting.py):
     fewest unscored trials, then the best mean of `metric` over its scored trials (one per
     seed): finished ones, and diverged ones with a checkpoint evaluated before they diverged
     (the reference's rule: a run keeps its best finite checkpoint); ties go to the lower

@@ -12,12 +12,13 @@ import re
 import tomllib
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from benchmark.config import TrialConfig
 from benchmark.errors import ConfigError
+from benchmark.options import Option, check_option
 from benchmark.registry import load_plugins
 from benchmark.results import COLUMNS, METRICS, PHASES, TRIALS, metric_of
 
@@ -27,7 +28,7 @@ MAX_SEEDS = 10_000
 
 # TrialConfig fields a spec may not set: the sweep sets them per trial.
 PLANNED_FIELDS = ("dataset", "model", "seed", "sweep", "phase", "sample", "seed_role", "extra")
-TRIAL_FIELDS = tuple(f.name for f in fields(TrialConfig) if f.name not in PLANNED_FIELDS)
+TRIAL_FIELDS = tuple(name for name in TrialConfig.options if name not in PLANNED_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class SweepSpec:
 
     @property
     def metrics(self) -> tuple[str, ...]:
-        return tuple(self.trial.get("metrics", TrialConfig.__dataclass_fields__["metrics"].default))
+        return tuple(self.trial.get("metrics", TrialConfig.options["metrics"].default))
 
 
 MAX_POPULATION = 4096
@@ -106,21 +107,23 @@ def _is_str_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
-def _type_check(hint: Any) -> tuple[Callable[[Any], bool], str]:
-    """A check for a TOML value against a TrialConfig annotation, and its description."""
-    optional = type(None) in typing.get_args(hint)
-    base = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
-    if typing.get_origin(hint) is tuple:
+def _option_check(option: Option) -> tuple[Callable[[Any], bool], str]:
+    """A check for a TOML value against a trial option's declaration (benchmark/options.py):
+    its type, and its declared range or choices; and what it allows, in words."""
+    if option.base_type.startswith("tuple"):
         return _is_str_list, "a list of strings"
-    check, text = {
-        bool: (lambda v: isinstance(v, bool), "true or false"),
-        int: (_is_int, "an integer"),
-        float: (_is_number, "a number"),
-        str: (lambda v: isinstance(v, str), "a string"),
-    }[base]
-    if optional:
-        return check, f"{text} (or leave it out)"
-    return check, text
+    is_type, text = {
+        "bool": (lambda v: isinstance(v, bool), "true or false"),
+        "int": (_is_int, "an integer"),
+        "float": (_is_number, "a number"),
+        "str": (lambda v: isinstance(v, str), "a string"),
+    }[option.base_type]
+    text = str(option.check) if option.check is not None else text
+
+    def allows(value: Any) -> bool:
+        return is_type(value) and check_option(option, value) is None
+
+    return allows, f"{text} (or leave it out)" if option.optional else text
 
 
 class _Reader:
@@ -162,7 +165,7 @@ def is_folder_name(value: Any) -> bool:
     )
 
 
-def _read_variants(r: _Reader, models: tuple[str, ...], hints: dict[str, Any]) -> list[Variant]:
+def _read_variants(r: _Reader, models: tuple[str, ...]) -> list[Variant]:
     """[[variants]] tables: a distinct `name`, optional `models`, TrialConfig fields."""
     tables = r.get(
         "variants",
@@ -190,7 +193,7 @@ def _read_variants(r: _Reader, models: tuple[str, ...], hints: dict[str, Any]) -
         trial = {}
         for key in TRIAL_FIELDS:
             if key != "plugins" and key in v.table:
-                value = v.get(key, None, *_type_check(hints[key]))
+                value = v.get(key, None, *_option_check(TrialConfig.options[key]))
                 trial[key] = tuple(value) if isinstance(value, list) else value
         v.finish(("name", "models", *TRIAL_FIELDS))
         variants.append(Variant(name=name, trial=trial, models=tuple(only)))
@@ -236,58 +239,100 @@ SPEC_KEYS = (
 
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a sweep spec; raises ConfigError naming the file, key and value."""
-    from benchmark.datasets import DATASETS
-    from benchmark.models import MODELS
-    from benchmark.networks import FAMILIES
-    from benchmark.search import SPACES
     from benchmark.sweep.executors import EXECUTORS
 
     path = Path(path)
-    where = str(path)
-    r = _Reader(read_toml(path), where)
+    r = _Reader(read_toml(path), str(path))
+    what = _read_what(r, path)
+    trial, variants, networks = _read_trial_options(r, what)
+    metric, direction = _read_ranking(r, trial, what["datasets"])
+    options = _read_phase(r, what["phase"], networks)
+    placement = _read_placement(r)
+    r.finish((*SPEC_KEYS, "plugins", "variants", *EXECUTORS.names(), *TRIAL_FIELDS))
+    what.pop("plugins")
+    return SweepSpec(
+        path=path,
+        **what,
+        networks=networks,
+        metric=metric,
+        direction=direction,
+        trial=trial,
+        variants=tuple(variants),
+        **placement,
+        **options,
+    )
+
+
+def _names_in(registry) -> tuple[Callable[[Any], bool], str]:
+    return (
+        lambda v: _is_str_list(v) and len(v) > 0 and set(v) <= set(registry.names()),
+        f"a non-empty list of {registry.names()}",
+    )
+
+
+def _read_what(r: _Reader, path: Path) -> dict[str, Any]:
+    """Plugins (imported first), name, description, phase, datasets and models."""
+    from benchmark.datasets import DATASETS
+    from benchmark.models import MODELS
 
     plugins = r.get("plugins", [], _is_str_list, "a list of module names")
     try:
         load_plugins(plugins)
     except ConfigError as error:
         raise r.error("plugins", error.value, error.allowed) from None
-
     name = r.get("name", path.stem, is_folder_name, FOLDER_NAME)
     if not is_folder_name(name):  # from the file's name: .toml, ..toml, a.b/c are not folders
         raise r.error("name", name, f"{FOLDER_NAME} (rename the spec file, or set name)")
     description = r.get("description", "", lambda v: isinstance(v, str), "a string")
     phase = r.get("phase", "default", lambda v: v in PHASES, f"one of {list(PHASES)}")
-
-    def names_in(registry) -> tuple[Callable[[Any], bool], str]:
-        return (
-            lambda v: _is_str_list(v) and len(v) > 0 and set(v) <= set(registry.names()),
-            f"a non-empty list of {registry.names()}",
-        )
-
-    datasets = r.get("datasets", None, *names_in(DATASETS))
-    models = r.get("models", None, *names_in(MODELS))
+    datasets = r.get("datasets", None, *_names_in(DATASETS))
+    models = r.get("models", None, *_names_in(MODELS))
     for key, value in (("datasets", datasets), ("models", models)):
         if value is None:
             raise r.error(key, None, "a non-empty list (the key is required)")
+    return dict(
+        plugins=plugins,
+        name=name,
+        description=description,
+        phase=phase,
+        datasets=tuple(datasets),
+        models=tuple(models),
+    )
 
-    trial: dict[str, Any] = {"plugins": plugins} if plugins else {}
-    hints = typing.get_type_hints(TrialConfig)
+
+def _read_trial_options(
+    r: _Reader, what: dict[str, Any]
+) -> tuple[dict[str, Any], list[Variant], str | None]:
+    """The trial options every trial takes (each checked against its declaration), the
+    variants, and the network family."""
+    from benchmark.networks import FAMILIES
+
+    trial: dict[str, Any] = {"plugins": what["plugins"]} if what["plugins"] else {}
     for key in TRIAL_FIELDS:
         if key != "plugins" and key in r.table:
-            value = r.get(key, None, *_type_check(hints[key]))
+            value = r.get(key, None, *_option_check(TrialConfig.options[key]))
             trial[key] = tuple(value) if isinstance(value, list) else value
     for metric in trial.get("metrics", ()):
         if metric not in METRICS:
             raise r.error("metrics", metric, f"a subset of {METRICS.names()}")
-    variants = _read_variants(r, tuple(models), hints)
-    if variants and phase == "seeds":
+    variants = _read_variants(r, what["models"])
+    if variants and what["phase"] == "seeds":
         raise r.error("variants", [v.name for v in variants], 'nothing in phase = "seeds"')
     networks = r.get("networks", None, lambda v: v in FAMILIES, f"one of {FAMILIES.names()}")
     for key in ("generator", "discriminator"):
         if networks is not None and key in trial:
             raise r.error(key, trial[key], "nothing when `networks` names the family")
+    return trial, variants, networks
 
-    metrics = trial.get("metrics", TrialConfig.__dataclass_fields__["metrics"].default)
+
+def _read_ranking(r: _Reader, trial: dict[str, Any], datasets: tuple[str, ...]) -> tuple[str, str]:
+    """The result column the sweep ranks by and its direction; by default the headline column
+    of the trials' metrics (unset: those of the datasets' kinds, benchmark/data_kinds.py)."""
+    from benchmark.data_kinds import DATA_KINDS
+    from benchmark.datasets import DATASETS
+
+    kinds = [DATA_KINDS.get(DATASETS.get(name).kind) for name in datasets]
+    metrics = trial.get("metrics") or [m for kind in kinds for m in kind.metrics]
     default_metric = (
         "w1"
         if "mixture" in metrics
@@ -308,6 +353,12 @@ def load_spec(path: str | Path) -> SweepSpec:
     chosen = trial.get("metrics")  # unset: the default, or a seeds phase's source trials'
     if chosen and source_metric is not None and source_metric not in chosen:
         raise r.error("metric", metric, f"a column the trials' metrics {list(chosen)} produce")
+    return metric, direction
+
+
+def _read_phase(r: _Reader, phase: str, networks: str | None) -> dict[str, Any]:
+    """A seeds phase's source and seed counts, or a search's space, samples and seeds."""
+    from benchmark.search import SPACES
 
     search_seed = r.get("search_seed", 0, lambda v: _is_int(v) and v >= 0, "an integer >= 0")
     options: dict[str, Any] = {"search_seed": search_seed}
@@ -369,36 +420,26 @@ def load_spec(path: str | Path) -> SweepSpec:
         )
         seeds = tuple(range(seeds)) if _is_int(seeds) else tuple(seeds)
         options.update(space=space, samples=samples, seeds=seeds)
+    return options
+
+
+def _read_placement(r: _Reader) -> dict[str, Any]:
+    """Where the trials run: executor (and every executor's table), device, data, population."""
+    from benchmark.sweep.executors import EXECUTORS
 
     executor = r.get("executor", "local", lambda v: v in EXECUTORS, f"one of {EXECUTORS.names()}")
     executor_options = {}
     for kind in EXECUTORS:
         table = r.get(kind, {}, lambda v: isinstance(v, dict), f"a table [{kind}]")
-        executor_options[kind] = EXECUTORS.get(kind).read_options(table, where)
+        executor_options[kind] = EXECUTORS.get(kind).read_options(table, r.where)
     device = r.get(
         "device", None, lambda v: isinstance(v, str) and v, 'a torch device (cpu, cuda) or "auto"'
     )
-    device = None if device == "auto" else device  # None: cuda when there is one, else cpu
     data_root = r.get("data_root", None, lambda v: isinstance(v, str) and v, "a directory")
-    population = r.get("population", 1, is_population_size, POPULATION_SIZES)
-    r.finish((*SPEC_KEYS, "plugins", "variants", *EXECUTORS.names(), *TRIAL_FIELDS))
-
-    return SweepSpec(
-        path=path,
-        name=name,
-        datasets=tuple(datasets),
-        models=tuple(models),
-        description=description,
-        networks=networks,
-        phase=phase,
-        metric=metric,
-        direction=direction,
+    return dict(
         executor=executor,
         executor_options=executor_options,
-        device=device,
+        device=None if device == "auto" else device,  # None: cuda when there is one, else cpu
         data_root=data_root,
-        population=population,
-        trial=trial,
-        variants=tuple(variants),
-        **options,
+        population=r.get("population", 1, is_population_size, POPULATION_SIZES),
     )

@@ -9,10 +9,10 @@ step 0, and says so); one whose stored trial.json differs from the planned confi
 refused. Trials that share their structure (`population_key`) train as one population
 (`GANTraining`, benchmark/training/stacked.py), each member the trial it is alone: the same draws in
 the same order, the same arithmetic up to the rounding of batched kernels (which Adam's first
-step amplifies in float32; README, "Populations"); a single trial is a population of one, so
+step amplifies in float32; docs/populations.md); a single trial is a population of one, so
 there is one training step.
 
-The step follows the reference code (benchmark/schedule.py, DESIGN.md): every step draws
+The step follows the reference code (benchmark/schedule.py, docs/fidelity.md): every step draws
 one real batch and one z and updates D; G is updated at steps 0, 1, 1 + n_disc, ... with
 the same z, or a fresh one where the trial says so (`resample_z_for_g`: WGAN-GP, and the
 newer models as their sources do); a relativistic G loss also sees D on a real batch, the
@@ -24,7 +24,6 @@ itself never waits for the device.
 
 from __future__ import annotations
 
-import math
 import time
 import traceback
 from collections.abc import Sequence
@@ -34,10 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from benchmark import interrupt
 from benchmark.config import TrialConfig
+from benchmark.data_kinds import DATA_KINDS
 from benchmark.datasets import DATASETS, ImageData
 from benchmark.errors import WriteFailed
 from benchmark.files import (
@@ -49,7 +49,7 @@ from benchmark.files import (
 from benchmark.flops import FlopCount, step_flops
 from benchmark.latents import LATENTS
 from benchmark.progress import progress_bar
-from benchmark.results import DIVERGED, FAILED, OK, RESULT, SAMPLES_PNG
+from benchmark.results import DIVERGED, FAILED, OK, RESULT, summarise
 from benchmark.schedule import trial_schedule
 from benchmark.training.devices import environment, resolve_device
 from benchmark.training.population import population_key
@@ -68,71 +68,6 @@ from benchmark.training.trial_dir import (
     write_error_log,
     write_metrics,
 )
-
-SAMPLE_GRID = 64
-
-
-def _save_samples(generator: nn.Module, trial: TrialConfig, device: torch.device, path: Path):
-    """samples.png, a grid of 64 images; for points, samples.npz: the points G makes of the
-    evaluation's fixed z (the ones the mixture metrics scored), with the mixture's centres."""
-    if DATASETS.get(trial.dataset).is_points:
-        _save_points(generator, trial, device, path.with_suffix(".npz"))
-        return
-    from torchvision.utils import save_image
-
-    rng = torch.Generator(device=device)
-    rng.manual_seed(0)
-    was_training = generator.training
-    generator.eval()
-    labels, columns = _sample_labels(trial, SAMPLE_GRID), 8
-    with torch.inference_mode():
-        z = LATENTS.get(trial.latent).sample(SAMPLE_GRID, trial.z_dim, rng, device)
-        if labels is None:
-            images = generator(z).float().cpu()
-        else:  # one column per class: sample i has class i mod K
-            images = generator(z, labels.to(device)).float().cpu()
-            columns = DATASETS.get(trial.dataset).classes
-    generator.train(was_training)
-    atomic_write(path, lambda tmp: save_image(images, tmp, nrow=columns, padding=2, format="png"))
-
-
-def _sample_labels(trial: TrialConfig, n: int) -> Tensor | None:
-    """A conditional trial's class-balanced labels for n samples (None: unconditional)."""
-    from benchmark.conditional import balanced_labels
-
-    if not trial.conditional:
-        return None
-    return balanced_labels(n, DATASETS.get(trial.dataset).classes)
-
-
-def _save_points(generator: nn.Module, trial: TrialConfig, device: torch.device, path: Path):
-    import numpy as np
-
-    from benchmark.evaluation import fixed_z
-    from benchmark.evaluation.mixture_metrics import HQ_SIGMAS, SAMPLES
-    from benchmark.mixtures import MIXTURES
-
-    was_training = generator.training
-    generator.eval()
-    labels = _sample_labels(trial, SAMPLES)
-    with torch.inference_mode():
-        z = fixed_z(SAMPLES, trial.z_dim, 0, trial.latent).to(device)
-        points = generator(z) if labels is None else generator(z, labels.to(device))
-    generator.train(was_training)
-    mixture = MIXTURES.get(trial.dataset, "dataset")
-    arrays = {
-        "points": points.float().cpu().numpy(),
-        "centres": mixture.centre_array,
-        "hq_radius": np.float64(HQ_SIGMAS * mixture.sigma),
-    }
-    if labels is not None:  # the modes the points were asked for
-        arrays["labels"] = labels.numpy()
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as handle:  # a handle: np.savez would append ".npz"
-            np.savez(handle, **arrays)
-
-    atomic_write(path, write)
 
 
 def _make_evaluator(
@@ -179,23 +114,6 @@ def _make_evaluator(
         ),
         **labelled,
     )
-
-
-def _summarise(evaluations: list[dict[str, Any]], final_reached: bool) -> dict[str, Any]:
-    """fid_min over the checkpoints evaluated; fid_final and every other metric at the final
-    checkpoint, NaN when the trial stopped before it."""
-    summary: dict[str, Any] = {"fid_min": math.nan, "fid_final": math.nan}
-    fids = [e["fid"] for e in evaluations if e.get("fid") is not None and math.isfinite(e["fid"])]
-    if fids:
-        summary["fid_min"] = min(fids)
-    if not evaluations:
-        return summary
-    final = {k: v for k, v in evaluations[-1].items() if k != "d_steps"}
-    if not final_reached:  # the same columns, with no value
-        final = dict.fromkeys(final, math.nan)
-    summary["fid_final"] = final.pop("fid", math.nan)
-    summary.update(final)
-    return summary
 
 
 @dataclass
@@ -334,124 +252,162 @@ def _train(
     progress_position: int,
 ) -> None:
     """Train one population to the end of its schedule, recording into its members."""
-    trial = members[0].trial
-    trials = [m.trial for m in members]
-    training = GANTraining(trials, data.train, device, train_labels=data.train_labels)
-    for i, member in enumerate(members):
-        member.population = len(members)
-        if member.saved is not None:
-            training.load_member_state(i, member.saved["training"])
-        member.saved = None  # the state lives in the population now
-    schedule = trial_schedule(trial)
-    size = len(members)
-    # Each member is charged an equal share of the population's time.
-    started = time.perf_counter() - sum(m.seconds for m in members)
-    active = list(range(size))  # members still recorded; a diverged one leaves this list
-    label = f"{trial.model}/{trial.dataset} " + (
-        f"seed {trial.seed}" if size == 1 else f"population of {size}"
-    )
-    bar = progress_bar(
-        schedule.steps,
-        label,
-        "step",
-        initial=training.step,
-        enabled=progress,
-        position=progress_position,
-    )
-
-    def seconds() -> float:
-        return (time.perf_counter() - started) / size
-
-    def diverge(i: int, at: int, error: str) -> None:
-        # Later checkpoints could only score worse (the reference gives a NaN generator FID
-        # 31337), so the member stops; the checkpoints evaluated so far still count.
-        member = members[i]
-        member.status, member.diverged_at, member.error = DIVERGED, at, error
-        member.d_steps, member.g_steps = training.step, training.g_steps
-        member.seconds = seconds()
-        active.remove(i)
-
+    run = _PopulationRun(members, data, device, evaluator, progress, progress_position)
+    schedule = trial_schedule(members[0].trial)
     try:
-        while training.step < schedule.steps and active:
-            training.train_step()
-            step = training.step
+        while run.training.step < schedule.steps and run.active:
+            run.training.train_step()
+            step = run.training.step
             at_checkpoint = schedule.evaluates_after(step)
             if step % LOG_EVERY == 0 or at_checkpoint:
-                bar.update(step - bar.n)
-                finite = training.finite.tolist()
-                diverged_at = training.diverged_at.tolist()
-                # A G update with finite losses can still leave G non-finite; a checkpoint
-                # must not keep (or score) such a generator.
-                g_finite = training.generator.finite().tolist() if at_checkpoint else [True] * size
-                for i in list(active):
-                    if not finite[i]:
-                        diverge(i, diverged_at[i], f"non-finite loss at D step {diverged_at[i]}")
-                    elif not g_finite[i]:
-                        diverge(i, step, f"non-finite generator after D step {step}")
-                losses = training.losses()
-                for i in active:
-                    members[i].history.append(
-                        {"d_steps": step, "g_steps": training.g_steps, **losses[i]}
-                    )
-                if size == 1 and active:
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in losses[0].items()}, refresh=False)
-            if at_checkpoint and active:
-                # Every member's checkpoint is staged (written, synced), then all are renamed
-                # together: a full disk leaves the members at one step, so that they resume
-                # as one population.
-                staged: list[tuple[Path, Path]] = []
-                for i in list(active):
-                    member = members[i]
-                    if evaluator is not None:
-                        from benchmark.evaluation import NonFiniteGenerator
-
-                        try:
-                            with FlopCount() as counter:
-                                scores = evaluator.evaluate(training.generator.member_module(i))
-                            member.eval_flops += counter.total
-                        except NonFiniteGenerator:  # never scored: it diverged here
-                            diverge(i, step, f"non-finite generator output at D step {step}")
-                            continue
-                        member.evaluations.append({"d_steps": step, **scores})
-                    state = {
-                        "training": training.member_state(i),
-                        "history": member.history,
-                        "evaluations": member.evaluations,
-                        "seconds": seconds(),
-                        "eval_flops": member.eval_flops,
-                    }
-                    try:
-                        staged.append(stage_checkpoint(member.directory / CHECKPOINT, state))
-                    except BaseException:
-                        for tmp, _ in staged:
-                            tmp.unlink(missing_ok=True)
-                        raise
-                commit_checkpoints(staged)
-                for i in active:
-                    member = members[i]
-                    write_metrics(
-                        member.directory / METRICS_LOG, member.history, member.evaluations
-                    )
-            # The safe point: between steps, after this step's checkpoints are complete.
-            interrupt.check()
+                run.watch(step, at_checkpoint)
+            if at_checkpoint and run.active:
+                run.checkpoint(step)
+            interrupt.check()  # the safe point: between steps, after this step's checkpoints
     except (KeyboardInterrupt, SystemExit, WriteFailed, *interrupt.STOP_ERRORS):
         raise  # not the trial's doing: every member stays resumable, nothing is recorded
     except Exception as exc:  # recorded, so one broken population does not stop a sweep
-        for i in active:
-            members[i].status, members[i].error = FAILED, f"{type(exc).__name__}: {exc}"
-            write_error_log(members[i].directory, traceback.format_exc())
+        run.fail(exc)
     finally:
-        bar.close()
-    for i in active:
-        member = members[i]
-        member.d_steps, member.g_steps, member.seconds = training.step, training.g_steps, seconds()
-        if member.status == OK:
-            generator = training.generator.member_module(i)
-            _save_samples(generator, member.trial, device, member.directory / SAMPLES_PNG)
-            # The final generator is kept (small); the full checkpoint with D and both Adam
-            # states is ~150 MB and only needed to resume, so it goes once the result is stored.
-            g_state = generator.state_dict()
-            atomic_write(member.directory / GENERATOR, partial(torch.save, g_state))
+        run.bar.close()
+    run.finish()
+
+
+class _PopulationRun:
+    """One population while it trains: its step, its members still recorded, its progress."""
+
+    def __init__(
+        self,
+        members: list[_Member],
+        data: ImageData,
+        device: torch.device,
+        evaluator,
+        progress: bool,
+        progress_position: int,
+    ) -> None:
+        trial = members[0].trial
+        self.members, self.device, self.evaluator = members, device, evaluator
+        self.training = GANTraining(
+            [m.trial for m in members], data.train, device, train_labels=data.train_labels
+        )
+        for i, member in enumerate(members):
+            member.population = len(members)
+            if member.saved is not None:
+                self.training.load_member_state(i, member.saved["training"])
+            member.saved = None  # the state lives in the population now
+        self.size = len(members)
+        # Each member is charged an equal share of the population's time.
+        self.started = time.perf_counter() - sum(m.seconds for m in members)
+        self.active = list(range(self.size))  # a diverged member leaves this list
+        label = f"{trial.model}/{trial.dataset} " + (
+            f"seed {trial.seed}" if self.size == 1 else f"population of {self.size}"
+        )
+        self.bar = progress_bar(
+            trial_schedule(trial).steps,
+            label,
+            "step",
+            initial=self.training.step,
+            enabled=progress,
+            position=progress_position,
+        )
+        self.kind = DATA_KINDS.get(DATASETS.get(trial.dataset).kind)
+
+    def seconds(self) -> float:
+        return (time.perf_counter() - self.started) / self.size
+
+    def diverge(self, i: int, at: int, error: str) -> None:
+        # Later checkpoints could only score worse (the reference gives a NaN generator FID
+        # 31337), so the member stops; the checkpoints evaluated so far still count.
+        member = self.members[i]
+        member.status, member.diverged_at, member.error = DIVERGED, at, error
+        member.d_steps, member.g_steps = self.training.step, self.training.g_steps
+        member.seconds = self.seconds()
+        self.active.remove(i)
+
+    def watch(self, step: int, at_checkpoint: bool) -> None:
+        """Read the losses back: stop the members that diverged, log the others'."""
+        training = self.training
+        self.bar.update(step - self.bar.n)
+        finite = training.finite.tolist()
+        diverged_at = training.diverged_at.tolist()
+        # A G update with finite losses can still leave G non-finite; a checkpoint must not
+        # keep (or score) such a generator.
+        g_finite = training.generator.finite().tolist() if at_checkpoint else [True] * self.size
+        for i in list(self.active):
+            if not finite[i]:
+                self.diverge(i, diverged_at[i], f"non-finite loss at D step {diverged_at[i]}")
+            elif not g_finite[i]:
+                self.diverge(i, step, f"non-finite generator after D step {step}")
+        losses = training.losses()
+        for i in self.active:
+            record = {"d_steps": step, "g_steps": training.g_steps, **losses[i]}
+            self.members[i].history.append(record)
+        if self.size == 1 and self.active:
+            self.bar.set_postfix({k: f"{v:.3g}" for k, v in losses[0].items()}, refresh=False)
+
+    def checkpoint(self, step: int) -> None:
+        """Evaluate every active member and checkpoint it. Every member's checkpoint is staged
+        (written, synced), then all are renamed together: a full disk leaves the members at
+        one step, so that they resume as one population."""
+        staged: list[tuple[Path, Path]] = []
+        for i in list(self.active):
+            member = self.members[i]
+            if self.evaluator is not None and not self._evaluate(i, step):
+                continue
+            state = {
+                "training": self.training.member_state(i),
+                "history": member.history,
+                "evaluations": member.evaluations,
+                "seconds": self.seconds(),
+                "eval_flops": member.eval_flops,
+            }
+            try:
+                staged.append(stage_checkpoint(member.directory / CHECKPOINT, state))
+            except BaseException:
+                for tmp, _ in staged:
+                    tmp.unlink(missing_ok=True)
+                raise
+        commit_checkpoints(staged)
+        for i in self.active:
+            member = self.members[i]
+            write_metrics(member.directory / METRICS_LOG, member.history, member.evaluations)
+
+    def _evaluate(self, i: int, step: int) -> bool:
+        """Score member i's generator; False when its output is non-finite (it diverged)."""
+        from benchmark.evaluation import NonFiniteGenerator
+
+        member = self.members[i]
+        try:
+            with FlopCount() as counter:
+                scores = self.evaluator.evaluate(self.training.generator.member_module(i))
+            member.eval_flops += counter.total
+        except NonFiniteGenerator:  # never scored: it diverged here
+            self.diverge(i, step, f"non-finite generator output at D step {step}")
+            return False
+        member.evaluations.append({"d_steps": step, **scores})
+        return True
+
+    def fail(self, exc: Exception) -> None:
+        for i in self.active:
+            member = self.members[i]
+            member.status, member.error = FAILED, f"{type(exc).__name__}: {exc}"
+            write_error_log(member.directory, traceback.format_exc())
+
+    def finish(self) -> None:
+        """Record the members still active; keep what a finished one's generator makes."""
+        training = self.training
+        for i in self.active:
+            member = self.members[i]
+            member.d_steps, member.g_steps = training.step, training.g_steps
+            member.seconds = self.seconds()
+            if member.status == OK:
+                generator = training.generator.member_module(i)
+                self.kind.save(generator, member.trial, self.device, member.directory)
+                # The final generator is kept (small); the full checkpoint with D and both
+                # Adam states is ~150 MB and only needed to resume, so it goes once the
+                # result is stored.
+                g_state = generator.state_dict()
+                atomic_write(member.directory / GENERATOR, partial(torch.save, g_state))
 
 
 def _flops(member: _Member) -> dict[str, int | None]:
@@ -473,7 +429,7 @@ def _finish(member: _Member, device: torch.device, evaluator) -> dict[str, Any]:
     # A crash is not a measurement: a failed trial scores nothing. A diverged one keeps the
     # checkpoints evaluated before it diverged, as the reference does.
     scored = member.evaluations if member.status != FAILED else []
-    summary = _summarise(scored, final_reached=member.status == OK)
+    summary = summarise(scored, final_reached=member.status == OK)
     result = {
         **trial.to_dict(),
         "trial_id": trial.trial_id,

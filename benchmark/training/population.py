@@ -10,31 +10,37 @@ import torch
 
 from benchmark.config import TrialConfig
 from benchmark.datasets import DATASETS
+from benchmark.options import BOOKKEEPING, MEMBER, SOLO
+from benchmark.training.build import build_networks
 from benchmark.training.devices import runs_on_cpu
 
 # A trial and its directory.
 Task = tuple[TrialConfig, Path]
 
-# What members of one population may differ in: numbers the step reads from per-member
-# tensors, the seed (own initial weights and random streams) and the sweep's book-keeping.
-# Everything else is structure that every member shares.
-MEMBER_FIELDS = ("lr", "beta1", "beta2", "clip", "lam", "lambda_k", "gamma", "seed")
-BOOKKEEPING_FIELDS = ("sweep", "phase", "sample", "seed_role", "extra")
-# Options the member-batched layers lack (benchmark/training/stacked_layers.py): spectral norm's
-# parametrization; channels_last tunes one network's convolutions. Such a trial trains alone
-# and calls its networks' own modules.
-SOLO_OPTIONS = ("spectral_norm", "channels_last")
+# What members of one population may differ in, and what keeps a trial alone, is each option's
+# declared role (benchmark/options.py): `member` numbers the step reads from per-member tensors
+# and the seed (own initial weights and random streams); `solo` options the member-batched
+# layers lack (benchmark/training/stacked_layers.py: spectral norm's parametrization;
+# channels_last tunes one network's convolutions), whose trials train alone and call their
+# networks' own modules; the sweep's `bookkeeping`. Everything else is structure that every
+# member shares.
+
+
+def trains_alone(trial: TrialConfig) -> bool:
+    """Whether an option of the trial that has no member-batched form is set."""
+    return any(getattr(trial, o.name) for o in trial.options.values() if o.role == SOLO)
 
 
 def population_key(trial: TrialConfig) -> str:
     """Trials with equal keys can train together as one population."""
-    record = trial.to_dict()
-    if any(record[name] for name in SOLO_OPTIONS):
+    if trains_alone(trial):
         return f"solo:{trial.trial_id}"
-    for name in BOOKKEEPING_FIELDS:
-        del record[name]
-    for name in MEMBER_FIELDS:  # whether a value is set is structure (e.g. clipping at all)
-        record[name] = record[name] is not None
+    record = trial.to_dict()
+    for option in trial.options.values():
+        if option.role == BOOKKEEPING:
+            del record[option.name]
+        elif option.role == MEMBER:  # whether a value is set is structure (clipping at all)
+            record[option.name] = record[option.name] is not None
     return json.dumps(record, sort_keys=True)
 
 
@@ -43,8 +49,6 @@ def member_bytes(trial: TrialConfig) -> int:
     moments of G and D (4 copies of the parameters), and about eight copies of the
     activations of one batch through G and D (forward, backward, a penalty's double
     backward), all in float32. Counted on the meta device: nothing is allocated."""
-
-    from benchmark.training.step import build_networks
 
     shape = DATASETS.get(trial.dataset, "dataset").shape
     meta = torch.device("meta")
@@ -71,7 +75,7 @@ def member_bytes(trial: TrialConfig) -> int:
 
 
 # `population = "auto"` on a CPU, per network family (the trial's generator): the size that
-# `nox -s bench` measured fastest per member at one intra-op thread (README, "Populations":
+# `nox -s bench` measured fastest per member at one intra-op thread (docs/populations.md:
 # the point and MLP networks' steps are dominated by per-kernel overhead, which a population
 # pays once; the InfoGAN networks' by their convolutions, which run member by member, so
 # there a population buys nothing). The bench flags a choice it measures slower than 1.
@@ -104,8 +108,6 @@ def populations(
     planned order, at most `size` per population ("auto": `auto_size` of the group, divided
     among the `sharing` workers of one GPU), the first population of every structure before
     the second of any."""
-    from benchmark.training.population import population_key
-
     groups: dict[str, list[Task]] = {}
     for task in tasks:
         groups.setdefault(population_key(task[0]), []).append(task)

@@ -108,12 +108,13 @@ class StackedNetwork:
         out = self.forward(x, *extra)
         if out.shape[:2] != x.shape[:2]:
             # A network (a plugin's, most likely) that takes dimension 0 for the batch: its
-            # forward sees (M, B, ...) when stacked (README, "Adding a network").
+            # forward sees (M, B, ...) when stacked (docs/extending.md, "Adding a network").
             raise ValueError(
                 f"network {type(self.prototype).__name__} returned shape {tuple(out.shape)} "
                 f"for inputs of shape {tuple(x.shape)}: its forward must keep every leading "
                 "dimension of its input (the member axis M, then the batch B), e.g. "
-                "x.flatten(-3) rather than x.view(x.size(0), -1) (README, 'Adding a network')"
+                "x.flatten(-3) rather than x.view(x.size(0), -1) "
+                "(docs/extending.md, 'Adding a network')"
             )
         return out
 

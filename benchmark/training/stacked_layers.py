@@ -8,7 +8,7 @@ before each call `Binding` hands every layer its (M, *shape) views of the popula
 weights and its (M, ...) buffers, by the prototype's parameter names.
 
 The kernels are chosen so that a member's numbers do not depend on how many members share the
-call (measured on the CPU, one intra-op thread; `tests/test_stacked_layers.py` checks every
+call (measured on the CPU, one intra-op thread; `tests/training/test_stacked_layers.py` checks every
 layer shape of the registered families at sizes 1, 3 and 16):
 - linear: one batched matrix product (`baddbmm`), which the CPU runs matrix by matrix with
   the same kernel whatever the batch count; except a layer with one output, whose product
@@ -31,7 +31,7 @@ batch 8 a member of 16 drifted from its trial alone by rounding. `population = "
 no trials of another batch size on a CPU.
 Replacing vmap over `functional_call` (which turned each linear layer's weight gradient into a
 transposed copy and each convolution into a grouped one with reshaping copies) made a
-population pay: see README, "Populations".
+population pay: see docs/populations.md.
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ class _Stacked(nn.Module):
                 f"layer {layer!r} ({type(self).__name__}) got input of shape "
                 f"{tuple(x.shape)}, not (M={members}, B, ...): a network's forward must keep "
                 "the member axis and the batch axis in front of each sample's own, e.g. "
-                "x.flatten(-3) rather than x.view(x.size(0), -1) (README, 'Adding a network')"
+                "x.flatten(-3) rather than x.view(x.size(0), -1) "
+                "(docs/extending.md, 'Adding a network')"
             )
 
 

@@ -1,4 +1,4 @@
-"""The training step: the networks of a trial and `GANTraining`, one population's shared step."""
+"""The training step: `GANTraining`, one population's shared step (its networks: `build.py`)."""
 
 from __future__ import annotations
 
@@ -12,18 +12,16 @@ import torch
 from torch import Tensor, nn
 from torch.func import vmap
 
-from benchmark.conditional import conditional_networks
 from benchmark.config import TrialConfig
-from benchmark.datasets import DATASETS
 from benchmark.latents import LATENTS
 from benchmark.losses import LOSSES, discriminator_targets
-from benchmark.networks import DISCRIMINATORS, GENERATORS, NetworkOptions
 from benchmark.penalties import PENALTIES
 from benchmark.schedule import is_g_step
+from benchmark.training.build import build_networks
 from benchmark.training.compiled import CompiledStep
 from benchmark.training.memory import keep_freed_memory
 from benchmark.training.order import EpochWalk, PerMember
-from benchmark.training.population import SOLO_OPTIONS, population_key
+from benchmark.training.population import population_key, trains_alone
 from benchmark.training.stacked import MemberStreams, StackedAdam, StackedNetwork
 
 LOG_EVERY = 50
@@ -32,30 +30,6 @@ LOG_EVERY = 50
 def uniform_z(n: int, z_dim: int, rng: torch.Generator, device: torch.device) -> Tensor:
     """z ~ U[-1, 1]^z_dim, as in the reference study."""
     return torch.rand(n, z_dim, generator=rng, device=device) * 2 - 1
-
-
-def build_networks(
-    trial: TrialConfig, shape: tuple[int, ...], device: torch.device
-) -> tuple[nn.Module, nn.Module]:
-    """G and D of a trial, initialised from its seed (the same weights on every run); for a
-    conditional trial G(z, y) and D(x, y) (benchmark/conditional.py)."""
-    torch.manual_seed(trial.seed)
-    opts = NetworkOptions(
-        shape=shape,
-        z_dim=trial.z_dim,
-        d_bn=trial.d_bn,
-        spectral_norm=trial.spectral_norm,
-        bn_momentum=trial.bn_momentum,
-    )
-    g_factory = GENERATORS.get(trial.generator)
-    d_factory = DISCRIMINATORS.get(trial.discriminator)
-    if trial.conditional:
-        classes = DATASETS.get(trial.dataset).classes
-        g, d = conditional_networks(g_factory, d_factory, opts, classes, trial.conditioning)
-        return g.to(device), d.to(device)
-    g = g_factory(opts).to(device)
-    d = d_factory(opts).to(device)
-    return g, d
 
 
 def _with_labels(outputs: Callable[..., Tensor], labels: Tensor, points: Tensor) -> Tensor:
@@ -119,7 +93,7 @@ class GANTraining:
         self.memory_format = torch.channels_last if trial.channels_last else torch.preserve_format
         for network in (*generators, *discriminators):
             network.to(memory_format=self.memory_format)
-        plain = modules or any(getattr(trial, name) for name in SOLO_OPTIONS)
+        plain = modules or trains_alone(trial)
         self.generator = StackedNetwork(generators, self.memory_format, plain)
         self.discriminator = StackedNetwork(discriminators, self.memory_format, plain)
         adam = [self._values(name) for name in ("lr", "beta1", "beta2")]  # one set for G and D

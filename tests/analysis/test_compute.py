@@ -10,9 +10,9 @@ import pytest
 
 from analysis import ResultsError, build_report, load_results
 from analysis.__main__ import main
+from analysis.answer import markdown_table, ranking, verdict
 from analysis.cost import cost_sentence, cost_unit, duration_text, flop_text
 from analysis.plots import compute_curves
-from analysis.ranking import markdown_table, ranking, verdict
 from analysis.scores import add_scores
 from analysis.synthetic import make_sweep, write_sweep
 from benchmark.results import FLOP_COLUMNS, get_column

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from analysis.labels import label_accuracy_lines
 from analysis.scores import add_scores, arm_names, label, ordered_arms
-from analysis.tables import label_accuracy_lines
 from benchmark.results import get_column
 
 

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.best import best_set, bootstrap_arm
+from analysis.answer import ranking
+from analysis.best_arm import best_set, bootstrap_arm
 from analysis.power import POWER, detectable, power_at, power_lines, residuals, thresholds
-from analysis.ranking import ranking
 from analysis.scores import add_scores
 from benchmark.results import get_column
 

@@ -15,7 +15,7 @@ def test_publish_copies_records_builds_the_report_and_says_how_it_was_made(tmp_p
         (trial / "metrics.jsonl").write_text("{}\n")
         (trial / "trial.json").write_text("{}")
     out = tmp_path / "results" / "sweep"
-    run = publish(sweep, out, "python -m benchmark sweep runs/sweep.toml", 125.0, "abc123")
+    run = publish(sweep, out, "python -m benchmark sweep runs/quick.toml", 125.0, "abc123")
     assert pd.read_csv(out / "results.csv").equals(pd.read_csv(sweep / "results.csv"))
     for trial in trials:
         kept = sorted(p.name for p in (out / "trials" / trial.name).iterdir())
@@ -23,6 +23,6 @@ def test_publish_copies_records_builds_the_report_and_says_how_it_was_made(tmp_p
     assert not list(out.rglob("generator.pt"))
     assert (out / "report" / "report.md").exists()
     text = run.read_text()
-    assert "- Command: `python -m benchmark sweep runs/sweep.toml`" in text
+    assert "- Command: `python -m benchmark sweep runs/quick.toml`" in text
     assert "- Commit: `abc123`\n" in text
     assert "- Trials: 8" in text and "- Wall time: 2.1 min (125 s)" in text

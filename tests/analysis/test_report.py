@@ -12,20 +12,20 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from analysis import ResultsError, build_report, load_results
 from analysis.__main__ import main
-from analysis.plots import (
-    budget_curves,
-    compute_curves,
-    distribution,
-    sensitivity,
-    training_curves,
-)
-from analysis.ranking import (
+from analysis.answer import (
     compute_budget,
     defaults,
     markdown_table,
     random_samples,
     ranking,
     verdict,
+)
+from analysis.plots import (
+    budget_curves,
+    compute_curves,
+    distribution,
+    sensitivity,
+    training_curves,
 )
 from analysis.scores import add_scores, choose_metric, phases, select_seeds
 from analysis.synthetic import make_sweep, write_sweep
@@ -612,7 +612,7 @@ def test_ranking_cell_shows_round_off_as_zero():
     """The expected best of all-zero scores can come out as -1e-17: shown as 0.000."""
     from types import SimpleNamespace
 
-    from analysis.ranking import _cell_text
+    from analysis.answer import _cell_text
     from benchmark.results import COLUMNS
 
     row = SimpleNamespace(mark="in set", value=-1e-17, ci_low=float("nan"), p_none=0.0)

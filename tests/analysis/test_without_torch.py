@@ -17,7 +17,7 @@ class NoTorch:  # any import of torch fails, as on a machine without it
             raise ImportError("torch is not installed here")
 
 sys.meta_path.insert(0, NoTorch())
-import analysis, analysis.__main__, benchmark.results, benchmark.selection, benchmark.errors
+import analysis, analysis.__main__, benchmark.results, benchmark.best_setting, benchmark.errors
 from analysis import build_report, load_results
 assert "torch" not in sys.modules
 print(len(benchmark.results.METRICS.names()))

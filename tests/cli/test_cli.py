@@ -147,25 +147,29 @@ def test_every_option_of_every_command_has_a_one_line_help():
 
 
 def test_every_trial_field_has_help_with_its_default():
-    from benchmark.cli.trial import FIELD_HELP, field_help
+    from benchmark.cli.trial import trial_option_help
     from benchmark.config import TrialConfig
 
-    assert set(FIELD_HELP) == {f.name for f in dataclasses.fields(TrialConfig)}
-    assert field_help("steps") == (
+    options = TrialConfig.options
+    assert list(options) == [f.name for f in dataclasses.fields(TrialConfig)]
+    assert all(option.help for option in options.values())
+
+    def shown(name: str) -> str:
+        return trial_option_help(options[name])
+
+    assert shown("steps") == (
         "training length in D steps, for short runs (one D step = one real batch) "
-        "(default: unset (epochs))"
+        "(D steps; default: unset (epochs))"
     )
-    assert field_help("eval_every_epochs") == (
-        "reference epochs between evaluated checkpoints (and the last step) (default: 5.0)"
+    assert shown("eval_every_epochs") == (
+        "reference epochs between evaluated checkpoints (and the last step) (epochs; default: 5.0)"
     )
-    assert field_help("lr") == "Adam learning rate of D and G (default: the model's preset)"
-    assert field_help("metrics").endswith(
-        "(default: none (a single trial evaluates only when asked))"
-    )
-    assert field_help("channels_last").endswith("(default: off)")
+    assert shown("lr") == "Adam learning rate of D and G (default: the model's preset)"
+    assert shown("metrics").endswith("(default: none (a single trial evaluates only when asked))")
+    assert shown("channels_last").endswith("(default: off)")
     parser = command_parsers()["trial"]
-    shown = {a.dest: a.help for a in parser._actions}
-    assert shown["polygon_steps"] == field_help("polygon_steps")
+    helps = {a.dest: a.help for a in parser._actions}
+    assert helps["polygon_steps"] == shown("polygon_steps")
 
 
 def test_help_prints_and_exits_zero():

@@ -1,4 +1,4 @@
-"""Cases where the right behaviour had to be decided (README, "When things go wrong"): each
+"""Cases where the right behaviour had to be decided (docs/failures.md): each
 decision, pinned. A plugin that ends the run, options a mode ignores, a damaged sweep.json,
 a report that cannot write, a signal before the command starts or during the report, a
 network that takes dimension 0 for its batch, MLP networks on points."""
@@ -17,9 +17,9 @@ from torch import nn
 
 from benchmark import interrupt
 from benchmark.cli import EXIT_WRITE_FAILED, main
-from benchmark.config import resolve_trial
 from benchmark.errors import ConfigError
 from benchmark.losses import LOSSES, Loss
+from benchmark.models import resolve_trial
 from tests.helpers import SWEEP, TRIAL, subprocess_env, tiny_spec
 
 

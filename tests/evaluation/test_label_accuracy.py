@@ -108,7 +108,7 @@ def test_mixture_label_accuracy_of_a_conditional_generator(shift, expected):
 def test_a_conditional_trial_records_its_label_accuracy_and_resumes_to_the_same_weights(
     toy_recipe, tmp_path, monkeypatch
 ):
-    from benchmark.config import resolve_trial
+    from benchmark.models import resolve_trial
     from benchmark.training.loop import run_trial
     from tests.helpers import kill_after_first_checkpoint
 
@@ -139,7 +139,7 @@ def test_a_conditional_trial_records_its_label_accuracy_and_resumes_to_the_same_
 def test_a_conditional_mixture_trial_saves_the_labels_of_its_points(tmp_path):
     import numpy as np
 
-    from benchmark.config import resolve_trial
+    from benchmark.models import resolve_trial
     from benchmark.training.loop import run_trial
 
     trial = resolve_trial("ns", "grid", generator="points", discriminator="points", steps=5,

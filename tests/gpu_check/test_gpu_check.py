@@ -101,7 +101,7 @@ def test_bad_time_limit_is_one_line_error(tmp_path, capsys):
 
 
 def test_host_draws_make_two_devices_draw_the_same_numbers():
-    from benchmark.config import resolve_trial
+    from benchmark.models import resolve_trial
     from benchmark.training.step import GANTraining
 
     trial = resolve_trial(
@@ -130,8 +130,8 @@ def test_step_time_interpolates_between_measured_sizes():
 
 
 def test_plan_seeds_takes_the_most_that_fit():
-    from benchmark.config import resolve_trial
     from benchmark.gpu_check import TINY_DATASET
+    from benchmark.models import resolve_trial
 
     trials = {m: resolve_trial(m, TINY_DATASET, batch_size=16) for m in ("ns", "wgan")}
     # 20 steps of 0.1 s each per population at any size, 4 evaluations of 1 s per member:
@@ -209,9 +209,9 @@ def test_watchdog_ends_an_overrunning_item_at_the_limit(tmp_path):
 
 
 def test_collect_reads_finished_and_stopped_members(tmp_path):
-    from benchmark.config import resolve_trial
     from benchmark.gpu_check import TINY_DATASET
     from benchmark.gpu_check.study import collect
+    from benchmark.models import resolve_trial
 
     trials = [resolve_trial("ns", TINY_DATASET, batch_size=16, seed=s) for s in range(3)]
     dirs = [tmp_path / f"seed{s}" for s in range(3)]
@@ -259,8 +259,8 @@ def test_speed_rows_time_the_compiled_step_with_its_compile_time():
 
     import torch
 
-    from benchmark.config import resolve_trial
     from benchmark.gpu_check.checks import Clock, measure_steps
+    from benchmark.models import resolve_trial
 
     points = {"generator": "points", "discriminator": "points", "d_bn": False, "metrics": ()}
     clock = Clock(time.monotonic() + 600)

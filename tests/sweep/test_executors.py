@@ -10,10 +10,10 @@ import torch
 
 import tests.helpers  # noqa: F401 - registers the test_squares dataset
 from benchmark.cli import main
-from benchmark.config import resolve_trial
+from benchmark.models import resolve_trial
 from benchmark.sweep import executors
 from benchmark.sweep.executors import threads_per_worker
-from benchmark.training import loop, population, step, trial_dir
+from benchmark.training import build, loop, population, trial_dir
 from tests.helpers import marker_counts, tiny_spec
 
 
@@ -129,7 +129,7 @@ def test_population_sizes_are_checked(tmp_path, capsys):
 
 def test_auto_size_fills_half_the_total_gpu_memory(monkeypatch):
     trial = resolve_trial("ns", "mnist", metrics=())
-    g, d = step.build_networks(trial, (1, 28, 28), torch.device("cpu"))
+    g, d = build.build_networks(trial, (1, 28, 28), torch.device("cpu"))
     parameters = sum(p.numel() for p in (*g.parameters(), *d.parameters()))
     # Activations of a batch of 64, by hand: G 1024 + 1024 + 1024 (FC, BN, LReLU), 3 x 6272,
     # 3 x 64*14*14 (deconv, BN, LReLU), 2 x 784 (deconv, sigmoid); D 64*14*14 x 2 (conv,
@@ -184,7 +184,7 @@ def test_a_conditional_member_is_sized_with_its_labels():
     cpu = torch.device("cpu")
 
     def parameters(trial) -> int:
-        networks = step.build_networks(trial, (2,), cpu)
+        networks = build.build_networks(trial, (2,), cpu)
         return sum(p.numel() for network in networks for p in network.parameters())
 
     added = parameters(conditional) - parameters(plain)

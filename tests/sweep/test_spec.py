@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.config import resolve_trial
 from benchmark.errors import ConfigError
+from benchmark.models import resolve_trial
 from benchmark.schedule import trial_schedule
 from benchmark.sweep.plan import plan
 from benchmark.sweep.spec import load_spec

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from benchmark.cli import main
-from benchmark.config import TrialConfig, resolve_trial
+from benchmark.config import TrialConfig
 from benchmark.files import read_json, write_json
-from benchmark.models import PAPER_MODELS
+from benchmark.models import PAPER_MODELS, resolve_trial
 from benchmark.results import result_row
 from benchmark.schedule import trial_schedule
 from benchmark.sweep.plan import best_settings, plan, seed_sets
@@ -159,7 +159,7 @@ def test_seeds_phase_reruns_the_best_setting_on_fresh_seeds(tmp_path):
     wgan = [t for t in trials if t.model == "wgan"]
     assert {t.sample for t in ns} == {2} and {t.lr for t in ns} == {1e-4 * 3}
     # wgan: sample 1 has the better mean over its scored seed (1.0), but its other seed went
-    # unscored; the one rule (benchmark/selection.py, as the report's) ranks it after sample 0.
+    # unscored; the one rule (benchmark/best_setting.py, as the report's) ranks it after sample 0.
     assert {t.sample for t in wgan} == {0}
     for group in (ns, wgan):
         select = [t.seed for t in group if t.seed_role == "select"]

@@ -16,8 +16,7 @@ import dataclasses
 import pytest
 import torch
 
-from benchmark.config import resolve_trial
-from benchmark.models import MODELS
+from benchmark.models import MODELS, resolve_trial
 from benchmark.networks import FAMILIES
 from benchmark.training.compiled import CompiledStep
 from benchmark.training.step import GANTraining
@@ -165,7 +164,7 @@ def test_member_of_compiled_population_against_its_trial_alone():
     Measured: at size 3 the bits of its trial alone; at 16, G's weights differ by rounding
     (3e-8 after 20 steps), since Inductor sums a reduction over the batch (a bias's gradient,
     a thin layer's product) in another order when 16 members' rows make the outer loop long
-    enough to vectorise across them. README, "The compiled step", states this."""
+    enough to vectorise across them. docs/compiled-step.md states this."""
     trial = _trial("ns", "points", steps=100, d_bn=False)
     trial = dataclasses.replace(trial, batch_size=64)
     data = _data(trial)

@@ -18,8 +18,8 @@ import torch
 
 from benchmark import interrupt
 from benchmark.cli import EXIT_WRITE_FAILED, main
-from benchmark.config import resolve_trial
 from benchmark.files import read_json
+from benchmark.models import resolve_trial
 from benchmark.training import loop
 from tests.helpers import SWEEP, TRIAL, alive, children, marker_counts, subprocess_env, tiny_spec
 

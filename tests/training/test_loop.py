@@ -12,10 +12,10 @@ import pytest
 import torch
 from torch.nn.functional import softplus
 
-from benchmark.config import resolve_trial
 from benchmark.errors import ConfigError, TrialMismatch
 from benchmark.evaluation import NonFiniteGenerator
 from benchmark.losses import LOSSES, Loss
+from benchmark.models import resolve_trial
 from benchmark.training import loop, step
 from benchmark.training.loop import run_trial
 from benchmark.training.step import GANTraining

@@ -36,7 +36,7 @@ STEPS = 20
 # state equal those of its trial alone to 1e-9 relative. The two runs call the same
 # member-batched kernels; at this batch (8) the elementwise kernels compute a member's last
 # elements on another path than alone (benchmark/training/stacked_layers.py: at a batch that is a
-# multiple of 32 the bits are the same, tests/test_stacked_layers.py), so only rounding
+# multiple of 32 the bits are the same, tests/training/test_stacked_layers.py), so only rounding
 # differs (about 1e-16 per operation). Measured after 20 steps: below 3e-14 without batch norm in D
 # (wgan_gp, began), 2e-11 for clipped wgan, up to 5e-10 for ns and dragan (batch norm in D
 # amplifies round-off of values near zero). Any real difference of a step (another z, lr or

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from benchmark.config import resolve_trial
+from benchmark.models import resolve_trial
 from benchmark.perf.plain_loop import EagerBaseline
 from benchmark.training.step import GANTraining
 

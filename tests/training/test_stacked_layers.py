@@ -12,8 +12,7 @@ import torch
 from torch import nn
 
 from benchmark.cli import main
-from benchmark.config import resolve_trial
-from benchmark.models import MODELS
+from benchmark.models import MODELS, resolve_trial
 from benchmark.networks import (
     DISCRIMINATORS,
     GENERATORS,

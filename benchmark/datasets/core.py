@@ -108,11 +108,21 @@ class DatasetSpec:
     # `labels`) is not under the data root, naming the folder looked in; None when all are
     # there. Checked before a sweep writes anything; cheap (no file is read).
     missing: Callable[[Path, bool], str | None] | None = None
+    # The network family (benchmark/networks) a model on the paper's networks trains with
+    # here unless told otherwise (benchmark/models.py, `networks_for`): the InfoGAN networks
+    # for images, the point networks for the 2-D mixtures.
+    networks: str = "infogan"
+
+    # What it holds (benchmark/data_kinds.py); unset: "points" for (D,) samples, else "images".
+    kind: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            object.__setattr__(self, "kind", "points" if len(self.shape) == 1 else "images")
 
     @property
     def is_points(self) -> bool:
-        """Points (N, D) rather than images (N, C, H, W): scored by the mixture metrics."""
-        return len(self.shape) == 1
+        return self.kind == "points"
 
 
 class DatasetMissing(FileNotFoundError):
@@ -370,10 +380,6 @@ for _name in mixtures.MIXTURES:
             epoch=mixtures.MIXTURES.get(_name).train_points,
             epochs=mixtures.MIXTURES.get(_name).epochs,
             classes=mixtures.MIXTURES.get(_name).modes,  # a point's label: its mode
+            networks="points",
         ),
     )
-
-
-# CIFAR-10 and CelebA register themselves; they read this module's classes, so they are
-# imported last.
-from benchmark import celeba, cifar10  # noqa: E402,F401

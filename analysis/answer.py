@@ -4,7 +4,7 @@ For each dataset of a search phase and each budget (k random hyperparameter samp
 trials, or a fixed amount of compute), every arm (a model, or one of its ablation variants,
 `analysis.scores.arm_names`) gets its expected best score (`analysis.stats.expected_best`,
 from its own trials only). Where every arm has enough trials (k <= TEST_SHARE * n),
-`analysis.best.best_set` gives the 95% confidence set for the best arm: the arms not found
+`analysis.best_arm.best_set` gives the 95% confidence set for the best arm: the arms not found
 worse than another arm, with simultaneous intervals of each arm's gap to the best of the
 others and P(best) from the bootstrap. Estimand and null: the expected best score of k
 random hyperparameter samples; two arms with equal expectation are equal however different
@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.best import (
+from analysis.best_arm import (
     ALPHA,
     MIN_SCORED,
     MIN_TRIALS,

@@ -18,7 +18,13 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from benchmark.networks import DISCRIMINATORS, FAMILIES, GENERATORS, NetworkFamily, NetworkOptions
+from benchmark.networks.core import (
+    DISCRIMINATORS,
+    FAMILIES,
+    GENERATORS,
+    NetworkFamily,
+    NetworkOptions,
+)
 
 G_WIDTH, D_WIDTH, HIDDEN_LAYERS = 400, 200, 4
 

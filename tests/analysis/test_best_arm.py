@@ -1,5 +1,5 @@
 """The confidence set for the best arm: exact pieces on hand inputs, family-wise error and
-power by simulation (analysis.best)."""
+power by simulation (analysis.best_arm)."""
 
 from functools import cache
 
@@ -8,7 +8,7 @@ import pytest
 from scipy import integrate
 from scipy import stats as sps
 
-from analysis.best import (
+from analysis.best_arm import (
     ALPHA,
     best_set,
     bootstrap_arm,

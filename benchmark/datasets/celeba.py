@@ -1,6 +1,6 @@
 """CelebA: aligned faces from an image folder, decoded once and cached (compare_gan v1's crop).
 
-Registered as the dataset `celeba` (benchmark/datasets.py imports this module last).
+Registered as the dataset `celeba` (benchmark/datasets/__init__.py imports this module).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.datasets import DATASETS, DatasetMissing, DatasetSpec, ImageData, _missing
+from benchmark.datasets.core import DATASETS, DatasetMissing, DatasetSpec, ImageData, _missing
 from benchmark.files import atomic_write, cache_dir
 
 CELEBA_URL = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
@@ -34,7 +34,7 @@ def celeba_preprocess(image: np.ndarray) -> np.ndarray:
     torch-fidelity's TF1-compatible bilinear is the same resize. The result is stored as
     uint8, rounded half up: at most 0.5/255 from the reference's float pixels.
     """
-    from benchmark.evaluation.preprocess import resize_tf1, to_uint8
+    from benchmark.images import resize_tf1, to_uint8
 
     height, width = image.shape[:2]
     top, left = (height - CELEBA_CROP) // 2, (width - CELEBA_CROP) // 2

@@ -440,7 +440,3 @@ def clip_parameters(module: nn.Module, clip: float) -> None:
     with torch.no_grad():
         for param in module.parameters():
             param.clamp_(-clip, clip)
-
-
-# Welfert et al. 2023's ring networks register themselves; they read this module's classes.
-from benchmark import welfert  # noqa: E402,F401

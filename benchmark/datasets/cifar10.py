@@ -1,6 +1,6 @@
 """CIFAR-10 from the python batches or from .npz files, with its labels.
 
-Registered as the dataset `cifar10` (benchmark/datasets.py imports this module last).
+Registered as the dataset `cifar10` (benchmark/datasets/__init__.py imports this module).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.datasets import DATASETS, DatasetSpec, ImageData, _download, _missing
+from benchmark.datasets.core import DATASETS, DatasetSpec, ImageData, _download, _missing
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"

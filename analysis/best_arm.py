@@ -38,7 +38,7 @@ from analysis.stats import best_of_k_sorted, min_weights
 ALPHA = 0.05
 N_BOOT = 400
 #: A test (and the confidence set) is made only at budgets k <= TEST_SHARE * n of every
-#: arm: there its family-wise error was measured within alpha (tests/test_analysis_best.py).
+#: arm: there its family-wise error was measured within alpha (tests/analysis/test_best_arm.py).
 TEST_SHARE = 0.2
 #: Nor with fewer trials, or scored trials, per arm: the bootstrap of five trials, two of
 #: them scored, gave an interval reaching -6.7e13.
@@ -177,7 +177,7 @@ def p_best(boot: np.ndarray) -> np.ndarray:
 def interval(arm: Arm, level: float = 0.95) -> tuple[float, float]:
     """Bootstrap-t interval of one arm's expected best: estimate - q * se, q the quantiles
     of (replicate - their mean) / replicate s.e. (coverage measured in
-    tests/test_analysis_best.py); the estimate itself when every trial is alike."""
+    tests/analysis/test_best_arm.py); the estimate itself when every trial is alike."""
     with np.errstate(invalid="ignore", divide="ignore"):
         t = (arm.boot - np.nanmean(arm.boot)) / arm.boot_se
     t = t[np.isfinite(t)]

@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from benchmark.selection import best_setting, rank_settings
+from benchmark.best_setting import best_setting, rank_settings
 
 
 def _rows(*settings: tuple[int, list[float]]) -> pd.DataFrame:

@@ -1,0 +1,59 @@
+"""Networks by name (`GENERATORS`, `DISCRIMINATORS`, families in `FAMILIES`): `core.py` holds
+the registries, the paper's InfoGAN networks, the MLP and the point networks; `welfert.py`
+Welfert et al. 2023's ring networks, registered when this package is imported.
+"""
+
+from benchmark.networks import welfert  # noqa: E402,F401  (its registrations)
+from benchmark.networks.core import (
+    BN_EPS,
+    DISCRIMINATORS,
+    FAMILIES,
+    GENERATORS,
+    MLP_HIDDEN,
+    POINT_HIDDEN,
+    AutoencoderDiscriminator,
+    BatchNorm1d,
+    BatchNorm2d,
+    Discriminator,
+    Generator,
+    MLPAutoencoderDiscriminator,
+    MLPDiscriminator,
+    MLPGenerator,
+    NetworkFactory,
+    NetworkFamily,
+    NetworkOptions,
+    PointAutoencoderDiscriminator,
+    PointDiscriminator,
+    PointGenerator,
+    Tanh,
+    clip_parameters,
+    count_parameters,
+    init_weights,
+)
+
+__all__ = [
+    "BN_EPS",
+    "NetworkOptions",
+    "NetworkFactory",
+    "GENERATORS",
+    "DISCRIMINATORS",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "init_weights",
+    "Generator",
+    "Discriminator",
+    "AutoencoderDiscriminator",
+    "MLP_HIDDEN",
+    "MLPGenerator",
+    "MLPDiscriminator",
+    "MLPAutoencoderDiscriminator",
+    "POINT_HIDDEN",
+    "Tanh",
+    "PointGenerator",
+    "PointDiscriminator",
+    "PointAutoencoderDiscriminator",
+    "NetworkFamily",
+    "FAMILIES",
+    "count_parameters",
+    "clip_parameters",
+]
