@@ -285,8 +285,8 @@ REQUIRED_COLUMNS = ("trial_id", "phase", "dataset", "model", "status")
 # Options recorded as numbers (benchmark/options.py), and the counts every result has.
 _NUMERIC = (*NUMERIC, "d_steps", "g_steps", "images_seen", "seconds", "diverged_at")
 _NUMERIC += ("label_accuracy_n", "classifier_accuracy", "train_flops", "eval_flops", "flops")
-#: A trial's compute in floating-point operations (benchmark/flops.py): `train_flops` of its
-#: D and G steps, `eval_flops` of its evaluations, `flops` their sum, the unit of the
+#: A trial's compute in floating-point operations (benchmark/training/flops.py): `train_flops`
+#: of its D and G steps, `eval_flops` of its evaluations, `flops` their sum, the unit of the
 #: analysis's equal-compute budget. Results recorded before they existed lack them.
 FLOP_COLUMNS = ("train_flops", "eval_flops", "flops")
 STEP_PREFIX = "fid_step_"

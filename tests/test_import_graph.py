@@ -134,3 +134,48 @@ def test_every_module_of_a_package_is_scanned(package):
     files = module_files()
     on_disk = {p for p in (ROOT / package).rglob("*.py")}
     assert set(p for p in files.values() if p.is_relative_to(ROOT / package)) == on_disk
+
+
+# The rooms, lowest first: a module imports from its own room or a lower one, never upward.
+# `base` is what every layer needs (records, registries, files, the option declarations); the
+# analysis reads only `base` (it never imports torch), and the command line builds reports
+# with it; `science` holds the losses, networks, data and trial configuration; then
+# evaluation, training, sweeps, the tools (speed benchmarks, the GPU check) and the command
+# line. `benchmark/__main__.py` is the entry point, above all.
+BASE = {"errors", "registry", "files", "interrupt", "progress", "options", "results"}
+BASE |= {"data_kinds", "best_setting", "images"}
+ROOMS = ("base", "analysis", "science", "evaluation", "training", "sweep", "tools", "cli", "entry")
+
+
+def room(module: str) -> str:
+    parts = module.split(".")
+    if parts[0] == "analysis":
+        return "analysis"
+    if len(parts) == 1 or parts[1] in BASE:
+        return "base"
+    if parts[1] == "__main__":
+        return "entry"
+    if parts[1] in ("perf", "gpu_check"):
+        return "tools"
+    return parts[1] if parts[1] in ROOMS else "science"
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    found = []
+    for module, imported in graph.items():
+        for other in imported:
+            if room(module) == "analysis":
+                bad = room(other) not in ("analysis", "base")
+            else:
+                bad = ROOMS.index(room(other)) > ROOMS.index(room(module))
+            if bad:
+                found.append(f"{module} -> {other}")
+    return sorted(found)
+
+
+def test_no_module_imports_from_a_higher_room():
+    assert upward_imports(import_graph()) == []
+    assert room("benchmark.training.loop") == "training" and room("benchmark.config") == "science"
+    assert upward_imports({"benchmark.config": {"benchmark.evaluation.extractors"}}) == [
+        "benchmark.config -> benchmark.evaluation.extractors"
+    ]

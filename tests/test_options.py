@@ -139,3 +139,14 @@ def test_the_dataset_chooses_the_default_network_family():
     assert (trial.generator, trial.discriminator) == ("points", "points")
     own = resolve_trial("ns", "ring", steps=10, generator="welfert", discriminator="welfert")
     assert (own.generator, own.discriminator) == ("welfert", "welfert")  # an override wins
+
+
+def test_every_option_is_in_the_options_page():
+    """docs/options.md lists every option a trial or spec can set (a new one shows up here)."""
+    from pathlib import Path
+
+    page = (Path(__file__).parents[1] / "docs" / "options.md").read_text()
+    table = page[page.index("## Every trial option") :]
+    listed = {name for line in table.splitlines() for name in line.split("`")[1::2]}
+    missing = [o.name for o in OPTIONS if o.cli and o.name not in listed]
+    assert missing == []

@@ -46,12 +46,12 @@ from benchmark.files import (
     read_json,
     write_json,
 )
-from benchmark.flops import FlopCount, step_flops
 from benchmark.latents import LATENTS
 from benchmark.progress import progress_bar
 from benchmark.results import DIVERGED, FAILED, OK, RESULT, summarise
 from benchmark.schedule import trial_schedule
 from benchmark.training.devices import environment, resolve_device
+from benchmark.training.flops import FlopCount, step_flops
 from benchmark.training.population import population_key
 from benchmark.training.step import LOG_EVERY, GANTraining
 from benchmark.training.trial_dir import (
@@ -126,7 +126,7 @@ class _Member:
     history: list[dict[str, Any]] = field(default_factory=list)
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0  # its share of the time spent before a resume
-    eval_flops: int = 0  # FLOPs of its evaluations so far (benchmark/flops.py)
+    eval_flops: int = 0  # FLOPs of its evaluations so far (benchmark/training/flops.py)
     status: str = OK
     error: str = ""
     diverged_at: int | None = None
@@ -411,7 +411,7 @@ class _PopulationRun:
 
 
 def _flops(member: _Member) -> dict[str, int | None]:
-    """The trial's counted compute (benchmark/flops.py): the same on every run of its spec."""
+    """The trial's counted compute (benchmark/training/flops.py), the same on every run."""
     try:
         train = step_flops(member.trial).training(member.d_steps, member.g_steps)
     except Exception:

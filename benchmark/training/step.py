@@ -72,7 +72,7 @@ class GANTraining:
         """`train_labels` (int64 (N,)) are the images' classes, which a conditional trial
         needs. With `trial.compile` the step runs as one compiled program (compiled.py).
         `modules`: a trial alone calls its networks' own modules (nn.Linear, not the
-        member-batched layers), as the FLOP count does (benchmark/flops.py)."""
+        member-batched layers), as the FLOP count does (benchmark/training/flops.py)."""
         keep_freed_memory()  # large tensors stay mapped between steps (memory.py)
         trials = [trials] if isinstance(trials, TrialConfig) else list(trials)
         keys = {population_key(t) for t in trials}

@@ -1,4 +1,5 @@
-"""A trial's counted compute (benchmark/flops.py) against hand counts and torch's own counter."""
+"""A trial's counted compute (benchmark/training/flops.py) against hand counts and torch's own
+counter."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import dataclasses
 import pytest
 import torch
 
-from benchmark.flops import step_flops
 from benchmark.models import resolve_trial
+from benchmark.training.flops import step_flops
 
 POINTS = {"generator": "points", "discriminator": "points", "d_bn": False, "metrics": ()}
 BATCH = 64
