@@ -11,7 +11,10 @@ Both wrap the registered networks of any family:
   Conditional batch norm (the other common choice) needs batch norm, which the point G has not.
 - D, `projection` (Miyato and Koyama 2018, "cGANs with projection discriminator"): with
   phi(x) the last hidden features and h the unconditional head, D(x, y) = h(phi(x)) +
-  <embed(y), phi(x)>. It needs a logit head, so it is the default of the logit Ds.
+  <embed(y), phi(x)>. It needs a logit head, so it is the default of the logit Ds. With
+  spectral norm the embedding matrix E (K x C) is normalised as their code does it,
+  E / sigma(E) (pfnet-research/sngan_projection source/links/sn_embed_id.py:51-61), as part
+  of the head: so with `spectral_norm_output` false it stays free like the head.
 - D, `concat` (the original CGAN): the one-hot label concatenated to the input of D's first
   fully connected layer (the flattened input of the MLP and point Ds, the flattened conv
   features of the InfoGAN D and of BEGAN's encoder). BEGAN's D is an autoencoder whose output
@@ -30,6 +33,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from benchmark.errors import ConfigError
 from benchmark.networks.core import (
@@ -38,7 +43,6 @@ from benchmark.networks.core import (
     PointAutoencoderDiscriminator,
     PointDiscriminator,
     _init_points,
-    _maybe_sn,
     init_weights,
 )
 
@@ -139,11 +143,18 @@ class ConditionalDiscriminator(nn.Module):
                 )
             self.embed = nn.Embedding(classes, last.in_features)
             nn.init.normal_(self.embed.weight, 0.0, EMBED_STD)
+            if opts.spectral_norm and opts.spectral_norm_output:
+                # SNEmbedID (sngan_projection source/links/sn_embed_id.py:46-61) divides W,
+                # (K, C) as stored, by its largest singular value, estimated by power
+                # iteration with u over the K classes (:48, source/functions/max_sv.py:27-30).
+                # dim 0 keeps that matrix as it is, u of size K: the same sigma.
+                _spectral_norm(self.embed, dim=0)
             return
         parent, name, first = _first_linear(base)
         wider = nn.Linear(first.in_features + classes, first.out_features)
         _initialiser(base)(nn.Sequential(wider))
-        _maybe_sn(wider, opts)
+        if parametrize.is_parametrized(first, "weight"):  # normalised as the layer it replaces
+            _spectral_norm(wider)
         # Not a registered child of this module (it is one of base's): one name per layer.
         self.__dict__["concat"] = concat = LabelConcat()
         setattr(parent, name, nn.Sequential(concat, wider))

@@ -130,6 +130,11 @@ RELATIVISTIC = dict(
     n_disc=1,
     d_bn=False,
     spectral_norm=True,
+    # --spectral normalises the seven convolutions of their "standard CNN" D (arch 1) and not
+    # its dense output layer: GAN_losses_iter.py:239 `self.dense = torch.nn.Linear(512 * 4 *
+    # 4, 1)` against :241-258 `spectral_norm(torch.nn.Conv2d(...))`, the logit being
+    # `self.dense(self.model(input)...)` (:315). So the InfoGAN D's FC1 stays free here.
+    spectral_norm_output=False,
     batch_size=32,
     latent="normal",
     resample_z_for_g=True,
@@ -182,6 +187,19 @@ MODELS.register(
         lam=lam_from_source(10.0, scale=1.0),  # 5.0
         latent="normal",
         resample_z_for_g=True,
+    ),
+)
+
+# NS with compare_gan's L2 penalty on D's weights (Kurach et al. 2019), at the defaults of its
+# first study's code (google/compare_gan commit 51029dc): the "GAN_PENALTY" model is NS
+# (compare_gan/src/gans/gans_with_penalty.py:358-368) plus lambda * penalty (:398-400), with
+# lambda 0.01 for L2 (compare_gan/src/params.py:271-273), beta2 0.999 (:277-278) and the
+# GAN_PENALTY defaults beta1 0, lr 5e-5, one D step, batch norm in D (:280-283), the paper's
+# `ns` otherwise. The penalty is one of weights, so the pixel scale does not change lambda.
+MODELS.register(
+    "ns_l2",
+    ModelPreset(
+        loss="ns", penalty="l2", lr=5e-5, beta1=0.0, beta2=0.999, n_disc=1, d_bn=True, lam=0.01
     ),
 )
 

@@ -136,7 +136,7 @@ OPTIONS: tuple[Option, ...] = (
        "hyperparameters", cli=False),
     _o("loss", "str", None, "loss function by name (python -m benchmark list)",
        registry="loss", preset=True),
-    _o("penalty", "str", "none", "gradient penalty by name: none, gp, dragan, r1, r1r2",
+    _o("penalty", "str", "none", "D penalty by name: none, gp, dragan, r1, r1r2, l2",
        registry="penalty", preset=True),
     _o("generator", "str", "infogan", "generator network by name", registry="generator",
        preset=True),
@@ -156,6 +156,12 @@ OPTIONS: tuple[Option, ...] = (
     # Spectral norm's parametrization has no member-batched layer: such a trial trains alone.
     _o("spectral_norm", "bool", False, "spectral norm on every weight layer of D", role=SOLO,
        preset=True),
+    # Whether spectral norm, when on, also covers D's output layer (its last weight layer; with
+    # projection, the class embedding too). The relativistic presets' source leaves it free
+    # (benchmark/models.py). Structure, so shared: `spectral_norm` already trains a trial
+    # alone, and a solo option that is true by default would train every trial alone.
+    _o("spectral_norm_output", "bool", True, "with spectral_norm: spectral norm on D's output "
+       "layer too (false: on the layers before it only)", preset=True, added_later=True),
     _o("clip", "float | None", None, "WGAN weight clip: every D parameter in [-clip, clip]",
        role=MEMBER, hyperparameter=True, preset=True,
        check=Number(0, low_open=True, note=" (or unset)")),

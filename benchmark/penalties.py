@@ -1,4 +1,5 @@
-"""Discriminator penalties (the paper's GP and DRAGAN, and R1/R2), and their registry.
+"""Discriminator penalties (the paper's GP and DRAGAN, R1/R2, and L2 on D's weights), and their
+registry.
 
 A penalty returns the unscaled term; the trainer adds `lam * penalty` to the D loss.
 Penalties work on a population's stacked batches (benchmark/training/stacked.py): `real` and `fake`
@@ -22,14 +23,20 @@ Beyond the paper, the zero-centred penalties on the logit l, written as the pape
 Their codes feed D images in [-1, 1]; the same function seen on [0, 1] images has twice the
 input gradient, four times its square, so the papers' gamma is not our lam: `lam_from_source`
 converts (GAN_stability's reg_param 10 is lam 5 here, R3GAN's gamma 0.05 is lam 0.0125).
+A penalty on D's weights rather than its gradient (Kurach et al. 2019, compare_gan):
+  l2:     the mean over D's kernels of 1/2 ||W||^2 (`l2_penalty`). It reads D's weights from
+          the stacked network behind `d` (`stacked_kernels`), draws nothing and ignores the
+          batches.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
 from benchmark.registry import Registry
 
@@ -103,6 +110,61 @@ def r1_penalty(d: Outputs, real: Tensor, fake: Tensor, uniform: Uniform) -> Tens
 @PENALTIES.register("r1r2")
 def r1_r2_penalty(d: Outputs, real: Tensor, fake: Tensor, uniform: Uniform) -> Tensor:
     return 0.5 * (squared_gradient_norm(d, real) + squared_gradient_norm(d, fake))
+
+
+# What compare_gan's `l2_penalty` covers: every variable named "kernel", i.e. the weights of
+# its linear, conv2d and deconv2d layers (compare_gan/architectures/arch_ops.py:543-548,
+# :563-567, :583-587) and of the projection embedding (resnet_biggan.py:411-418), never a
+# bias or a batch-norm scale or shift (its first study's InfoGAN D: 4 kernels, the two convs
+# and two FCs, compare_gan/src/gans/consts.py:56 at commit 51029dc). Here: the weights of
+# these layers, taken before any spectral norm (the variable, as there: arch_ops.py:547-548
+# normalise the kernel after it is read).
+KERNEL_LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.Embedding)
+
+
+def kernels(module: nn.Module) -> list[nn.Parameter]:
+    """The weight matrices and kernels of `module`'s layers (the unnormalised ones where
+    spectral norm parametrises a weight), in module order."""
+    found = []
+    for layer in module.modules():
+        if isinstance(layer, KERNEL_LAYERS):
+            if parametrize.is_parametrized(layer, "weight"):
+                found.append(layer.parametrizations.weight.original)
+            else:
+                found.append(layer.weight)
+    return found
+
+
+def stacked_kernels(d: Outputs) -> list[Tensor]:
+    """The members' kernels (`kernels`) of the stacked network (benchmark/training/stacked.py)
+    that `d` calls, each as an (M, n) view of its flat weights, through which the D update's
+    gradient flows. `d` is what the trainer hands a penalty (benchmark/training/step.py,
+    `_d_step`): the stacked D itself, or for a conditional trial
+    `partial(_with_labels, D, labels)`."""
+    network = d.args[0] if isinstance(d, partial) and d.args else d
+    if not (hasattr(network, "prototype") and hasattr(network, "blocks")):
+        raise TypeError(
+            "a penalty on D's weights needs the trainer's stacked discriminator "
+            f"(or a partial of it), got {type(d).__name__}"
+        )
+    covered = {id(p) for p in kernels(network.prototype)}
+    named = dict(network.prototype.named_parameters())
+    blocks = network.blocks(network.flat)
+    return [b for n, b in zip(network.names, blocks, strict=True) if id(named[n]) in covered]
+
+
+@PENALTIES.register("l2")
+def l2_penalty(d: Outputs, real: Tensor, fake: Tensor, uniform: Uniform) -> Tensor:
+    """compare_gan's L2 penalty, per member (M,): the mean over D's kernels of
+    tf.nn.l2_loss(W) = 1/2 sum W^2 (compare_gan/gans/penalty_lib.py:85-102, commit 19922d3;
+    as in its first study, compare_gan/src/gans/gans_with_penalty.py:192-209, commit 51029dc),
+    added to D's loss as lambda * penalty (compare_gan/gans/modular_gan.py:667-670), as every
+    penalty here is."""
+    weights = stacked_kernels(d)
+    if not weights:
+        raise ValueError("the l2 penalty found no weight layer in D")
+    halves = [0.5 * w.square().sum(dim=1) for w in weights]
+    return torch.stack(halves).mean(dim=0)
 
 
 def lam_from_source(gamma: float, scale: float) -> float:

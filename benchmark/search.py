@@ -115,6 +115,9 @@ SPACES: Registry[Space] = Registry("space")
 # values and Mescheder's; the narrow one the middle three decades.
 ZERO_CENTRED_WIDE = {"lam": LogUniform(-3, 2)}
 ZERO_CENTRED_NARROW = {"lam": LogUniform(-2, 1)}
+# The L2 penalty on D's weights: compare_gan's first study drew its lambda from 10^[-4, 1] in
+# either range (compare_gan/src/params.py:271-273, commit 51029dc).
+L2_LAM = {"lam": LogUniform(-4, 1)}
 
 SPACES.register("default", Space())
 SPACES.register(
@@ -130,7 +133,7 @@ SPACES.register(
             "lambda_k": LogUniform(-4, -2),
             "gamma": Uniform(0, 1),
         },
-        by_penalty={"r1": ZERO_CENTRED_WIDE, "r1r2": ZERO_CENTRED_WIDE},
+        by_penalty={"r1": ZERO_CENTRED_WIDE, "r1r2": ZERO_CENTRED_WIDE, "l2": L2_LAM},
     ),
 )
 SPACES.register(
@@ -148,7 +151,7 @@ SPACES.register(
         },
         # Batch norm in D mixes the samples whose per-sample gradient norm a penalty constrains.
         with_penalty={"d_bn": Fixed(False)},
-        by_penalty={"r1": ZERO_CENTRED_NARROW, "r1r2": ZERO_CENTRED_NARROW},
+        by_penalty={"r1": ZERO_CENTRED_NARROW, "r1r2": ZERO_CENTRED_NARROW, "l2": L2_LAM},
     ),
 )
 

@@ -1,9 +1,11 @@
 """Networks by name (`GENERATORS`, `DISCRIMINATORS`, families in `FAMILIES`): `core.py` holds
 the registries, the paper's InfoGAN networks, the MLP and the point networks; `welfert.py`
-Welfert et al. 2023's ring networks, registered when this package is imported.
+Welfert et al. 2023's ring networks; `sndcgan.py` and `resnet.py` the SNDCGAN and ResNet
+pairs of Kurach et al. 2019 (google/compare_gan). Each registers its own when this package is
+imported.
 """
 
-from benchmark.networks import welfert  # noqa: E402,F401  (its registrations)
+from benchmark.networks import resnet, sndcgan, welfert  # noqa: E402,F401  (their registrations)
 from benchmark.networks.core import (
     BN_EPS,
     DISCRIMINATORS,

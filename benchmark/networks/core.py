@@ -38,6 +38,8 @@ class NetworkOptions:
     d_bn: bool = True
     spectral_norm: bool = False
     bn_momentum: float = 0.001
+    # With spectral_norm: whether D's output layer is normalised too (`_maybe_sn`).
+    spectral_norm_output: bool = True
 
 
 NetworkFactory = Callable[[NetworkOptions], nn.Module]
@@ -108,12 +110,27 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(layer.bias)
 
 
+WEIGHT_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+
+
+def output_layer(module: nn.Module) -> nn.Module | None:
+    """D's output layer: its last weight layer in module order (None if it has none). The
+    final FC1 of the logit Ds (InfoGAN, MLP, points); for BEGAN's autoencoder Ds, whose output
+    is a reconstruction error, the decoder's last layer (the one that draws the reconstruction).
+    A D whose output comes from a convolution (a DCGAN D ending in a 4x4 conv to one channel)
+    has that convolution as its output layer."""
+    layers = [layer for layer in module.modules() if isinstance(layer, WEIGHT_LAYERS)]
+    return layers[-1] if layers else None
+
+
 def _maybe_sn(module: nn.Module, opts: NetworkOptions) -> nn.Module:
-    """Spectral normalisation (Miyato et al. 2018) on every weight layer of D, if asked."""
+    """Spectral normalisation (Miyato et al. 2018) on every weight layer of D, if asked; with
+    `spectral_norm_output` false, on every one but its output layer (`output_layer`)."""
     if not opts.spectral_norm:
         return module
+    free = None if opts.spectral_norm_output else output_layer(module)
     for layer in list(module.modules()):
-        if isinstance(layer, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+        if isinstance(layer, WEIGHT_LAYERS) and layer is not free:
             _spectral_norm(layer)
     return module
 

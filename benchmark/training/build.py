@@ -22,6 +22,7 @@ def build_networks(
         z_dim=trial.z_dim,
         d_bn=trial.d_bn,
         spectral_norm=trial.spectral_norm,
+        spectral_norm_output=trial.spectral_norm_output,
         bn_momentum=trial.bn_momentum,
     )
     g_factory = GENERATORS.get(trial.generator)

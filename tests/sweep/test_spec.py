@@ -65,7 +65,7 @@ def test_phase_sets_the_space_and_fields_go_to_the_trial(tmp_path):
             'networks = "resnet"\n',
             "networks",
             "'resnet'",
-            "one of ['infogan', 'mlp', 'points', 'welfert']",
+            "one of ['infogan', 'mlp', 'points', 'resnet5', 'resnet_cifar', 'sndcgan', 'welfert']",
         ),
         ('networks = "mlp"\ngenerator = "infogan"\n', "generator", "'infogan'", "nothing when"),
         ("description = 3\n", "description", "3", "a string"),
