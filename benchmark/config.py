@@ -188,13 +188,19 @@ def validate(trial: Any) -> None:
                "false with a latent_pool (one batch of the walk per step)")  # fmt: skip
         _check(trial.latent_pool >= trial.batch_size, "latent_pool", trial.latent_pool,
                f"0, or at least batch_size ({trial.batch_size})")  # fmt: skip
-    _check_networks(trial.generator, trial.discriminator, dataset.shape, trial.dataset)
+    if trial.d_norm is not None:  # d_norm names D's one normalisation; the flags agree
+        for name, on in (("d_bn", "batch_norm"), ("spectral_norm", "spectral_norm")):
+            _check(getattr(trial, name) == (trial.d_norm == on), name, getattr(trial, name),
+                   f"{trial.d_norm == on} with d_norm {trial.d_norm!r}")  # fmt: skip
+    _check_networks(
+        trial.generator, trial.discriminator, dataset.shape, trial.dataset, trial.d_norm
+    )
     _check_conditional(trial, dataset)
 
 
 @functools.cache
 def _check_networks(
-    generator: str, discriminator: str, shape: tuple[int, ...], dataset: str
+    generator: str, discriminator: str, shape: tuple[int, ...], dataset: str, d_norm: str | None
 ) -> None:
     """Build G and D on the meta device (no memory, no arithmetic): a network made for images
     refuses points and the other way round, before anything runs."""
@@ -208,7 +214,8 @@ def _check_networks(
     ):
         try:
             with torch.device("meta"):
-                registry.get(name)(NetworkOptions(shape=shape))
+                options = NetworkOptions(shape=shape, d_layer_norm=d_norm == "layer_norm")
+                registry.get(name)(options)
         except (ValueError, TypeError, RuntimeError) as error:
             kind = f"samples of shape {shape}"
             raise ConfigError(

@@ -236,6 +236,12 @@ def resolve_trial(model: str, dataset: str, **overrides: Any) -> TrialConfig:
         values.update(networks_for(model, dataset))
         values["metrics"] = DATA_KINDS.get(DATASETS.get(dataset).kind).metrics
     values.update({key: value for key, value in overrides.items() if value is not None})
+    if values.get("d_norm") is not None:  # one normalisation: the flags follow it
+        implied = {
+            "d_bn": values["d_norm"] == "batch_norm",
+            "spectral_norm": values["d_norm"] == "spectral_norm",
+        }
+        values.update({k: v for k, v in implied.items() if overrides.get(k) is None})
     unknown = sorted(set(values) - set(TrialConfig.options))
     if unknown:
         raise ConfigError("parameter", unknown[0], f"one of {sorted(TrialConfig.options)}")

@@ -89,6 +89,9 @@ class OneOf:
 
 Check = Integer | Number | OneOf
 
+#: D's normalisations (`d_norm`).
+D_NORMS = ("none", "batch_norm", "layer_norm", "spectral_norm")
+
 
 @dataclass(frozen=True)
 class Option:
@@ -162,6 +165,13 @@ OPTIONS: tuple[Option, ...] = (
     # alone, and a solo option that is true by default would train every trial alone.
     _o("spectral_norm_output", "bool", True, "with spectral_norm: spectral norm on D's output "
        "layer too (false: on the layers before it only)", preset=True, added_later=True),
+    # D's one normalisation as Kurach et al. 2019 name it (compare_gan v2.0 src/gans/consts.py:
+    # 25-31, `discriminator_normalization`); unset: as d_bn and spectral_norm say, which a set
+    # value fixes (benchmark/models.py, `resolve_trial`). Their weight_norm is declared there
+    # but no discriminator of theirs applies it, so it is not offered.
+    _o("d_norm", "str | None", None, "D's normalisation: none, batch_norm, layer_norm or "
+       "spectral_norm (sets d_bn and spectral_norm; layer norm where D's batch norm would be)",
+       check=OneOf(D_NORMS), added_later=True),
     _o("clip", "float | None", None, "WGAN weight clip: every D parameter in [-clip, clip]",
        role=MEMBER, hyperparameter=True, preset=True,
        check=Number(0, low_open=True, note=" (or unset)")),

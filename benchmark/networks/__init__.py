@@ -11,6 +11,7 @@ from benchmark.networks.core import (
     DISCRIMINATORS,
     FAMILIES,
     GENERATORS,
+    LN_EPS,
     MLP_HIDDEN,
     POINT_HIDDEN,
     AutoencoderDiscriminator,
@@ -18,6 +19,7 @@ from benchmark.networks.core import (
     BatchNorm2d,
     Discriminator,
     Generator,
+    LayerNorm,
     MLPAutoencoderDiscriminator,
     MLPDiscriminator,
     MLPGenerator,
@@ -35,6 +37,7 @@ from benchmark.networks.core import (
 
 __all__ = [
     "BN_EPS",
+    "LN_EPS",
     "NetworkOptions",
     "NetworkFactory",
     "GENERATORS",
@@ -43,6 +46,7 @@ __all__ = [
     "BatchNorm2d",
     "init_weights",
     "Generator",
+    "LayerNorm",
     "Discriminator",
     "AutoencoderDiscriminator",
     "MLP_HIDDEN",

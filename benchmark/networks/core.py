@@ -40,6 +40,8 @@ class NetworkOptions:
     bn_momentum: float = 0.001
     # With spectral_norm: whether D's output layer is normalised too (`_maybe_sn`).
     spectral_norm_output: bool = True
+    # Layer norm in D where its batch norm would be (`d_norm = "layer_norm"`, `_d_norm1d`).
+    d_layer_norm: bool = False
 
 
 NetworkFactory = Callable[[NetworkOptions], nn.Module]
@@ -83,6 +85,47 @@ def _bn1d(n: int, opts: NetworkOptions, on: bool = True) -> nn.Module:
 
 def _bn2d(n: int, opts: NetworkOptions, on: bool = True) -> nn.Module:
     return BatchNorm2d(n, eps=BN_EPS, momentum=opts.bn_momentum) if on else nn.Identity()
+
+
+# tf.contrib.layers.layer_norm's variance epsilon, which compare_gan's layer norm calls
+# (v2.0 src/gans/ops.py:55-57; architectures/arch_ops.py:448-450 at its newest).
+LN_EPS = 1e-12
+
+
+class LayerNorm(nn.Module):
+    """Layer norm as compare_gan puts it in D (`tf.contrib.layers.layer_norm`: begin_norm_axis
+    1, begin_params_axis -1): each sample normalised over all its features (its channels and
+    pixels), then a scale and a shift per channel. `spatial`: features (..., C, H, W), else
+    (..., C). Any leading axes are batch axes."""
+
+    def __init__(self, channels: int, spatial: bool) -> None:
+        super().__init__()
+        self.spatial = spatial
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        dims = (-3, -2, -1) if self.spatial else (-1,)
+        var, mean = torch.var_mean(x, dim=dims, correction=0, keepdim=True)
+        shape = (-1, 1, 1) if self.spatial else (-1,)
+        out = (x - mean) * torch.rsqrt(var + LN_EPS)
+        return out * self.weight.view(shape) + self.bias.view(shape)
+
+
+def _d_norm1d(n: int, opts: NetworkOptions) -> nn.Module:
+    """D's normalisation where the InfoGAN D has batch norm: batch norm with `d_bn`, layer
+    norm with `d_layer_norm` (compare_gan v2.0 resnet_architecture.py:146-149), else none."""
+    return LayerNorm(n, spatial=False) if opts.d_layer_norm else _bn1d(n, opts, opts.d_bn)
+
+
+def _d_norm2d(n: int, opts: NetworkOptions) -> nn.Module:
+    return LayerNorm(n, spatial=True) if opts.d_layer_norm else _bn2d(n, opts, opts.d_bn)
+
+
+def refuse_layer_norm(opts: NetworkOptions, name: str) -> None:
+    """A D without a place for normalisation refuses layer norm rather than ignore it."""
+    if opts.d_layer_norm:
+        raise ValueError(f"{name} has no normalisation layer for d_norm 'layer_norm'")
 
 
 def _lrelu() -> nn.Module:
@@ -169,11 +212,11 @@ class Discriminator(nn.Module):
             _conv(c, 64),
             _lrelu(),
             _conv(64, 128),
-            _bn2d(128, opts, opts.d_bn),
+            _d_norm2d(128, opts),
             _lrelu(),
             nn.Flatten(-3),
             nn.Linear(128 * (h // 4) * (w // 4), 1024),
-            _bn1d(1024, opts, opts.d_bn),
+            _d_norm1d(1024, opts),
             _lrelu(),
             nn.Linear(1024, 1),
         )
@@ -202,13 +245,13 @@ class AutoencoderDiscriminator(nn.Module):
             _conv(64, 128),
             nn.Flatten(-3),
             nn.Linear(flat, 64),
-            _bn1d(64, opts, opts.d_bn),
+            _d_norm1d(64, opts),
             _lrelu(),
         )
-        self.decode_fc = nn.Sequential(nn.Linear(64, flat), _bn1d(flat, opts, opts.d_bn), _lrelu())
+        self.decode_fc = nn.Sequential(nn.Linear(64, flat), _d_norm1d(flat, opts), _lrelu())
         self.decode = nn.Sequential(
             _deconv(128, 64),
-            _bn2d(64, opts, opts.d_bn),
+            _d_norm2d(64, opts),
             _lrelu(),
             _deconv(64, c),
             nn.Sigmoid(),
@@ -273,7 +316,7 @@ class MLPDiscriminator(nn.Module):
             nn.Linear(math.prod(opts.shape), MLP_HIDDEN),
             _lrelu(),
             nn.Linear(MLP_HIDDEN, MLP_HIDDEN),
-            _bn1d(MLP_HIDDEN, opts, opts.d_bn),
+            _d_norm1d(MLP_HIDDEN, opts),
             _lrelu(),
             nn.Linear(MLP_HIDDEN, 1),
         )
@@ -298,12 +341,12 @@ class MLPAutoencoderDiscriminator(AutoencoderDiscriminator):
             nn.Linear(pixels, MLP_HIDDEN),
             _lrelu(),
             nn.Linear(MLP_HIDDEN, 64),
-            _bn1d(64, opts, opts.d_bn),
+            _d_norm1d(64, opts),
             _lrelu(),
         )
         self.decode = nn.Sequential(
             nn.Linear(64, MLP_HIDDEN),
-            _bn1d(MLP_HIDDEN, opts, opts.d_bn),
+            _d_norm1d(MLP_HIDDEN, opts),
             _lrelu(),
             nn.Linear(MLP_HIDDEN, pixels),
             nn.Sigmoid(),
@@ -372,7 +415,7 @@ class PointDiscriminator(nn.Module):
             nn.Linear(dim, POINT_HIDDEN),
             Tanh(),
             nn.Linear(POINT_HIDDEN, POINT_HIDDEN),
-            _bn1d(POINT_HIDDEN, opts, opts.d_bn),
+            _d_norm1d(POINT_HIDDEN, opts),
             Tanh(),
             nn.Linear(POINT_HIDDEN, 1),
         )
@@ -395,12 +438,12 @@ class PointAutoencoderDiscriminator(AutoencoderDiscriminator):
             nn.Linear(dim, POINT_HIDDEN),
             Tanh(),
             nn.Linear(POINT_HIDDEN, 64),
-            _bn1d(64, opts, opts.d_bn),
+            _d_norm1d(64, opts),
             Tanh(),
         )
         self.decode = nn.Sequential(
             nn.Linear(64, POINT_HIDDEN),
-            _bn1d(POINT_HIDDEN, opts, opts.d_bn),
+            _d_norm1d(POINT_HIDDEN, opts),
             Tanh(),
             nn.Linear(POINT_HIDDEN, dim),
         )

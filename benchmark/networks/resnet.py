@@ -22,7 +22,7 @@ Upsampling is compare_gan's `unpool` (resnet_ops.py:35-56): each pixel at the to
 2x2 square of zeros, not a nearest-neighbour copy. G keeps its batch norm (the study's
 `G.batch_norm_fn = @batch_norm`); D has it where the reference's `batch_norm_fn` goes (both
 places of each block) when `d_bn` is on, and spectral norm on every weight layer
-(`use_sn`) with `spectral_norm`. The reference D's layer norm has no option here.
+(`use_sn`) with `spectral_norm`, or layer norm at those places with `d_norm = "layer_norm"`.
 
 The reference's last layers put sigmoid on G's output (resnet_cifar.py:112, resnet5.py:92) and
 read D's logit before its sigmoid (resnet_cifar.py:158, resnet5.py:142), as here. Weights as
@@ -32,6 +32,7 @@ compare_gan initialises them (benchmark/networks/sndcgan.py `init_normal`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -41,6 +42,7 @@ from benchmark.networks.core import (
     DISCRIMINATORS,
     FAMILIES,
     GENERATORS,
+    LayerNorm,
     NetworkFamily,
     NetworkOptions,
     _maybe_sn,
@@ -72,17 +74,25 @@ def _conv3x3(c_in: int, c_out: int) -> nn.Conv2d:
 
 class ResNetBlock(nn.Module):
     """compare_gan's `ResNetBlock` (resnet_ops.py:70-182) with `scale` "up" (G), "down" (D) or
-    "none"; `norm`: batch norm at bn1 and bn2."""
+    "none"; `norm(channels)`: the normalisation at bn1 and bn2 (batch norm, D's layer norm as
+    v2.0 resnet_architecture.py:146-161 puts it there, or none)."""
 
-    def __init__(self, c_in: int, c_out: int, scale: str, opts: NetworkOptions, norm: bool) -> None:
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        scale: str,
+        opts: NetworkOptions,
+        norm: Callable[[int], nn.Module],
+    ) -> None:
         super().__init__()
         if scale not in ("up", "down", "none"):
             raise ValueError(f"scale must be 'up', 'down' or 'none', not {scale!r}")
         self.up, self.down = scale == "up", scale == "down"
         self.shortcut = _conv3x3(c_in, c_out)  # conv_shortcut
-        self.bn1 = batch_norm(c_in, opts, spatial=True, on=norm)
+        self.bn1 = norm(c_in)
         self.conv1 = _conv3x3(c_in, c_out)
-        self.bn2 = batch_norm(c_out, opts, spatial=True, on=norm)
+        self.bn2 = norm(c_out)
         self.conv2 = _conv3x3(c_out, c_out)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -103,11 +113,15 @@ class _ResNetGenerator(nn.Module):
     ) -> None:
         super().__init__()
         self.base = (channels[0], 4, 4)
+
+        def g_norm(features: int) -> nn.Module:
+            return batch_norm(features, opts, spatial=True)
+
         self.fc = nn.Linear(opts.z_dim, channels[0] * 16)  # fc_noise
         pairs = zip(channels[:-1], channels[1:], strict=True)
         self.blocks = nn.Sequential(
             *(
-                ResNetBlock(c_in, c_out, "up" if k < ups else "none", opts, norm=True)
+                ResNetBlock(c_in, c_out, "up" if k < ups else "none", opts, norm=g_norm)
                 for k, (c_in, c_out) in enumerate(pairs)
             )
         )
@@ -125,11 +139,14 @@ class _ResNetDiscriminator(nn.Module):
 
     def __init__(self, opts: NetworkOptions, blocks: list[tuple[int, int, str]]) -> None:
         super().__init__()
+
+        def d_norm(features: int) -> nn.Module:
+            if opts.d_layer_norm:
+                return LayerNorm(features, spatial=True)
+            return batch_norm(features, opts, spatial=True, on=opts.d_bn)
+
         self.blocks = nn.Sequential(
-            *(
-                ResNetBlock(c_in, c_out, scale, opts, norm=opts.d_bn)
-                for c_in, c_out, scale in blocks
-            )
+            *(ResNetBlock(c_in, c_out, scale, opts, norm=d_norm) for c_in, c_out, scale in blocks)
         )
         self.fc = nn.Linear(blocks[-1][1], 1)  # disc_final_fc
         init_normal(self)

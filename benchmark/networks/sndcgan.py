@@ -42,6 +42,7 @@ from benchmark.networks.core import (
     NetworkFamily,
     NetworkOptions,
     _maybe_sn,
+    refuse_layer_norm,
 )
 
 # Batch norm's epsilon: 1e-5 in the study's code (resnet_architecture.py:49 and
@@ -188,6 +189,7 @@ class SNDCGANDiscriminator(nn.Module):
     def __init__(self, opts: NetworkOptions) -> None:
         super().__init__()
         c_in, h, w = image_shape(opts, "the SNDCGAN discriminator", SNDCGAN_SIZES)
+        refuse_layer_norm(opts, "the SNDCGAN discriminator")  # SN or none (v2.0: :122-126)
         layers: list[nn.Module] = []
         size = (h, w)
         for c_out, kernel, stride in SNDCGAN_D_CONVS:

@@ -24,6 +24,7 @@ from benchmark.networks.core import (
     GENERATORS,
     NetworkFamily,
     NetworkOptions,
+    refuse_layer_norm,
 )
 
 G_WIDTH, D_WIDTH, HIDDEN_LAYERS = 400, 200, 4
@@ -56,6 +57,7 @@ class WelfertDiscriminator(nn.Module):
     def __init__(self, opts: NetworkOptions) -> None:
         super().__init__()
         dim = _points_only(opts, "Welfert et al.'s discriminator")
+        refuse_layer_norm(opts, "Welfert et al.'s discriminator")
         self.net = _stack(dim, D_WIDTH, 1, lambda: nn.LeakyReLU(0.2))
 
     def forward(self, x: Tensor) -> Tensor:

@@ -23,6 +23,7 @@ def build_networks(
         d_bn=trial.d_bn,
         spectral_norm=trial.spectral_norm,
         spectral_norm_output=trial.spectral_norm_output,
+        d_layer_norm=trial.d_norm == "layer_norm",
         bn_momentum=trial.bn_momentum,
     )
     g_factory = GENERATORS.get(trial.generator)

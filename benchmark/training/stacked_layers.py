@@ -20,6 +20,7 @@ layer shape of the registered families at sizes 1, 3 and 16):
   input copy per call and another algorithm choice per group count);
 - batch norm: the batch statistics over each member's own batch (and pixels), from
   elementwise operations and reductions over the batch axis;
+- layer norm: each sample's statistics over its own features, as alone;
 - embedding (a conditional network's labels, benchmark/conditional.py): each member's own
   lookup (`F.embedding` of its (B,) labels in its (K, E) table): a copy, no arithmetic, and
   its gradient is summed as the member's alone sums it.
@@ -41,6 +42,8 @@ import copy
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+from benchmark.networks import LN_EPS, LayerNorm
 
 BIT_EXACT_BATCH = 32  # see the module docstring
 
@@ -194,6 +197,24 @@ class StackedBatchNorm(_Stacked):
         return out
 
 
+class StackedLayerNorm(_Stacked):
+    """The project's layer norm (benchmark.networks.LayerNorm) per member: each sample
+    normalised over its own features, as alone, then member i's scale and shift per channel."""
+
+    def __init__(self, binding: Binding, prefix: str, layer: nn.Module):
+        super().__init__(binding, prefix)
+        self.spatial = layer.spatial
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.check_members(x, 3 if self.spatial else 2)
+        dims = (-3, -2, -1) if self.spatial else (-1,)
+        var, mean = torch.var_mean(x, dim=dims, correction=0, keepdim=True)
+        members, channels = x.shape[0], self.param("weight").shape[1]
+        shape = (members, 1, channels) + ((1, 1) if self.spatial else ())
+        out = (x - mean) * torch.rsqrt(var + LN_EPS)
+        return out * self.param("weight").view(shape) + self.param("bias").view(shape)
+
+
 class StackedEmbedding(_Stacked):
     """Labels (M, B) -> (M, B, E): member i's rows of its own (K, E) table."""
 
@@ -213,6 +234,7 @@ STACKED = {
     nn.BatchNorm1d: StackedBatchNorm,
     nn.BatchNorm2d: StackedBatchNorm,
     nn.Embedding: StackedEmbedding,
+    LayerNorm: StackedLayerNorm,
 }
 
 
