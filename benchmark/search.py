@@ -1,5 +1,5 @@
-"""Hyperparameter search spaces as data (wide, narrow, default, quick, mixture), sampled
-deterministically.
+"""Hyperparameter search spaces as data (wide, narrow, default, quick, mixture, landscape),
+sampled deterministically.
 
 The ranges are the reference study's (docs/options.md, "Search spaces"); `quick` is the polygon
 demonstration's, `mixture` the 2-D mixture study's (the default sweep). A parameter a
@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.errors import ConfigError
 from benchmark.models import MODELS, ModelPreset
 from benchmark.options import HYPERPARAMETERS
 from benchmark.registry import Registry
@@ -85,9 +86,12 @@ class Space:
     by_penalty: Mapping[str, Mapping[str, Range]] = field(default_factory=dict)
     # Sample #0 is the model's preset, unless the presets do not fit the space's purpose.
     preset_first: bool = True
+    # A study's reported settings instead of ranges: sample i is settings[i], the same for
+    # every model; a spec asks for at most len(settings) samples.
+    settings: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
-        drawn = {*self.ranges, *self.with_penalty}
+        drawn = {*self.ranges, *self.with_penalty, *(k for s in self.settings for k in s)}
         drawn.update(name for ranges in self.by_penalty.values() for name in ranges)
         undeclared = sorted(drawn - set(HYPERPARAMETERS))
         if undeclared:  # a draw belongs to an option declared a hyperparameter
@@ -226,6 +230,43 @@ SPACES.register(
 )
 
 
+# Kurach et al. 2019's settings: the (learning rate, beta1, beta2, n_disc) of every best
+# configuration the study reports (tables 5 to 7), distinct, in the order google/compare_gan
+# v2.0 lists them to reproduce (compare_gan/src/generate_tasks_lib.py, at the lines noted;
+# BestModelSNDCGan, BestModelResnet19, BestModelResnetCifar). The code keeps these, not the
+# ranges they were searched from; the configurations themselves, with their normalisation and
+# penalty, are the arms of runs/cifar10-landscape.toml and runs/celeba-landscape.toml.
+LANDSCAPE_SETTINGS = (
+    (0.0001, 0.5, 0.999, 1),  # :157
+    (0.0002, 0.5, 0.999, 1),  # :170
+    (0.000412, 0.246, 0.341, 1),  # :183
+    (0.000254, 0.222, 0.599, 1),  # :196
+    (6.2e-05, 0.608, 0.62, 1),  # :222
+    (0.0002, 0.5, 0.9, 1),  # :264
+    (0.000154, 0.246, 0.734, 1),  # :277
+    (0.000264, 0.011, 0.966, 1),  # :290
+    (0.00192, 0.097, 0.938, 1),  # :303
+    (3.38e-05, 0.3753, 0.9982, 1),  # :417
+    (3.22e-05, 0.585, 0.9904, 1),  # :443
+    (1.93e-05, 0.1947, 0.8819, 1),  # :457
+    (0.0002851, 0.1019, 0.998, 1),  # :513
+    (0.0001, 0.5, 0.9, 5),  # :542
+    (0.0001281, 0.7108, 0.9792, 1),  # :555
+    (0.0002, 0.5, 0.999, 5),  # :599
+    (0.0001, 0.5, 0.999, 5),  # :611
+)
+SPACES.register(
+    "landscape",
+    Space(
+        settings=tuple(
+            {"lr": lr, "beta1": beta1, "beta2": beta2, "n_disc": n_disc}
+            for lr, beta1, beta2, n_disc in LANDSCAPE_SETTINGS
+        ),
+        preset_first=False,
+    ),
+)
+
+
 def _entropy(*parts: object) -> list[int]:
     """A stable seed from strings and ints (Python's hash() changes between processes)."""
     digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
@@ -239,6 +280,10 @@ def sample_hyperparameters(
     the space says otherwise)."""
     preset = MODELS.get(model, "model")
     chosen = SPACES.get(space, "space")
+    if chosen.settings:  # the study's own settings, in its order
+        if not 0 <= index < len(chosen.settings):
+            raise ConfigError("samples", index + 1, f"at most {len(chosen.settings)} in {space!r}")
+        return dict(chosen.settings[index])
     ranges = chosen.ranges_for(preset)
     if index == 0 and chosen.preset_first:
         return {name: getattr(preset, name) for name in ranges}

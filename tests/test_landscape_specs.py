@@ -56,3 +56,27 @@ def test_every_arm_of_the_cpu_spec_trains_and_is_scored(tmp_path):
         record = run_trial(short, tmp_path / trial.trial_id, progress=False, device="cpu")
         assert record["status"] == "ok", (trial.extra, record["error"])
         assert math.isfinite(record["fid_min"]), trial.extra
+
+
+def test_the_landscape_space_is_the_studys_settings_in_order(tmp_path):
+    from benchmark.errors import ConfigError
+    from benchmark.search import SPACES, sample_hyperparameters
+
+    space = SPACES.get("landscape")
+    assert len(space.settings) == 17  # distinct (lr, beta1, beta2, n_disc) of tables 5 to 7
+    # generate_tasks_lib.py:157 (the first SNDCGAN line), :417 (ResNet19 line 1), :542.
+    assert sample_hyperparameters("landscape", "ls", "cifar10", 0) == {
+        "lr": 1e-4, "beta1": 0.5, "beta2": 0.999, "n_disc": 1,
+    }  # fmt: skip
+    assert sample_hyperparameters("landscape", "wgan", "mnist", 9) == {
+        "lr": 3.38e-5, "beta1": 0.3753, "beta2": 0.9982, "n_disc": 1,
+    }  # fmt: skip
+    assert sample_hyperparameters("landscape", "ns", "mnist", 13)["n_disc"] == 5
+    with pytest.raises(ConfigError, match="samples=18"):
+        sample_hyperparameters("landscape", "ns", "mnist", 17)
+    spec = tmp_path / "s.toml"
+    spec.write_text('datasets = ["mnist"]\nmodels = ["ns"]\nspace = "landscape"\nsamples = 18\n')
+    with pytest.raises(ConfigError, match="samples=18 is not allowed; expected at most 17"):
+        load_spec(spec)
+    spec.write_text(spec.read_text().replace("18", "17"))
+    assert len(list(plan(load_spec(spec)))) == 17

@@ -404,6 +404,9 @@ def _read_phase(r: _Reader, phase: str, networks: str | None) -> dict[str, Any]:
         )
         if space == "default" and samples != 1:
             raise r.error("samples", samples, '1 (space "default" has one setting per model)')
+        settings = len(SPACES.get(space).settings)
+        if settings and samples > settings:
+            raise r.error("samples", samples, f"at most {settings} (space {space!r} lists them)")
         seeds = r.get(
             "seeds",
             1,

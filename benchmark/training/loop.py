@@ -237,44 +237,15 @@ def run_population(
     for member in members.values():
         by_step.setdefault(member.step, []).append(member)
     for group in by_step.values():
-        _train(group, data, device, evaluator, progress, progress_position)
+        _PopulationRun(group, data, device, evaluator, progress, progress_position).train()
     for index, member in members.items():
         results[index] = _finish(member, device, evaluator)
     return results
 
 
-def _train(
-    members: list[_Member],
-    data: ImageData,
-    device: torch.device,
-    evaluator,
-    progress: bool,
-    progress_position: int,
-) -> None:
-    """Train one population to the end of its schedule, recording into its members."""
-    run = _PopulationRun(members, data, device, evaluator, progress, progress_position)
-    schedule = trial_schedule(members[0].trial)
-    try:
-        while run.training.step < schedule.steps and run.active:
-            run.training.train_step()
-            step = run.training.step
-            at_checkpoint = schedule.evaluates_after(step)
-            if step % LOG_EVERY == 0 or at_checkpoint:
-                run.watch(step, at_checkpoint)
-            if at_checkpoint and run.active:
-                run.checkpoint(step)
-            interrupt.check()  # the safe point: between steps, after this step's checkpoints
-    except (KeyboardInterrupt, SystemExit, WriteFailed, *interrupt.STOP_ERRORS):
-        raise  # not the trial's doing: every member stays resumable, nothing is recorded
-    except Exception as exc:  # recorded, so one broken population does not stop a sweep
-        run.fail(exc)
-    finally:
-        run.bar.close()
-    run.finish()
-
-
 class _PopulationRun:
-    """One population while it trains: its step, its members still recorded, its progress."""
+    """One population while it trains (`train`): its step, its members still recorded, its
+    progress."""
 
     def __init__(
         self,
@@ -311,6 +282,27 @@ class _PopulationRun:
             position=progress_position,
         )
         self.kind = DATA_KINDS.get(DATASETS.get(trial.dataset).kind)
+
+    def train(self) -> None:
+        """Train to the end of the schedule, recording into the members."""
+        schedule = trial_schedule(self.members[0].trial)
+        try:
+            while self.training.step < schedule.steps and self.active:
+                self.training.train_step()
+                step = self.training.step
+                at_checkpoint = schedule.evaluates_after(step)
+                if step % LOG_EVERY == 0 or at_checkpoint:
+                    self.watch(step, at_checkpoint)
+                if at_checkpoint and self.active:
+                    self.checkpoint(step)
+                interrupt.check()  # the safe point: between steps, after this step's checkpoints
+        except (KeyboardInterrupt, SystemExit, WriteFailed, *interrupt.STOP_ERRORS):
+            raise  # not the trial's doing: every member stays resumable, nothing is recorded
+        except Exception as exc:  # recorded, so one broken population does not stop a sweep
+            self.fail(exc)
+        finally:
+            self.bar.close()
+        self.finish()
 
     def seconds(self) -> float:
         return (time.perf_counter() - self.started) / self.size
