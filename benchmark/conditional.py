@@ -40,10 +40,12 @@ from benchmark.errors import ConfigError
 from benchmark.networks.core import (
     AutoencoderDiscriminator,
     NetworkOptions,
+    init_weights,
+)
+from benchmark.networks.points import (
     PointAutoencoderDiscriminator,
     PointDiscriminator,
     _init_points,
-    init_weights,
 )
 
 CONDITIONINGS = ("projection", "concat")

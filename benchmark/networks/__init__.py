@@ -1,11 +1,11 @@
 """Networks by name (`GENERATORS`, `DISCRIMINATORS`, families in `FAMILIES`): `core.py` holds
-the registries, the paper's InfoGAN networks, the MLP and the point networks; `welfert.py`
-Welfert et al. 2023's ring networks; `sndcgan.py` and `resnet.py` the SNDCGAN and ResNet
-pairs of Kurach et al. 2019 (google/compare_gan). Each registers its own when this package is
-imported.
+the registries, the paper's InfoGAN networks and the MLP networks; `points.py` the 2-D
+mixtures' networks; `welfert.py` Welfert et al. 2023's ring networks; `sndcgan.py` and
+`resnet.py` the SNDCGAN and ResNet pairs of Kurach et al. 2019 (google/compare_gan). Each
+registers its own when this package is imported.
 """
 
-from benchmark.networks import resnet, sndcgan, welfert  # noqa: E402,F401  (their registrations)
+from benchmark.networks import points, resnet, sndcgan, welfert  # noqa: E402,F401  (their registrations)
 from benchmark.networks.core import (
     BN_EPS,
     DISCRIMINATORS,
@@ -13,7 +13,6 @@ from benchmark.networks.core import (
     GENERATORS,
     LN_EPS,
     MLP_HIDDEN,
-    POINT_HIDDEN,
     AutoencoderDiscriminator,
     BatchNorm1d,
     BatchNorm2d,
@@ -26,13 +25,16 @@ from benchmark.networks.core import (
     NetworkFactory,
     NetworkFamily,
     NetworkOptions,
+    clip_parameters,
+    count_parameters,
+    init_weights,
+)
+from benchmark.networks.points import (
+    POINT_HIDDEN,
     PointAutoencoderDiscriminator,
     PointDiscriminator,
     PointGenerator,
     Tanh,
-    clip_parameters,
-    count_parameters,
-    init_weights,
 )
 
 __all__ = [

@@ -6,7 +6,7 @@ divisible by 4 (28x28x1, 32x32x3, 64x64x3). Weights ~ N(0, 0.02), biases 0;
 batch norm with momentum 0.001 and eps 1e-3, its moving variance biased, as in the
 reference code (TF's `batch_norm(decay=0.999, epsilon=0.001)`). The MLP family
 (`networks = "mlp"`) is for a CPU: the polygon demonstration trains it in well under a minute.
-The point family (`networks = "points"`) is the 2-D mixtures' (benchmark/mixtures.py).
+The point family (`networks = "points"`, the 2-D mixtures') is in `points.py`.
 Every forward pass indexes features from the end (`Flatten(-3)`, `unflatten(-1, ...)`,
 `squeeze(-1)`), so the same code runs a population's (M, B, ...) inputs through its
 member-batched layers (benchmark/training/stacked_layers.py).
@@ -358,111 +358,12 @@ class MLPAutoencoderDiscriminator(AutoencoderDiscriminator):
         return self.decode(self.encode(x)).unflatten(-1, self.shape)
 
 
-POINT_HIDDEN = 128
-
-
-class Tanh(nn.Module):
-    """tanh; on a CPU computed as 2 sigmoid(2x) - 1, the same function (within 2.4e-7 of
-    torch.tanh in float32: tests/test_networks.py). PyTorch's CPU tanh kernel takes about
-    2.4 ns per float32 value (measured on AVX-512) against 0.5 ns for the three kernels of
-    this form, and the point networks' tanh layers took a fifth of a population's step. On a
-    GPU, where tanh is one fast kernel, torch.tanh."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.device.type != "cpu":
-            return torch.tanh(x)
-        return torch.sigmoid(2 * x) * 2 - 1
-
-
-def _init_points(module: nn.Module) -> None:
-    """The mixture literature's init: orthogonal weights with gain 1.4, zero biases (GDPP's
-    `tf.orthogonal_initializer(gain=1.4)`, taken from the Unrolled GAN code)."""
-    for layer in module.modules():
-        if isinstance(layer, nn.Linear):
-            nn.init.orthogonal_(layer.weight, gain=1.4)
-            nn.init.zeros_(layer.bias)
-
-
-class PointGenerator(nn.Module):
-    """z -> FC128-tanh -> FC128-tanh -> FC(D): the 2-D mixtures' G of Unrolled GAN, VEEGAN
-    and GDPP (M-Elfeki/GDPP `gdppgan_Synthetic.py`: `slim.stack` of two 128-unit tanh layers
-    and a linear output). No batch norm, as there."""
-
-    def __init__(self, opts: NetworkOptions) -> None:
-        super().__init__()
-        (dim,) = opts.shape
-        self.net = nn.Sequential(
-            nn.Linear(opts.z_dim, POINT_HIDDEN),
-            Tanh(),
-            nn.Linear(POINT_HIDDEN, POINT_HIDDEN),
-            Tanh(),
-            nn.Linear(POINT_HIDDEN, dim),
-        )
-        _init_points(self)
-
-    def forward(self, z: Tensor) -> Tensor:
-        return self.net(z)
-
-
-class PointDiscriminator(nn.Module):
-    """x -> FC128-tanh -> FC128-[BN]-tanh -> FC1 (logits (N,)): GDPP's D, with batch norm where
-    the InfoGAN D has it (after the second layer) when `d_bn` is on."""
-
-    def __init__(self, opts: NetworkOptions) -> None:
-        super().__init__()
-        (dim,) = opts.shape
-        self.net = nn.Sequential(
-            nn.Linear(dim, POINT_HIDDEN),
-            Tanh(),
-            nn.Linear(POINT_HIDDEN, POINT_HIDDEN),
-            _d_norm1d(POINT_HIDDEN, opts),
-            Tanh(),
-            nn.Linear(POINT_HIDDEN, 1),
-        )
-        _init_points(self)
-        _maybe_sn(self, opts)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).squeeze(-1)
-
-
-class PointAutoencoderDiscriminator(AutoencoderDiscriminator):
-    """BEGAN's D for points, laid out like the others: FC128-tanh, FC64-[BN]-tanh |
-    FC128-[BN]-tanh, FC(D) (linear: points are not bounded); returns each sample's mean
-    |AE(x) - x| (N,)."""
-
-    def __init__(self, opts: NetworkOptions) -> None:
-        nn.Module.__init__(self)
-        (dim,) = self.shape = opts.shape
-        self.encode = nn.Sequential(
-            nn.Linear(dim, POINT_HIDDEN),
-            Tanh(),
-            nn.Linear(POINT_HIDDEN, 64),
-            _d_norm1d(64, opts),
-            Tanh(),
-        )
-        self.decode = nn.Sequential(
-            nn.Linear(64, POINT_HIDDEN),
-            _d_norm1d(POINT_HIDDEN, opts),
-            Tanh(),
-            nn.Linear(POINT_HIDDEN, dim),
-        )
-        _init_points(self)
-        _maybe_sn(self, opts)
-
-    def reconstruct(self, x: Tensor) -> Tensor:
-        return self.decode(self.encode(x))
-
-
 GENERATORS.register("infogan", Generator)
 DISCRIMINATORS.register("infogan", Discriminator)
 DISCRIMINATORS.register("began", AutoencoderDiscriminator)
 GENERATORS.register("mlp", MLPGenerator)
 DISCRIMINATORS.register("mlp", MLPDiscriminator)
 DISCRIMINATORS.register("mlp_began", MLPAutoencoderDiscriminator)
-GENERATORS.register("points", PointGenerator)
-DISCRIMINATORS.register("points", PointDiscriminator)
-DISCRIMINATORS.register("points_began", PointAutoencoderDiscriminator)
 
 
 @dataclass(frozen=True)

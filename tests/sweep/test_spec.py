@@ -51,7 +51,8 @@ def test_phase_sets_the_space_and_fields_go_to_the_trial(tmp_path):
             'space = "huge"\n',
             "space",
             "'huge'",
-            "one of ['default', 'landscape', 'mixture', 'mixture_pilot', 'narrow', 'quick', 'wide']",
+            "one of ['default', 'landscape', 'mixture', 'mixture_pilot', 'narrow', 'quick', "
+            "'wide']",
         ),
         ("samples = 3\n", "samples", "3", '1 (space "default"'),
         ('lr = "fast"\n', "lr", "'fast'", "a number"),
